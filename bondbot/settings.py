@@ -1,0 +1,47 @@
+"""Where bondbot keeps its files, overridable by environment variables.
+
+Every path can be moved with an environment variable so that tests, containers and several
+instances on one machine never share state by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _dir_from_env(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser() if value else default
+
+
+def data_dir() -> Path:
+    """Per-user data: the incident database, the lab image, known_hosts (``BONDBOT_DATA_DIR``)."""
+    from platformdirs import user_data_dir
+
+    return _dir_from_env("BONDBOT_DATA_DIR", Path(user_data_dir("bondbot")))
+
+
+def config_dir() -> Path:
+    """Per-user configuration: the inventory (``BONDBOT_CONFIG_DIR``)."""
+    from platformdirs import user_config_dir
+
+    return _dir_from_env("BONDBOT_CONFIG_DIR", Path(user_config_dir("bondbot")))
+
+
+def inventory_path() -> Path:
+    """The YAML inventory of hosts (``BONDBOT_INVENTORY``)."""
+    return _dir_from_env("BONDBOT_INVENTORY", config_dir() / "inventory.yaml")
+
+
+def known_hosts_path() -> Path:
+    """bondbot's own known_hosts file; never the user's, never auto-filled (``BONDBOT_KNOWN_HOSTS``)."""
+    return _dir_from_env("BONDBOT_KNOWN_HOSTS", data_dir() / "known_hosts")
+
+
+def database_url() -> str:
+    """The incident store: ``BONDBOT_DATABASE_URL``, or SQLite in the data directory."""
+    url = os.environ.get("BONDBOT_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{data_dir() / 'incidents.sqlite3'}"

@@ -1,0 +1,1 @@
+"""The Slack surface (slack-bolt): commands, Block Kit views, approvals, authorization."""

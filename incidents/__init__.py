@@ -1,0 +1,1 @@
+"""The incident log: append-only, hash-chained events in SQLite or PostgreSQL, and timeline export."""

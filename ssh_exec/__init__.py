@@ -1,0 +1,1 @@
+"""Remote execution over SSH (asyncssh): connections, timeouts, host keys, inventory, fan-out."""
