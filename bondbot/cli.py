@@ -13,6 +13,11 @@ import typer
 
 COMMAND_MODULES = (
     "diagnose",
+    "incident",
+    "remediate",
+    "triage",
+    "audit",
+    "hosts",
 )
 
 app = typer.Typer(

@@ -1,1 +1,43 @@
-"""The incident log: append-only, hash-chained events in SQLite or PostgreSQL, and timeline export."""
+"""The incident log: append-only, hash-chained events in SQLite or PostgreSQL, and timeline export.
+
+Public API::
+
+    store = IncidentStore.open()          # or IncidentStore.open("postgresql+psycopg://...")
+    inc = store.create_incident(host="web-01", bond="bond0", requester="U123", channel="#ops")
+    store.append(inc.id, actor="bot", kind="command", payload={"command": "...", "exit_status": 0})
+    store.add_rollback_note(inc.id, actor="bot", before={...}, restore_commands=[...], for_change="...")
+    store.record_approval(inc.id, actor="U123", plan_hash="...")   # None if already approved
+    store.claim("run:INC-7K3F:<plan_hash>", actor="bot")           # True exactly once, across replicas
+    store.set_status(inc.id, "diagnosed", actor="bot")
+    store.verify(inc.id)                                          # VerifyResult: ok / first break
+    store.export(inc.id, "html").text
+"""
+
+from incidents.errors import (
+    ExportError,
+    IncidentError,
+    InvalidInput,
+    InvalidTransition,
+    StoreUnavailable,
+    UnknownIncident,
+)
+from incidents.model import Approval, Break, Event, EventKind, Incident, Status, VerifyResult
+from incidents.store import IncidentStore, utc_now
+
+__all__ = [
+    "IncidentStore",
+    "Incident",
+    "Event",
+    "EventKind",
+    "Status",
+    "Approval",
+    "Break",
+    "VerifyResult",
+    "IncidentError",
+    "StoreUnavailable",
+    "UnknownIncident",
+    "InvalidInput",
+    "InvalidTransition",
+    "ExportError",
+    "utc_now",
+]

@@ -1,1 +1,61 @@
-"""Remote execution over SSH (asyncssh): connections, timeouts, host keys, inventory, fan-out."""
+"""Remote execution over SSH (asyncssh): connections, timeouts, host keys, inventory, fan-out.
+
+Public API::
+
+    inv = load_inventory()                      # or load_inventory(Path("hosts.ini"))
+    async with SshPool(inv) as pool:
+        session = pool.session("web-01")        # allowlist checked here; budget = host_timeout
+        results = await session.run_many(["cat /proc/net/bonding/bond0", "ip -d -j link show bond0"])
+
+Connection problems raise a subclass of ``SshExecError`` whose message says what to do; command
+problems (non-zero exit, timeout, output cut) come back as ``CommandResult`` fields.
+"""
+
+from ssh_exec.errors import (
+    AuthenticationFailed,
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostKeyChanged,
+    HostKeyError,
+    HostKeyUnknown,
+    HostNotAllowed,
+    HostTimeout,
+    InvalidValue,
+    InventoryError,
+    NameNotResolved,
+    SshExecError,
+)
+from ssh_exec.fanout import Outcome, fan_out
+from ssh_exec.inventory import Host, Inventory, load_inventory
+from ssh_exec.known_hosts import fingerprint, record_host_key, trusted_keys
+from ssh_exec.pool import HostSession, SshPool
+from ssh_exec.result import CommandResult, ExecLimits
+
+__all__ = [
+    "AuthenticationFailed",
+    "CommandResult",
+    "ConnectError",
+    "ConnectionRefused",
+    "ConnectTimeout",
+    "ExecLimits",
+    "Host",
+    "HostKeyChanged",
+    "HostKeyError",
+    "HostKeyUnknown",
+    "HostNotAllowed",
+    "HostSession",
+    "HostTimeout",
+    "Inventory",
+    "InvalidValue",
+    "InventoryError",
+    "NameNotResolved",
+    "Outcome",
+    "SshExecError",
+    "SshPool",
+    "fan_out",
+    "fingerprint",
+    "load_inventory",
+    "record_host_key",
+    "trusted_keys",
+]

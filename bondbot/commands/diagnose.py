@@ -1,0 +1,184 @@
+"""``bondbot diagnose``: diagnose a bond from saved command outputs, offline.
+
+Anyone can check a diagnosis without access to the host: save what the triage commands printed
+and point this command at the files. Evidence names the command each line came from (e.g.
+``cat /proc/net/bonding/bond0``), as it would on the host.
+
+Heavy imports (Rich, the parsers, jinja2) happen inside the command so that CLI start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["register"]
+
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+
+
+class _InputError(Exception):
+    """A file that cannot be read or parsed: reported on one line, exit status 2."""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise _InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _pairs(values: list[str], option: str) -> list[tuple[str, Path]]:
+    out = []
+    for value in values:
+        name, sep, file = value.partition("=")
+        if not sep or not file or not _IFNAME_RE.fullmatch(name):
+            raise typer.BadParameter(
+                f"{value!r}: expected IF=FILE with a valid interface name", param_hint=option)
+        out.append((name, Path(file)))
+    return out
+
+
+def _infer_bond(ip_json_text: str | None, nmcli_text: str | None, proc_text: str,
+                proc_path: Path) -> str:
+    """The bond's name from the outputs themselves; the proc file does not print it."""
+    from runbooks.bonding.parsers import ParseError, parse_ip_details, parse_nmcli
+
+    if ip_json_text is not None:
+        try:
+            name = parse_ip_details(ip_json_text).ifname
+            if name:
+                return name
+        except ParseError:
+            pass  # reported with the file name by the diagnosis
+    if nmcli_text is not None:
+        try:
+            nm = parse_nmcli(nmcli_text)
+            if nm.interface_name:
+                return nm.interface_name
+        except ParseError:
+            pass
+    m = re.search(r"^bond (\S+) has no active aggregator$", proc_text, re.M)
+    if m:
+        return m.group(1)
+    if _IFNAME_RE.fullmatch(proc_path.name):
+        return proc_path.name  # saved under its own name, as in /proc/net/bonding/<bond>
+    return "unknown"
+
+
+def _print_human(diagnosis) -> None:
+    from rich.console import Console, Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    colours = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+    console = Console()
+
+    def evidence(finding) -> Text:
+        text = Text()
+        for e in finding.evidence:
+            text.append(f"  {e.source}", style="dim")
+            text.append("  │ ")
+            text.append(e.line.replace("\t", "    ") + "\n")
+        return text
+
+    console.print(Text(f"Bond {diagnosis.bond} (mode {diagnosis.mode})", style="bold"))
+    root = diagnosis.root_cause
+    if root is None:
+        console.print(Panel(Text("No root cause found: the bond looks healthy on what was "
+                                 "checked."), title="Diagnosis", border_style="green"))
+    else:
+        body = Group(Text(root.summary, style="bold"), Text(""), Text(root.explanation),
+                     Text(""), Text("Evidence:", style="bold"), evidence(root))
+        console.print(Panel(body, title=f"Root cause: {root.code} ({root.severity.value})",
+                            border_style=colours[root.severity.value]))
+    others = [f for f in diagnosis.findings if f is not root]
+    if others:
+        console.print(Text("Other findings", style="bold"))
+        for f in others:
+            line = Text()
+            line.append(f"{f.severity.value.upper():8} ", style=colours[f.severity.value])
+            line.append(f"{f.code}: ", style="bold")
+            line.append(f.summary)
+            console.print(line)
+            if f.evidence:
+                console.print(evidence(f), end="")
+
+
+def diagnose_command(
+    proc: Annotated[Path, typer.Option("--proc", help="Saved /proc/net/bonding/<bond>.",
+                                       metavar="FILE")],
+    ip_json: Annotated[Optional[Path], typer.Option(
+        "--ip-json", help="Saved `ip -d -j link show <bond>` (or `ip -d link show <bond>`).",
+        metavar="FILE")] = None,
+    ip_link: Annotated[Optional[list[str]], typer.Option(
+        "--ip-link", help="Saved `ip link show <IF>`, per slave; repeatable.",
+        metavar="IF=FILE")] = None,
+    ethtool: Annotated[Optional[list[str]], typer.Option(
+        "--ethtool", help="Saved `ethtool <IF>`, per slave; repeatable.",
+        metavar="IF=FILE")] = None,
+    nmcli: Annotated[Optional[Path], typer.Option(
+        "--nmcli", help="Saved `nmcli -t con show <bond>` (or plain `nmcli con show`).",
+        metavar="FILE")] = None,
+    bond: Annotated[Optional[str], typer.Option(
+        "--bond", help="The bond's name, when the files do not tell it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Diagnose a bond from saved triage outputs: root cause, evidence, other findings."""
+    import json
+
+    from runbooks.bonding.diagnosis import diagnose
+    from runbooks.bonding.outputs import SourceOutput, TriageOutputs
+    from runbooks.bonding.parsers import ParseError
+
+    if bond is not None and not _IFNAME_RE.fullmatch(bond):
+        raise typer.BadParameter(f"{bond!r} is not an interface name", param_hint="--bond")
+    link_pairs = _pairs(ip_link or [], "--ip-link")
+    ethtool_pairs = _pairs(ethtool or [], "--ethtool")
+    try:
+        proc_text = _read(proc)
+        ip_text = _read(ip_json) if ip_json else None
+        nm_text = _read(nmcli) if nmcli else None
+        links = {name: _read(path) for name, path in link_pairs}
+        eths = {name: _read(path) for name, path in ethtool_pairs}
+        name = bond or _infer_bond(ip_text, nm_text, proc_text, proc)
+        files: dict[str, Path] = {}
+
+        def source(command: str, text: str, path: Path) -> SourceOutput:
+            files[command] = path
+            return SourceOutput(command, text)
+
+        outputs = TriageOutputs(
+            bond=name,
+            proc_bonding=source(f"cat /proc/net/bonding/{name}", proc_text, proc),
+            ip_details_json=(source(f"ip -d -j link show {name}", ip_text, ip_json)
+                             if ip_text is not None and ip_json else None),
+            ip_link={i: source(f"ip link show {i}", t, dict(link_pairs)[i])
+                     for i, t in links.items()},
+            ethtool={i: source(f"ethtool {i}", t, dict(ethtool_pairs)[i])
+                     for i, t in eths.items()},
+            nmcli=(source(f"nmcli -t con show {name}", nm_text, nmcli)
+                   if nm_text is not None and nmcli else None),
+        )
+        try:
+            diagnosis = diagnose(outputs, strict=True)
+        except ParseError as exc:
+            path = files.get(exc.source, exc.source)
+            where = f"line {exc.line_number}" if exc.line_number else "input"
+            shown = f": {exc.line!r}" if exc.line_number else ""
+            raise _InputError(f"{path}: {where}: {exc.message}{shown}") from None
+    except _InputError as exc:
+        typer.echo(f"bondbot diagnose: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    if as_json:
+        typer.echo(json.dumps(diagnosis.to_json()))
+    else:
+        _print_human(diagnosis)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("diagnose")(diagnose_command)

@@ -1,0 +1,215 @@
+"""``bondbot fix HOST`` and ``bondbot failover-test HOST``: the approved change and its proof.
+
+Both show the exact commands and the rollback first and ask for approval (``--yes`` skips the
+question, for automation). With ``--incident ID`` everything is recorded in the incident log:
+the plan, the approval, the rollback note before the change, every command and its output, the
+verification or the rollback.
+
+Exit status: 0 verified / test passed; 1 rolled back, refused or test failed; 2 bad input or the
+host could not be reached (nothing changed). asyncssh, jinja2 and the runbook modules are imported
+inside the commands so that ``bondbot --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+from typing import Annotated, Any, Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+class Method(str, enum.Enum):
+    lab = "lab"
+    manual = "manual"
+    host = "host"
+
+
+HostArg = Annotated[str, typer.Argument(help="Host name from the inventory (e.g. lab-host).")]
+BondOpt = Annotated[Optional[str], typer.Option("--bond", help="Bond interface (default: the inventory's, else bond0).")]  # noqa: UP045
+InventoryOpt = Annotated[Optional[str], typer.Option("--inventory", envvar="BONDBOT_INVENTORY", help="Inventory file.")]  # noqa: UP045
+YesOpt = Annotated[bool, typer.Option("--yes", help="Approve without asking (automation).")]
+IncidentOpt = Annotated[Optional[str], typer.Option("--incident", help="Record into this incident's log.")]  # noqa: UP045
+DbOpt = Annotated[Optional[str], typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL.", show_default=False)]  # noqa: UP045
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Address to ping through the bond (default: the bond's gateway).")]  # noqa: UP045
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _approve(text: str, yes: bool) -> bool:
+    typer.echo(text)
+    if yes:
+        typer.echo("approved (--yes)")
+        return True
+    return typer.confirm("Run this?", default=False)
+
+
+async def _with_pool(inventory: str | None, fn: Any) -> Any:
+    from ssh_exec.inventory import load_inventory
+    from ssh_exec.pool import SshPool
+
+    inv = load_inventory(inventory)
+    async with SshPool(inv) as pool:
+        return await fn(pool)
+
+
+def _open_store(url: str | None, incident: str | None) -> Any:
+    if incident is None:
+        return None
+    from incidents import IncidentStore
+
+    store = IncidentStore.open(url)
+    store.get(incident)  # unknown incident: a clear error before anything runs
+    return store
+
+
+def _record_approval(store: Any, incident: str | None, plan_hash: str, actor: str, summary: str) -> None:
+    """The CLI operator's "yes" is the approval: recorded against the plan's hash."""
+    if store is None or incident is None:
+        return
+    store.append(incident, actor=actor, kind="proposal", payload={"plan_hash": plan_hash, "summary": summary})
+    store.record_approval(incident, actor=actor, plan_hash=plan_hash, summary=summary)
+
+
+def fix(
+    host: HostArg,
+    bond: BondOpt = None,
+    miimon: Annotated[Optional[int], typer.Option("--miimon", help="MII monitor interval in ms (default 100).")] = None,  # noqa: UP045
+    arp_target: Annotated[Optional[list[str]], typer.Option("--arp-target", help="ARP monitoring instead: target IP (repeatable).")] = None,  # noqa: UP045
+    arp_interval: Annotated[Optional[int], typer.Option("--arp-interval", help="ARP monitor interval in ms (with --arp-target).")] = None,  # noqa: UP045
+    target: TargetOpt = None,
+    checkpoint_timeout: Annotated[int, typer.Option("--checkpoint-timeout", help="Seconds before NetworkManager rolls back by itself.")] = 60,
+    inventory: InventoryOpt = None,
+    incident: IncidentOpt = None,
+    database_url: DbOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enable link monitoring on a bond: show the plan and rollback, ask, apply, verify (or roll back)."""
+    import asyncio
+    import json
+
+    from runbooks.bonding.remediation import Monitor, RemediationError, apply_fix, plan_fix
+    from ssh_exec.errors import SshExecError
+
+    try:
+        if arp_target or arp_interval is not None:
+            if miimon is not None:
+                raise RemediationError("--miimon and --arp-target/--arp-interval are exclusive: the bonding "
+                                       "driver runs one link monitor, never both")
+            if not arp_target:
+                raise RemediationError("--arp-interval needs --arp-target IP")
+            monitor = Monitor.arp(arp_interval or 1000, arp_target)
+        else:
+            monitor = Monitor.mii(miimon if miimon is not None else 100)
+    except RemediationError as exc:
+        raise _fail(str(exc)) from None
+    actor = f"cli:{getpass.getuser()}"
+
+    async def main(pool: Any) -> int:
+        h = pool.host(host)
+        b = bond or h.bond or "bond0"
+        plan = await plan_fix(pool.session(h), b, monitor, host=h.name, target=target,
+                              checkpoint_timeout=checkpoint_timeout)
+        if not _approve(plan.render_text(), yes):
+            typer.echo("not approved; nothing was changed")
+            return 1
+        store = _open_store(database_url, incident)
+        try:
+            _record_approval(store, incident, plan.plan_hash, actor, plan.summary())
+            result = await apply_fix(plan, pool=pool, actor=actor, incident_store=store, incident_id=incident,
+                                     approved_hash=plan.plan_hash)
+        finally:
+            if store is not None:
+                store.close()
+        typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
+        return 0 if result.ok else 1
+
+    try:
+        code = asyncio.run(_with_pool(inventory, main))
+    except (RemediationError, SshExecError) as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        from incidents import IncidentError
+
+        if isinstance(exc, IncidentError):
+            raise _fail(str(exc)) from None
+        raise
+    raise typer.Exit(code)
+
+
+def failover_test(
+    host: HostArg,
+    method: Annotated[Method, typer.Option("--method", help="How to cut the active port.")],
+    bond: BondOpt = None,
+    target: TargetOpt = None,
+    hold: Annotated[float, typer.Option("--hold", help="Seconds the port stays down.")] = 3.0,
+    allow_unmonitored: Annotated[bool, typer.Option("--allow-unmonitored", help="Run even without link monitoring, to demonstrate the outage.")] = False,
+    lab_instance: Annotated[Optional[str], typer.Option("--lab-instance", help="Lab VM instance directory (method lab).")] = None,  # noqa: UP045
+    inventory: InventoryOpt = None,
+    incident: IncidentOpt = None,
+    database_url: DbOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut the bond's active port, measure failover and outage on the host, always restore the port."""
+    import asyncio
+    import json
+
+    from runbooks.bonding.failover import plan_failover_test, run_failover_test
+    from runbooks.bonding.remediation import RemediationError
+    from ssh_exec.errors import SshExecError
+
+    actor = f"cli:{getpass.getuser()}"
+    link_control = None
+    if method is Method.lab:
+        from pathlib import Path
+
+        from lab.vm import LabVM
+
+        vm = LabVM(Path(lab_instance) if lab_instance else None)
+
+        def link_control(name: str, up: bool) -> None:  # noqa: F811 - QMP is quick and synchronous
+            vm.link(name, up)
+
+    async def main(pool: Any) -> int:
+        h = pool.host(host)
+        b = bond or h.bond or "bond0"
+        plan = await plan_failover_test(pool.session(h), b, method.value, host=h.name, target=target,
+                                        hold_seconds=hold, allow_unmonitored=allow_unmonitored)
+        typer.echo(plan.render_text())
+        if not plan.ready:
+            typer.echo("preconditions not met; nothing was done")
+            return 1
+        if not yes and not typer.confirm("Is this host in a maintenance window, and do you approve the test?",
+                                         default=False):
+            typer.echo("not approved; nothing was done")
+            return 1
+        store = _open_store(database_url, incident)
+        try:
+            _record_approval(store, incident, plan.plan_hash, actor, f"failover test {method.value} on {h.name} {b}")
+            report = await run_failover_test(plan, pool=pool, actor=actor, maintenance_window_confirmed=True,
+                                             link_control=link_control, notify=typer.echo,
+                                             incident_store=store, incident_id=incident)
+        finally:
+            if store is not None:
+                store.close()
+        typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render_text())
+        return 0 if report.passed else 1
+
+    try:
+        code = asyncio.run(_with_pool(inventory, main))
+    except (RemediationError, SshExecError) as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fix")(fix)
+    app.command("failover-test")(failover_test)

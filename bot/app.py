@@ -1,0 +1,543 @@
+"""The Bolt app: thin listeners that ack at once, and ``BondBot``, which does the work afterwards.
+
+Listeners only parse, check the cheap authorization (channel/user lists, in memory) and ack with a
+short ephemeral answer; everything slow (SSH, the database, Slack API calls) runs in a background
+task owned by ``BondBot``, so every request is acknowledged in milliseconds.
+
+Exactly once: a redelivered slash command (Slack retry, Socket Mode redelivery) carries the same
+``trigger_id``, and ``IncidentStore.claim`` on it lets one delivery, in one replica, do the work.
+A change runs only for the caller whose ``IncidentStore.record_approval`` succeeded (one per plan),
+so double clicks, replayed clicks and several replicas never run it twice. Process memory decides
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bot import views
+from bot.authz import AuthzPolicy
+from bot.commands import BondCommand, CommandError, parse_command
+from bot.domain import RawOutput, StepProgress, TriageReport, TriageService, UnknownTarget
+from bot.incident_view import (
+    card_from_log,
+    diagnosis_to_json,
+    parse_time,
+    proposals,
+    slack_message_of,
+)
+from bot.remediation import ActionKind, PlanLike, Remediation, plan_hash
+
+__all__ = ["BOT_ACTOR", "BondBot", "BotDeps", "build_app"]
+
+BOT_ACTOR = "bondbot"
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class BotDeps:
+    """What the bot is wired to. ``store`` is an ``incidents.IncidentStore`` (shared by replicas)."""
+
+    store: Any
+    triage: TriageService
+    policy: AuthzPolicy
+    remediation: Remediation | None = None
+    clock: Callable[[], datetime] = _utc_now
+
+
+@dataclass
+class _GroupCache:
+    members: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    ttl: float = 60.0
+
+
+class BondBot:
+    """The work behind ``/bond`` and the buttons, independent of how requests arrive."""
+
+    def __init__(self, deps: BotDeps, client: Any) -> None:
+        self.deps = deps
+        self.client = client
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.Task[Any]] = set()
+        self._groups = _GroupCache()
+        self._running_steps: dict[str, list[StepProgress]] = {}
+        self._render_locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------ background tasks
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run ``coro`` after the ack; failures are logged, never lost silently."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("background work failed: %s", what)
+
+        task = asyncio.get_running_loop().create_task(guarded(), name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for every background task (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._tasks:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._tasks)} background task(s) still running")
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+
+    async def _store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.deps.store, method), *args, **kwargs)
+
+    # ------------------------------------------------------------ Slack helpers
+
+    async def _members_of(self, group: str) -> frozenset[str]:
+        cached = self._groups.members.get(group)
+        if cached and time.monotonic() - cached[0] < self._groups.ttl:
+            return cached[1]
+        try:
+            resp = await self.client.usergroups_users_list(usergroup=group)
+            members = frozenset(resp.get("users") or [])
+        except Exception as exc:  # a group we cannot read grants nothing
+            log.warning("cannot resolve user group %s: %s", group, exc)
+            return frozenset()
+        self._groups.members[group] = (time.monotonic(), members)
+        return members
+
+    async def _ephemeral(self, channel: str, user: str, rendered: views.Rendered, thread_ts: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        await self.client.chat_postEphemeral(**kwargs)
+
+    # ------------------------------------------------------------ the incident message
+
+    async def render_incident(self, incident_id: str, *, error: str | None = None) -> views.Rendered:
+        incident = await self._store("get", incident_id)
+        events = await self._store("events", incident_id)
+        steps = self._running_steps.get(incident_id, ())
+        card = card_from_log(incident, events, now=self.deps.clock(), running_steps=steps, error=error)
+        return views.incident_message(card)
+
+    async def refresh_message(self, incident_id: str) -> None:
+        """Re-render the incident's message from the log (safe to call from any replica, any time)."""
+        lock = self._render_locks.setdefault(incident_id, asyncio.Lock())
+        async with lock:
+            events = await self._store("events", incident_id)
+            where = slack_message_of(events)
+            if where is None:
+                return
+            rendered = await self.render_incident(incident_id)
+            await self.client.chat_update(
+                channel=where[0], ts=where[1], text=rendered.text, blocks=rendered.blocks
+            )
+
+    # ------------------------------------------------------------ /bond triage
+
+    async def triage(self, command: BondCommand, *, user: str, channel: str, trigger_id: str) -> None:
+        assert command.host is not None
+        if not await self._store("claim", f"slack:command:{trigger_id}", actor=BOT_ACTOR):
+            log.info("command %s already handled (redelivery); skipped", trigger_id)
+            return
+        try:
+            host, bond = self.deps.triage.resolve(command.host, command.bond)
+        except UnknownTarget as exc:
+            await self._ephemeral(channel, user, views.error_message(str(exc)))
+            return
+        incident = await self._store("create_incident", host=host, bond=bond, requester=user, channel=channel)
+        steps = [StepProgress(name, "pending") for name in self.deps.triage.step_names(host, bond)]
+        self._running_steps[incident.id] = steps
+        try:
+            rendered = await self.render_incident(incident.id)
+            posted = await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+            ts = posted["ts"]
+            await self._store(
+                "append", incident.id, actor=BOT_ACTOR, kind="note",
+                payload={"slack_message": {"channel": channel, "ts": ts}},
+            )
+
+            async def on_step(progress: StepProgress) -> None:
+                for i, step in enumerate(steps):
+                    if step.name == progress.name:
+                        steps[i] = progress
+                        break
+                else:
+                    steps.append(progress)
+                await self.refresh_message(incident.id)
+
+            report = await self.deps.triage.run(host, bond, incident_id=incident.id, actor=user, on_step=on_step)
+            await self._record_report(incident.id, report)
+        finally:
+            self._running_steps.pop(incident.id, None)
+        await self.refresh_message(incident.id)
+        await self._post_outputs(channel, ts, report.outputs)
+        offers = [p for p in proposals(await self._store("events", incident.id)).values()]
+        if offers:
+            expiry = min(parse_time(p["expires_at"]) for p in offers)
+            delay = (expiry - self.deps.clock()).total_seconds()
+            # Not a tracked task: it only repaints, and waiting for it would hold up shutdown.
+            timer = asyncio.get_running_loop().create_task(self._refresh_at_expiry(incident.id, delay))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
+
+    async def _refresh_at_expiry(self, incident_id: str, delay: float) -> None:
+        await asyncio.sleep(max(0.0, delay) + 0.5)
+        try:
+            await self.refresh_message(incident_id)
+        except Exception:
+            log.exception("repainting %s at expiry failed", incident_id)
+
+    def cancel_timers(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+
+    async def _record_report(self, incident_id: str, report: TriageReport) -> None:
+        await self._store(
+            "append", incident_id, actor=BOT_ACTOR, kind="note",
+            payload={"triage_steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in report.steps]},
+        )
+        if report.error:
+            await self._store("append", incident_id, actor=BOT_ACTOR, kind="note", payload={"triage_error": report.error})
+            return
+        diagnosis = report.diagnosis
+        if diagnosis is None:
+            return
+        events = await self._store("events", incident_id)
+        if not any(e.kind == "diagnosis" and "findings" in e.payload for e in events):
+            await self._store("append", incident_id, actor=BOT_ACTOR, kind="diagnosis", payload=diagnosis_to_json(diagnosis))
+        incident = await self._store("get", incident_id)
+        if diagnosis.root_cause is None:
+            return
+        if incident.root_cause is None:
+            root = diagnosis.root_cause
+            await self._store(
+                "set_root_cause", incident_id, root.summary, actor=BOT_ACTOR,
+                details={"code": root.code, "evidence": [e.to_json() for e in root.evidence]},
+            )
+        if getattr(incident.status, "value", incident.status) == "open":
+            await self._store("set_status", incident_id, "diagnosed", actor=BOT_ACTOR, reason="root cause found")
+        if self.deps.remediation is not None:
+            await self._propose(incident_id, incident.host, incident.bond)
+
+    async def _propose(self, incident_id: str, host: str, bond: str) -> None:
+        remediation = self.deps.remediation
+        assert remediation is not None
+        expires = self.deps.clock() + timedelta(seconds=self.deps.policy.approval_ttl_seconds)
+        planners: list[tuple[ActionKind, Callable[[str, str], Awaitable[PlanLike | None]]]] = [
+            ("fix", remediation.plan_fix),
+            ("failover_test", remediation.plan_failover_test),
+        ]
+        for kind, planner in planners:
+            try:
+                plan = await planner(host, bond)
+            except Exception as exc:
+                log.warning("planning %s for %s failed: %s", kind, incident_id, exc)
+                await self._store(
+                    "append", incident_id, actor=BOT_ACTOR, kind="note",
+                    payload={"plan_error": {"action": kind, "error": str(exc)[:500]}},
+                )
+                continue
+            if plan is None:
+                continue
+            await self._store(
+                "append", incident_id, actor=BOT_ACTOR, kind="proposal",
+                payload={
+                    "action": kind, "title": plan.title, "method": plan.method,
+                    "commands": list(plan.commands), "rollback": list(plan.rollback),
+                    "plan_hash": plan_hash(kind, plan), "expires_at": _iso(expires),
+                    "host": plan.host, "bond": plan.bond,
+                },
+            )
+
+    async def _post_outputs(self, channel: str, thread_ts: str, outputs: tuple[RawOutput, ...]) -> None:
+        """Raw outputs go in the thread: short ones as text, long ones as a file."""
+        for output in outputs:
+            if len(output.text) <= views.INLINE_OUTPUT_LIMIT:
+                rendered = views.output_message(output.command, output.text, output.exit_status)
+                await self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=rendered.text, blocks=rendered.blocks
+                )
+            else:
+                await self.client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    content=output.text,
+                    filename=_output_filename(output.command),
+                    title=f"$ {output.command}"[:250],
+                    initial_comment=f"`$ {output.command}` ({len(output.text)} characters)",
+                )
+
+    # ------------------------------------------------------------ buttons
+
+    async def handle_action(
+        self, kind: ActionKind, *, user: str, channel: str, message_ts: str, value: str
+    ) -> None:
+        """An approval click: authorize, check expiry and plan, win the approval, run, show."""
+        try:
+            fields = views.parse_button_value(value)
+            incident_id, wanted = fields["incident"], fields["plan"]
+        except (ValueError, KeyError):
+            await self._ephemeral(channel, user, views.error_message("This button's data is malformed; nothing ran."))
+            return
+        label = "apply the fix" if kind == "fix" else "run the failover test"
+        from incidents.errors import UnknownIncident
+
+        try:
+            incident = await self._store("get", incident_id)
+        except UnknownIncident as exc:
+            await self._ephemeral(channel, user, views.error_message(str(exc)))
+            return
+        events = await self._store("events", incident.id)
+        offered = proposals(events).get(wanted)
+        if offered is None or offered.get("action") != kind:
+            await self._ephemeral(channel, user, views.error_message("No such plan on this incident; nothing ran."))
+            return
+
+        decision = await self.deps.policy.may_approve(user, incident.requester, self._members_of)
+        if not decision:
+            await self._store(
+                "append", incident.id, actor=user, kind="refusal",
+                payload={"action": kind, "user": user, "reason": decision.reason, "plan_hash": wanted},
+            )
+            await self._ephemeral(channel, user, views.refusal_message(label, decision.reason))
+            return
+
+        approvals = await self._store("approvals", incident.id)
+        done = next((a for a in approvals if a.plan_hash == wanted), None)
+        if done is not None:
+            await self._ephemeral(
+                channel, user,
+                views.text_message(f"Already approved by <@{done.approver}> at {done.approved_at}; it does not run twice."),
+            )
+            return
+        if parse_time(offered["expires_at"]) <= self.deps.clock():
+            await self._ephemeral(
+                channel, user,
+                views.error_message("This approval request has expired; run `/bond triage` again for a fresh plan."),
+            )
+            await self.refresh_message(incident.id)
+            return
+
+        # Re-check the host right before running: the plan must still be exactly what was shown.
+        remediation = self.deps.remediation
+        if remediation is None:
+            await self._ephemeral(channel, user, views.error_message("Remediation is not available in this bot."))
+            return
+        planner = remediation.plan_fix if kind == "fix" else remediation.plan_failover_test
+        current: PlanLike | None = None
+        try:
+            current = await planner(incident.host, incident.bond)
+            reason = "the host no longer needs it"
+        except Exception as exc:
+            reason = f"re-checking {incident.host} refused the plan: {exc}"
+        if current is None or plan_hash(kind, current) != wanted:
+            if current is not None:
+                reason = "the host changed since the plan was shown; run `/bond triage` again"
+            await self._store(
+                "append", incident.id, actor=user, kind="refusal",
+                payload={"action": kind, "user": user, "reason": reason, "plan_hash": wanted, "stale": True},
+            )
+            await self._ephemeral(channel, user, views.error_message(f"Not run: {reason}."))
+            await self.refresh_message(incident.id)
+            return
+
+        approval = await self._store(
+            "record_approval", incident.id, actor=user, plan_hash=wanted, summary=f"{label} on {incident.host} {incident.bond}",
+        )
+        if approval is None:  # another click, delivery or replica got there first
+            await self._ephemeral(channel, user, views.text_message("Already approved; it does not run twice."))
+            return
+        await self.refresh_message(incident.id)
+        try:
+            if kind == "fix":
+                result = await remediation.apply_fix(current, incident_id=incident.id, actor=user)
+            else:
+                result = await remediation.run_failover_test(current, incident_id=incident.id, actor=user)
+            outcome = {"action": kind, "plan_hash": wanted, "ok": bool(result.ok), "summary": str(result.summary)[:1000]}
+        except Exception as exc:
+            log.exception("%s on %s failed", kind, incident.id)
+            outcome = {"action": kind, "plan_hash": wanted, "ok": False, "summary": f"error: {exc}"[:1000]}
+        await self._store("append", incident.id, actor=BOT_ACTOR, kind="note", payload={"action_result": outcome})
+        await self.refresh_message(incident.id)
+
+    # ------------------------------------------------------------ status, export, audit
+
+    async def status(self, incident_id: str, *, user: str, channel: str, respond: Any) -> None:
+        from incidents.errors import UnknownIncident
+
+        try:
+            incident = await self._store("get", incident_id)
+        except UnknownIncident as exc:
+            await respond(**_ephemeral_kwargs(views.error_message(str(exc))))
+            return
+        events = await self._store("events", incident.id)
+        card = card_from_log(incident, events, now=self.deps.clock())
+        await respond(**_ephemeral_kwargs(views.status_message(card, len(events), incident.head_hash)))
+
+    async def export(self, incident_id: str, fmt: str, *, user: str, channel: str, thread_ts: str | None = None) -> None:
+        from incidents.errors import IncidentError
+
+        try:
+            export = await self._store("export", incident_id, fmt)
+        except IncidentError as exc:
+            await self._ephemeral(channel, user, views.error_message(str(exc)))
+            return
+        await self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            content=export.text,
+            filename=export.filename,
+            title=f"Timeline of {export.incident_id} ({fmt})",
+            initial_comment=f"Timeline of {export.incident_id}, exported by <@{user}> (sha256 {export.sha256[:12]}…)",
+        )
+        await self._store("record_export", export, actor=user, destination=f"slack:{channel}")
+        await self.refresh_message(export.incident_id)
+
+    async def audit(self, group: str | None, *, user: str, channel: str, respond: Any) -> None:
+        try:
+            targets = self.deps.triage.group_hosts(group)
+        except UnknownTarget as exc:
+            await respond(**_ephemeral_kwargs(views.error_message(str(exc))))
+            return
+
+        async def nothing(_: StepProgress) -> None:
+            return None
+
+        async def one(host: str, bond: str) -> views.AuditRow:
+            report = await self.deps.triage.run(host, bond, incident_id="", actor=user, on_step=nothing)
+            if report.error:
+                return views.AuditRow(host, bond, f"not checked: {report.error}")
+            diagnosis = report.diagnosis
+            if diagnosis is None or diagnosis.root_cause is None:
+                return views.AuditRow(host, bond, "healthy")
+            return views.AuditRow(host, bond, diagnosis.root_cause.summary, diagnosis.root_cause.code)
+
+        rows = list(await asyncio.gather(*(one(h, b) for h, b in targets)))
+        rendered = views.audit_message(group, rows)
+        await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+
+
+def _ephemeral_kwargs(rendered: views.Rendered) -> dict[str, Any]:
+    return {"text": rendered.text, "blocks": rendered.blocks, "response_type": "ephemeral", "replace_original": False}
+
+
+def _output_filename(command: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in command)
+    return (safe.strip("_") or "output")[:80] + ".txt"
+
+
+def build_app(
+    deps: BotDeps,
+    *,
+    client: Any,
+    signing_secret: str | None = None,
+    socket_mode: bool = False,
+) -> tuple[Any, BondBot]:
+    """The ``AsyncApp`` with the ``/bond`` command and the buttons, and the ``BondBot`` behind it.
+
+    ``client`` is an ``AsyncWebClient`` (see ``bot.server.make_web_client``). HTTP mode needs the
+    signing secret; Socket Mode does not use one (requests come over the authenticated socket).
+    """
+    from slack_bolt.app.async_app import AsyncApp
+
+    if not socket_mode and not signing_secret:
+        raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "unused-in-socket-mode",
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        name="bondbot",
+    )
+    bot = BondBot(deps, client)
+
+    @app.command("/bond")
+    async def on_bond(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        user, channel = command["user_id"], command["channel_id"]
+        try:
+            parsed = parse_command(command.get("text", ""))
+        except CommandError as exc:
+            await ack(**_ack_kwargs(views.usage_message(str(exc))))
+            return
+        if parsed.verb == "help":
+            await ack(**_ack_kwargs(views.help_message()))
+            return
+        # status and export show incident data, so they need the same right as triage.
+        decision = deps.policy.may_triage(user, channel)
+        if not decision:
+            await ack(**_ack_kwargs(views.refusal_message(f"use `/bond {parsed.verb}` here", decision.reason)))
+            return
+        if parsed.verb == "triage":
+            target = f"{parsed.host} {parsed.bond or ''}".strip()
+            await ack(**_ack_kwargs(views.text_message(f"Triage of {target} started; the incident follows in this channel.")))
+            bot.spawn(
+                bot.triage(parsed, user=user, channel=channel, trigger_id=command["trigger_id"]),
+                f"triage {target}",
+            )
+        elif parsed.verb == "status":
+            await ack()
+            bot.spawn(bot.status(parsed.incident_id or "", user=user, channel=channel, respond=respond), "status")
+        elif parsed.verb == "export":
+            await ack(**_ack_kwargs(views.text_message(f"Exporting {parsed.incident_id} as {parsed.export_format}…")))
+            bot.spawn(
+                bot.export(parsed.incident_id or "", parsed.export_format, user=user, channel=channel), "export"
+            )
+        elif parsed.verb == "audit":
+            await ack(**_ack_kwargs(views.text_message(f"Auditing {parsed.group or 'all hosts'} (read-only)…")))
+            bot.spawn(bot.audit(parsed.group, user=user, channel=channel, respond=respond), "audit")
+
+    def _click_target(body: dict[str, Any]) -> tuple[str, str, str, str]:
+        action = body["actions"][0]
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+        return body["user"]["id"], channel, container.get("message_ts", ""), action.get("value", "")
+
+    @app.action(views.ACTION_APPLY_FIX)
+    async def on_fix(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        bot.spawn(bot.handle_action("fix", user=user, channel=channel, message_ts=ts, value=value), "fix click")
+
+    @app.action(views.ACTION_FAILOVER_TEST)
+    async def on_failover(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        bot.spawn(
+            bot.handle_action("failover_test", user=user, channel=channel, message_ts=ts, value=value),
+            "failover click",
+        )
+
+    @app.action(views.ACTION_EXPORT)
+    async def on_export(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        try:
+            fields = views.parse_button_value(value)
+            incident_id, fmt = fields["incident"], fields.get("format", "md")
+        except (ValueError, KeyError):
+            return
+        if not deps.policy.may_triage(user, channel):
+            return
+        bot.spawn(bot.export(incident_id, fmt, user=user, channel=channel, thread_ts=ts or None), "export click")
+
+    return app, bot
+
+
+def _ack_kwargs(rendered: views.Rendered) -> dict[str, Any]:
+    return {"text": rendered.text, "blocks": rendered.blocks, "response_type": "ephemeral"}

@@ -1,0 +1,179 @@
+"""The incident message's view model, rebuilt from the incident log alone.
+
+Any bot replica can receive the next click on a message another replica posted, so nothing the
+message shows may live only in one process: it is all derived here from the events the store
+returns. The bot writes these event payloads (other writers may add more events; unknown ones
+are ignored here and still appear in the exported timeline):
+
+* ``note``      ``{"slack_message": {"channel": C, "ts": TS}}`` — where the incident's message is.
+* ``note``      ``{"triage_steps": [{"name", "status", "detail"}]}`` — how the triage steps ended.
+* ``diagnosis`` ``{"bond", "mode", "root_cause": {...} | None, "findings": [finding + explanation]}``
+* ``proposal``  ``{"action", "title", "method", "commands", "rollback", "plan_hash", "expires_at",
+  "host", "bond"}`` — a change offered for approval (``expires_at`` ISO 8601 UTC).
+* ``approval``  written by ``IncidentStore.record_approval`` (``plan_hash``).
+* ``note``      ``{"action_result": {"action", "plan_hash", "ok", "summary"}}`` — how it went.
+* ``refusal``   ``{"action", "user", "reason", "plan_hash", "stale": bool}`` — a click refused.
+* ``export``    written by ``IncidentStore.record_export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bot.views import IncidentCard, Offer, Outcome, StepLine
+from runbooks.findings import Diagnosis, Evidence, Finding, Severity
+
+__all__ = [
+    "card_from_log",
+    "diagnosis_from_json",
+    "diagnosis_to_json",
+    "parse_time",
+    "proposals",
+    "slack_message_of",
+]
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def diagnosis_to_json(diagnosis: Diagnosis) -> dict[str, Any]:
+    """Like ``Diagnosis.to_json`` but with each finding's explanation, so a card can be rebuilt."""
+    data = diagnosis.to_json()
+    data["findings"] = [f.to_json(with_explanation=True) for f in diagnosis.findings]
+    return data
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    return Finding(
+        code=str(data["code"]),
+        severity=Severity(data.get("severity", "info")),
+        summary=str(data.get("summary", "")),
+        explanation=str(data.get("explanation", "")),
+        evidence=tuple(
+            Evidence(str(e.get("source", "")), str(e.get("line", ""))) for e in data.get("evidence") or []
+        ),
+    )
+
+
+def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
+    findings = tuple(_finding(f) for f in data.get("findings") or [])
+    root_code = (data.get("root_cause") or {}).get("code")
+    root = next((f for f in findings if f.code == root_code), None)
+    if root is None and data.get("root_cause"):
+        root = _finding(data["root_cause"])
+    return Diagnosis(
+        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings
+    )
+
+
+def slack_message_of(events: Sequence[Any]) -> tuple[str, str] | None:
+    """(channel, ts) of the incident's Slack message, if the bot posted one."""
+    for event in events:
+        msg = event.payload.get("slack_message") if event.kind == "note" else None
+        if isinstance(msg, dict) and msg.get("channel") and msg.get("ts"):
+            return str(msg["channel"]), str(msg["ts"])
+    return None
+
+
+def proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Offered plans by plan hash (the latest proposal of a hash wins)."""
+    return {e.payload["plan_hash"]: e.payload for e in events if e.kind == "proposal" and "plan_hash" in e.payload}
+
+
+def card_from_log(
+    incident: Any,
+    events: Sequence[Any],
+    *,
+    now: datetime,
+    running_steps: Sequence[StepLine] = (),
+    error: str | None = None,
+) -> IncidentCard:
+    """The card for ``incident`` as of ``now``: offers still open, outcomes of the others."""
+    steps: tuple[StepLine, ...] = tuple(running_steps)
+    diagnosis: Diagnosis | None = None
+    offered = proposals(events)
+    approved: dict[str, tuple[str, datetime]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    stale: dict[str, str] = {}
+    exports: list[str] = []
+    notes: list[str] = []
+    for event in events:
+        payload = event.payload
+        if event.kind == "note" and isinstance(payload.get("triage_steps"), list):
+            steps = tuple(
+                StepLine(str(s.get("name", "")), s.get("status", "ok"), str(s.get("detail", "")))
+                for s in payload["triage_steps"]
+            )
+        elif event.kind == "note" and isinstance(payload.get("triage_error"), str):
+            error = payload["triage_error"]
+        elif event.kind == "diagnosis" and "findings" in payload:
+            diagnosis = diagnosis_from_json(payload)
+        elif event.kind == "approval" and "plan_hash" in payload:
+            approved.setdefault(payload["plan_hash"], (event.actor, parse_time(event.ts)))
+        elif event.kind == "note" and isinstance(payload.get("action_result"), dict):
+            results[payload["action_result"].get("plan_hash", "")] = payload["action_result"]
+        elif event.kind == "refusal" and payload.get("stale") and payload.get("plan_hash"):
+            stale[payload["plan_hash"]] = str(payload.get("reason", "the plan no longer applies"))
+        elif event.kind == "note" and isinstance(payload.get("plan_error"), dict):
+            what = "Fix" if payload["plan_error"].get("action") == "fix" else "Failover test"
+            notes.append(f"{what} not offered: {payload['plan_error'].get('error', '')}")
+        elif event.kind == "export":
+            exports.append(
+                f"Timeline exported as {payload.get('format', '?')} by "
+                f"{_who(event.actor)} (sha256 {str(payload.get('sha256', ''))[:12]}…)"
+            )
+
+    offers: list[Offer] = []
+    outcomes: list[Outcome] = []
+    for plan_hash, p in offered.items():
+        action = p.get("action", "fix")
+        commands = tuple(p.get("commands") or ())
+        if plan_hash in approved:
+            approver, at = approved[plan_hash]
+            result = results.get(plan_hash)
+            if result is None:
+                state = "running"
+            else:
+                state = "succeeded" if result.get("ok") else "failed"
+            outcomes.append(
+                Outcome(action, state, approver, at, commands, str((result or {}).get("summary", "")))
+            )
+        elif plan_hash in stale:
+            outcomes.append(Outcome(action, "stale", summary=stale[plan_hash]))
+        elif parse_time(p["expires_at"]) <= now:
+            outcomes.append(Outcome(action, "expired"))
+        else:
+            offers.append(
+                Offer(
+                    action=action,
+                    title=str(p.get("title", "")),
+                    method=str(p.get("method", "")),
+                    commands=commands,
+                    rollback=tuple(p.get("rollback") or ()),
+                    plan_hash=plan_hash,
+                    expires_at=parse_time(p["expires_at"]),
+                )
+            )
+    status = getattr(incident.status, "value", incident.status)
+    return IncidentCard(
+        incident_id=incident.id,
+        host=incident.host,
+        bond=incident.bond,
+        requester=incident.requester,
+        opened_at=parse_time(incident.created_at),
+        status=str(status),
+        steps=steps,
+        diagnosis=diagnosis,
+        error=error,
+        offers=tuple(offers),
+        outcomes=tuple(outcomes),
+        exports=tuple(exports),
+        notes=tuple(notes),
+    )
+
+
+def _who(actor: str) -> str:
+    return f"<@{actor}>" if actor[:1] in ("U", "W") and actor.isalnum() else actor

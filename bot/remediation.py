@@ -1,0 +1,90 @@
+"""What the bot needs from the remediation actions (the fix and the failover test), and no more.
+
+The remediation itself (building the exact ``nmcli`` commands, recording the rollback first,
+running them over SSH, verifying) belongs to the runbook layer. The bot only shows a plan, asks a
+human to approve *that* plan, and hands the approved plan back. This module is the narrow seam
+between the two: structural protocols any implementation can satisfy without importing the bot,
+and :func:`plan_hash`, which binds an approval to the exact host, bond and commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "ActionKind",
+    "PlanLike",
+    "ResultLike",
+    "Remediation",
+    "plan_hash",
+]
+
+ActionKind = Literal["fix", "failover_test"]
+
+
+@runtime_checkable
+class PlanLike(Protocol):
+    """A change proposed for approval: exactly what will run, and how to undo it.
+
+    ``method`` says how a failover test provokes the failure (e.g. "carrier loss on eno1 via
+    ``ip link set eno1 down``"); for the fix it is a short description of the change.
+    """
+
+    host: str
+    bond: str
+    commands: Sequence[str]
+    rollback: Sequence[str]
+    title: str
+    method: str
+
+
+@runtime_checkable
+class ResultLike(Protocol):
+    """How an approved action went: ``ok`` only when it ran *and* verified."""
+
+    ok: bool
+    summary: str
+
+
+class Remediation(Protocol):
+    """The remediation actions, as the bot calls them.
+
+    ``plan_*`` return None when there is nothing to do (e.g. the bond already has link
+    monitoring). They read the current state of the host, so calling them again right before
+    running is how the bot re-checks that the approved plan still applies. ``apply_fix`` and
+    ``run_failover_test`` write their commands, rollback notes and verification to the incident.
+    """
+
+    async def plan_fix(self, host: str, bond: str) -> PlanLike | None: ...
+
+    async def apply_fix(self, plan: PlanLike, *, incident_id: str, actor: str) -> ResultLike: ...
+
+    async def plan_failover_test(self, host: str, bond: str) -> PlanLike | None: ...
+
+    async def run_failover_test(
+        self, plan: PlanLike, *, incident_id: str, actor: str
+    ) -> ResultLike: ...
+
+
+def plan_hash(kind: ActionKind, plan: PlanLike) -> str:
+    """SHA-256 over what an approver agrees to: the action, host, bond, commands and rollback.
+
+    Any change to any of them (a different slave became primary, the template changed), or to the
+    plan's own ``plan_hash`` attribute when it has one, gives a different hash, so an approval given for one plan can never run another.
+    """
+    doc = {
+        "kind": kind,
+        "host": plan.host,
+        "bond": plan.bond,
+        "commands": list(plan.commands),
+        "rollback": list(plan.rollback),
+        "method": plan.method,
+        # The domain's own hash of everything it will do (verification, the state it expects):
+        # a plan whose hidden parts changed is a different plan even if its commands read the same.
+        "domain_hash": str(getattr(plan, "plan_hash", "") or ""),
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

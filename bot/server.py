@@ -1,0 +1,86 @@
+"""Serving the Bolt app: over HTTP (aiohttp, signed requests) or over Socket Mode (app token).
+
+Both are thin transports around the same ``AsyncApp``: Bolt verifies signatures (HTTP) and routes;
+the listeners ack and hand the work to ``BondBot``. ``SLACK_API_URL`` moves the Web API (and with
+it ``apps.connections.open``, hence Socket Mode) to another base URL, e.g. the local stand-in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_bolt.app.async_app import AsyncApp
+
+__all__ = ["EVENTS_PATH", "HttpServer", "make_web_client", "start_http", "start_socket_mode"]
+
+EVENTS_PATH = "/slack/events"
+log = logging.getLogger(__name__)
+
+
+def make_web_client(token: str, api_url: str | None = None) -> Any:
+    """An ``AsyncWebClient`` for ``token``, talking to ``api_url`` (``SLACK_API_URL``) if given."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    if api_url:
+        if not api_url.endswith("/"):
+            api_url += "/"
+        return AsyncWebClient(token=token, base_url=api_url)
+    return AsyncWebClient(token=token)
+
+
+def web_application(app: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
+    """An aiohttp application that hands every POST on ``path`` to Bolt (which checks signatures)."""
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+    async def handle(request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    web_app = web.Application()
+    web_app.router.add_post(path, handle)
+    web_app.router.add_get("/healthz", health)
+    return web_app
+
+
+@dataclass
+class HttpServer:
+    runner: web.AppRunner
+    url: str
+    port: int
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_http(app: AsyncApp, *, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
+    """Serve ``app`` on ``host:port`` (0: any free port); ``url`` is the request URL to give Slack."""
+    runner = web.AppRunner(web_application(app), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return HttpServer(runner, f"http://{shown}:{bound}{EVENTS_PATH}", bound)
+
+
+async def start_socket_mode(
+    app: AsyncApp, app_token: str, *, ping_interval: float = 10
+) -> AsyncSocketModeHandler:
+    """Connect ``app`` over Socket Mode; the handler reconnects by itself when the link drops."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    if not app_token.startswith("xapp-"):
+        raise ValueError("SLACK_APP_TOKEN must be an app-level token (it starts with 'xapp-')")
+    handler = AsyncSocketModeHandler(app, app_token, ping_interval=ping_interval)
+    await handler.connect_async()
+    return handler

@@ -1,0 +1,436 @@
+"""Every message the bot shows, built in one place with ``slack_sdk.models`` (so its validation runs).
+
+Listeners never assemble JSON: they build a view model (``IncidentCard`` and friends) from the
+incident log and call a function here. Each function returns ``Rendered`` (fallback ``text`` plus
+``blocks`` as dicts). Slack's limits are enforced here, not hoped for: at most 50 blocks, 3000
+characters per section, 300 per confirm dialog; anything longer is clipped with a note saying
+where the full text is (the thread, or the export).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.commands import USAGE
+from runbooks.findings import Diagnosis, Finding, Severity
+
+__all__ = [
+    "ACTION_APPLY_FIX",
+    "ACTION_EXPORT",
+    "ACTION_FAILOVER_TEST",
+    "INLINE_OUTPUT_LIMIT",
+    "IncidentCard",
+    "Offer",
+    "Outcome",
+    "Rendered",
+    "StepLine",
+    "audit_message",
+    "button_value",
+    "error_message",
+    "help_message",
+    "incident_message",
+    "output_message",
+    "parse_button_value",
+    "refusal_message",
+    "status_message",
+    "text_message",
+    "usage_message",
+]
+
+ACTION_APPLY_FIX = "bond_apply_fix"
+ACTION_FAILOVER_TEST = "bond_failover_test"
+ACTION_EXPORT = "bond_export"
+
+SECTION_LIMIT = 3000
+CONFIRM_TEXT_LIMIT = 300
+MAX_BLOCKS = 50
+#: Raw outputs up to this size go into the thread as text; longer ones as a file.
+INLINE_OUTPUT_LIMIT = 2800
+
+_STEP_ICONS = {"pending": "▫️", "running": "⏳", "ok": "✅", "failed": "❌", "skipped": "➖"}
+_SEVERITY_ICONS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StepLine:
+    """One triage step as the incident message lists it while the triage runs."""
+
+    name: str
+    status: Literal["pending", "running", "ok", "failed", "skipped"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A change waiting for approval: shown with its exact commands and rollback, and a button."""
+
+    action: Literal["fix", "failover_test"]
+    title: str
+    method: str
+    commands: tuple[str, ...]
+    rollback: tuple[str, ...]
+    plan_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to an offer: approved (running or done), refused as stale, or expired."""
+
+    action: Literal["fix", "failover_test"]
+    state: Literal["running", "succeeded", "failed", "expired", "stale"]
+    approver: str | None = None
+    approved_at: datetime | None = None
+    commands: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentCard:
+    """Everything the channel message of one incident shows, derived from the incident log."""
+
+    incident_id: str
+    host: str
+    bond: str
+    requester: str
+    opened_at: datetime
+    status: str
+    steps: tuple[StepLine, ...] = ()
+    diagnosis: Diagnosis | None = None
+    error: str | None = None
+    offers: tuple[Offer, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+    exports: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _clip(text: str, limit: int, note: str = "…") -> str:
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(note) - 1)].rstrip() + "\n" + note
+
+
+def _code(lines: list[str] | tuple[str, ...], limit: int, note: str) -> str:
+    """A code block of ``lines`` that fits in ``limit`` characters, dropping whole lines if needed."""
+    body = "\n".join(lines)
+    if len(body) + 6 <= limit:
+        return f"```{body}```"
+    kept: list[str] = []
+    budget = limit - 6 - len(note) - 1
+    for line in lines:
+        if sum(len(k) + 1 for k in kept) + len(line) + 1 > budget:
+            break
+        kept.append(line)
+    return f"```{chr(10).join(kept)}```\n{note}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn control characters; user- or host-provided text must not become markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=_clip(text, SECTION_LIMIT))])
+
+
+def _render(text: str, blocks: list[Block]) -> Rendered:
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[: MAX_BLOCKS - 1] + [_context("_More in the thread and in the export._")]
+    return Rendered(text=_clip(text, 3000), blocks=[b.to_dict() for b in blocks])
+
+
+def button_value(**fields: str) -> str:
+    """Compact JSON for a button's ``value`` (Slack allows 2000 characters)."""
+    value = json.dumps(fields, separators=(",", ":"), sort_keys=True)
+    if len(value) > 2000:
+        raise ValueError("button value exceeds Slack's 2000 characters")
+    return value
+
+
+def parse_button_value(value: str) -> dict[str, str]:
+    """The fields of a button value, or ValueError: values come back from the client, untrusted."""
+    try:
+        data = json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        raise ValueError("malformed button value") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError("malformed button value")
+    return data
+
+
+# ------------------------------------------------------------------ the incident message
+
+
+def _confirm_text(offer: Offer, host: str) -> str:
+    """The confirm dialog lists the exact commands and rollback when they fit in Slack's 300."""
+    verb = "Run" if offer.action == "fix" else "Run the failover test:"
+    full = (
+        f"{verb} on {host}:\n" + "\n".join(offer.commands)
+        + "\nRollback:\n" + ("\n".join(offer.rollback) or "none needed")
+    )
+    if offer.action == "failover_test":
+        full = f"Method: {offer.method}\n" + full
+    if len(full) <= CONFIRM_TEXT_LIMIT:
+        return full
+    short = (
+        f"{verb} the {len(offer.commands)} command(s) listed in the message on {host}, "
+        f"with the rollback listed there. Method: {offer.method}"
+    )
+    return _clip(short, CONFIRM_TEXT_LIMIT)
+
+
+def _offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
+    label = "Proposed fix" if offer.action == "fix" else "Failover test"
+    text = f"*{label}: {_escape(offer.title)}*\n"
+    if offer.action == "failover_test":
+        text += f"Method: {_escape(offer.method)}\n"
+    text += "Commands:\n" + _code(list(offer.commands), 1400, "_(see the export for the rest)_")
+    text += "\nRollback:\n" + (
+        _code(list(offer.rollback), 1400, "_(see the export for the rest)_")
+        if offer.rollback
+        else "_none needed_"
+    )
+    return [
+        _section(text),
+        _context(
+            f"Needs approval by an approver other than <@{card.requester}> · "
+            f"expires {_when(offer.expires_at)}"
+        ),
+    ]
+
+
+def _outcome_text(outcome: Outcome) -> str:
+    label = "Fix" if outcome.action == "fix" else "Failover test"
+    if outcome.state == "expired":
+        return f"⌛ {label}: the approval window closed; run `/bond triage` again for a new plan."
+    if outcome.state == "stale":
+        return f"⚠️ {label}: not run — {_escape(outcome.summary)}"
+    who = f"approved by <@{outcome.approver}> at {_when(outcome.approved_at)}" if outcome.approver and outcome.approved_at else ""
+    ran = _code(list(outcome.commands), 1200, "_(more in the export)_") if outcome.commands else ""
+    if outcome.state == "running":
+        return f"⏳ {label} {who}; running:\n{ran}"
+    icon = "✅" if outcome.state == "succeeded" else "❌"
+    result = "succeeded" if outcome.state == "succeeded" else "failed"
+    text = f"{icon} {label} {who}; ran:\n{ran}\nResult: {result}"
+    if outcome.summary:
+        text += f" — {_escape(outcome.summary)}"
+    return text
+
+
+def _finding_line(finding: Finding) -> str:
+    icon = _SEVERITY_ICONS.get(finding.severity, "•")
+    return f"{icon} `{finding.code}` {_escape(finding.summary)}"
+
+
+def incident_message(card: IncidentCard) -> Rendered:
+    """The one channel message of an incident, in whatever state the incident is in."""
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_clip(f"Bond triage: {card.host} {card.bond}", 150))),
+        _context(
+            f"Incident `{card.incident_id}` · requested by <@{card.requester}> · "
+            f"{_when(card.opened_at)} · status: *{card.status}*"
+        ),
+    ]
+    diagnosis = card.diagnosis
+    if card.steps and diagnosis is None:
+        lines = [
+            f"{_STEP_ICONS[s.status]} `{_escape(s.name)}`" + (f" — {_escape(s.detail)}" if s.detail else "")
+            for s in card.steps
+        ]
+        blocks.append(_section("*Triage steps*\n" + "\n".join(lines)))
+    elif card.steps:
+        ran = sum(1 for s in card.steps if s.status == "ok")
+        failed = [s for s in card.steps if s.status == "failed"]
+        note = f"{ran}/{len(card.steps)} triage steps ran; raw outputs in the thread."
+        if failed:
+            note += " Could not run: " + ", ".join(
+                f"`{_escape(s.name)}` ({_escape(s.detail)})" for s in failed
+            )
+        blocks.append(_context(note))
+    if card.error:
+        blocks.append(_section(f"❌ *Triage failed:* {_escape(card.error)}"))
+
+    if diagnosis is not None:
+        root = diagnosis.root_cause
+        if root is None:
+            blocks.append(_section(f"✅ *No root cause found:* `{diagnosis.bond}` ({diagnosis.mode}) looks healthy."))
+        else:
+            blocks.append(_section(f"*Root cause:* {_escape(root.summary)}  `{root.code}`"))
+            if root.explanation:
+                blocks.append(_section(f"*Why:* {_escape(root.explanation)}"))
+            if root.evidence:
+                ev = [f"{e.source}: {e.line}" for e in root.evidence]
+                blocks.append(_section("*Evidence*\n" + _code(ev, SECTION_LIMIT - 20, "_(more in the thread)_")))
+        others = [f for f in diagnosis.findings if root is None or f.code != root.code]
+        if others:
+            lines = [_finding_line(f) for f in others]
+            blocks.append(_section(_clip("*Other findings*\n" + "\n".join(lines), SECTION_LIMIT, "_(more in the export)_")))
+
+    for note in card.notes:
+        blocks.append(_context(f"ℹ️ {_escape(note)}"))
+    for outcome in card.outcomes:
+        blocks.append(DividerBlock())
+        blocks.append(_section(_outcome_text(outcome)))
+
+    buttons: list[ButtonElement] = []
+    for offer in card.offers:
+        blocks.append(DividerBlock())
+        blocks.extend(_offer_blocks(card, offer))
+        is_fix = offer.action == "fix"
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text="Apply the fix" if is_fix else "Run the failover test"),
+                action_id=ACTION_APPLY_FIX if is_fix else ACTION_FAILOVER_TEST,
+                value=button_value(incident=card.incident_id, plan=offer.plan_hash),
+                style="primary" if is_fix else None,
+                confirm=ConfirmObject(
+                    title="Apply the fix?" if is_fix else "Run the failover test?",
+                    text=PlainTextObject(text=_confirm_text(offer, card.host)),
+                    confirm="Approve and run",
+                    deny="Cancel",
+                    style="primary" if is_fix else "danger",
+                ),
+            )
+        )
+    if diagnosis is not None or card.error:
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text="Export timeline"),
+                action_id=ACTION_EXPORT,
+                value=button_value(incident=card.incident_id, format="md"),
+            )
+        )
+    for export in card.exports:
+        blocks.append(_context(f"📄 {_escape(export)}"))
+    if buttons:
+        # The actions block goes last so the buttons stay at the bottom, and survive clipping.
+        if len(blocks) > MAX_BLOCKS - 2:
+            blocks = blocks[: MAX_BLOCKS - 2] + [_context("_More in the export._")]
+        blocks.append(ActionsBlock(block_id=f"actions:{card.incident_id}", elements=buttons))
+
+    if diagnosis is not None and diagnosis.root_cause is not None:
+        fallback = f"{card.host} {card.bond}: {diagnosis.root_cause.summary}"
+    elif diagnosis is not None:
+        fallback = f"{card.host} {card.bond}: no root cause found"
+    elif card.error:
+        fallback = f"{card.host} {card.bond}: triage failed: {card.error}"
+    else:
+        fallback = f"Triage of {card.host} {card.bond} running ({card.status})"
+    return _render(f"[{card.incident_id}] {fallback}", blocks)
+
+
+# ------------------------------------------------------------------ other messages
+
+
+def output_message(command: str, text: str, exit_status: int | None = None) -> Rendered:
+    """One raw triage output for the thread (only for outputs under ``INLINE_OUTPUT_LIMIT``)."""
+    header = f"`$ {_escape(command)}`" + (f" (exit {exit_status})" if exit_status else "")
+    body = _code(text.splitlines() or ["(no output)"], SECTION_LIMIT - len(header) - 2, "_(clipped)_")
+    return _render(f"$ {command}", [_section(f"{header}\n{body}")])
+
+
+def help_message() -> Rendered:
+    lines = [
+        "*bondbot* triages Linux bonding failover incidents and offers the fix for approval.",
+        "• `/bond triage HOST [BOND]` — run the triage runbook on HOST (bond defaults to the inventory's)",
+        "• `/bond status INCIDENT` — where an incident stands",
+        "• `/bond export INCIDENT [md|json|html]` — upload the incident's timeline here",
+        "• `/bond audit [GROUP]` — triage every host of an inventory group, read-only",
+        "• `/bond help` — this message",
+        "Changes run only after an approver (not the requester) clicks the button.",
+    ]
+    return _render("bondbot help", [_section("\n".join(lines))])
+
+
+def usage_message(problem: str) -> Rendered:
+    return _render(f"{problem} {USAGE}", [_section(f"{_escape(problem)}\n{USAGE}")])
+
+
+def error_message(text: str) -> Rendered:
+    return _render(f"❌ {text}", [_section(f"❌ {_escape(text)}")])
+
+
+def text_message(text: str) -> Rendered:
+    return _render(text, [_section(_escape(text))])
+
+
+def refusal_message(action: str, reason: str) -> Rendered:
+    text = f"🚫 Not allowed to {action}: {reason}."
+    return _render(text, [_section(text)])
+
+
+def status_message(card: IncidentCard, events: int, head_hash: str) -> Rendered:
+    root = card.diagnosis.root_cause if card.diagnosis else None
+    lines = [
+        f"*Incident `{card.incident_id}`* — {card.host} {card.bond} — status *{card.status}*",
+        f"Opened {_when(card.opened_at)} by <@{card.requester}>",
+        f"Root cause: {_escape(root.summary)} `{root.code}`" if root else "Root cause: none recorded",
+    ]
+    for outcome in card.outcomes:
+        lines.append(_outcome_text(outcome).splitlines()[0])
+    lines.append(f"{events} events in the log; head `{head_hash[:12]}`")
+    return _render(lines[0], [_section("\n".join(lines))])
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    host: str
+    bond: str
+    verdict: str
+    code: str | None = None
+    incident_id: str | None = None
+
+
+def audit_message(group: str | None, rows: list[AuditRow]) -> Rendered:
+    title = f"Audit of {group or 'all hosts'}: {len(rows)} host(s)"
+    lines = []
+    for row in rows:
+        code = f" `{row.code}`" if row.code else ""
+        inc = f" ({row.incident_id})" if row.incident_id else ""
+        lines.append(f"• *{_escape(row.host)}* {_escape(row.bond)}: {_escape(row.verdict)}{code}{inc}")
+    blocks: list[Block] = [_section(f"*{_escape(title)}*")]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(c) + 1 for c in chunk) + len(line) > SECTION_LIMIT - 10:
+            blocks.append(_section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(_section("\n".join(chunk)))
+    return _render(title, blocks)
+
+
+__all__ += ["AuditRow"]

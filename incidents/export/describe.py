@@ -1,0 +1,88 @@
+"""One-line, human summaries of events, shared by the Markdown and HTML timelines.
+
+Payload keys read here are the documented conventions (README, "The incident log"): ``command``,
+``exit_status``, ``duration_s``, ``stdout``, ``stderr``, ``summary``, ``text``, ``code``,
+``severity``, ``evidence``, ``plan_hash``, ``reason``, ``ok``. Unknown payloads still show, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from incidents.model import Event
+
+__all__ = ["describe", "command_result", "outputs", "display_ts"]
+
+
+def display_ts(ts: str) -> str:
+    """``2025-01-31T09:15:02.123Z`` -> ``2025-01-31 09:15:02.123``."""
+    return ts.replace("T", " ").rstrip("Z")
+
+
+def command_result(p: dict[str, Any]) -> str:
+    """``exit 0 in 0.12 s`` from a command payload (parts that are missing are left out)."""
+    parts = []
+    if isinstance(p.get("exit_status"), int):
+        parts.append(f"exit {p['exit_status']}")
+    elif p.get("exit_status") is None and "exit_status" in p:
+        parts.append("no exit status")
+    if isinstance(p.get("duration_s"), int | float):
+        parts.append(f"in {p['duration_s']:.2f} s")
+    return " ".join(parts)
+
+
+def outputs(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """The captured outputs worth showing in full: (label, text)."""
+    found = []
+    for key in ("stdout", "stderr", "output"):
+        value = p.get(key)
+        if isinstance(value, str) and value.strip():
+            found.append((key, value))
+    return found
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(event: Event) -> str:
+    """What happened, in one line of plain text (callers escape it for their format)."""
+    p = event.payload
+    k = event.kind
+    if k == "opened":
+        return f"Incident opened by {p.get('requester')} in {p.get('channel')}: {p.get('bond')} on {p.get('host')}"
+    if k in ("command", "triage_step", "rollback") and isinstance(p.get("command"), str):
+        verb = {"command": "Ran", "triage_step": "Triage step:", "rollback": "Rollback: ran"}[k]
+        where = f" on {p['host']}" if isinstance(p.get("host"), str) else ""
+        result = command_result(p)
+        return f"{verb} {p['command']}{where}" + (f" → {result}" if result else "")
+    if k == "finding":
+        sev = f"[{p['severity']}] " if p.get("severity") else ""
+        code = f"{p['code']}: " if p.get("code") else ""
+        return f"Finding {sev}{code}{_short(p.get('summary', p))}"
+    if k == "root_cause":
+        return f"Root cause: {p.get('root_cause')}"
+    if k == "status_change":
+        reason = f" ({p['reason']})" if p.get("reason") else ""
+        return f"Status {p.get('from')} → {p.get('to')}{reason}"
+    if k == "approval":
+        summary = f": {p['summary']}" if p.get("summary") else ""
+        return f"Approved plan {str(p.get('plan_hash', ''))[:12]}{summary}"
+    if k == "refusal":
+        return "Refused" + (f": {_short(p.get('reason') or p.get('summary'))}" if p.get("reason") or p.get("summary") else "")
+    if k == "rollback_note":
+        n = len(p.get("restore_commands") or [])
+        return f"Rollback note for “{p.get('for_change')}”: {n} restore command{'s' if n != 1 else ''}"
+    if k == "verification":
+        verdict = {True: "passed", False: "FAILED"}.get(p.get("ok"), "")
+        text = f"Verification {verdict}".rstrip()
+        return text + (f": {_short(p['summary'])}" if p.get("summary") else "")
+    if k == "export":
+        return f"Exported as {p.get('format')} (sha256 {str(p.get('sha256', ''))[:12]}…), covering seq {p.get('covers_seq')}"
+    for key in ("summary", "text", "root_cause", "reason"):
+        if p.get(key):
+            return f"{k.replace('_', ' ').capitalize()}: {_short(p[key])}"
+    return f"{k.replace('_', ' ').capitalize()}: {_short(p)}" if p else k.replace("_", " ").capitalize()

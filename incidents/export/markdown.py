@@ -1,0 +1,127 @@
+"""The Markdown timeline: paste-ready for a postmortem document (GitHub/GitLab/Confluence flavours)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from incidents.export.describe import describe, display_ts, outputs
+from incidents.model import Approval, Event, Incident, VerifyResult
+
+__all__ = ["render_markdown"]
+
+
+def _oneline(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a table cell: one line, pipes escaped (GFM wants that even in code spans)."""
+    return _oneline(text).replace("|", "\\|")
+
+
+def _prose(text: str) -> str:
+    """Plain text for a cell: also no raw HTML (a payload's ``<script>`` stays text)."""
+    return _cell(html.escape(_oneline(text), quote=False))
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _block(text: str, lang: str = "") -> str:
+    """A fenced block longer than any backtick run inside ``text``."""
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _summary(event: Event) -> str:
+    p = event.payload
+    line = describe(event)
+    command = p.get("command")
+    if isinstance(command, str) and command and event.kind in ("command", "triage_step", "rollback") and command in line:
+        before, after = line.split(command, 1)
+        return _prose(before) + _cell(_code(_oneline(command))) + _prose(after)
+    return _prose(line)
+
+
+def render_markdown(
+    incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str
+) -> str:
+    out: list[str] = []
+    out.append(f"# {incident.id}: {incident.bond} on {incident.host}")
+    out.append("")
+    out.append("| | |")
+    out.append("|---|---|")
+    out.append(f"| Status | {_cell(incident.status.value)} |")
+    out.append(f"| Root cause | {_prose(incident.root_cause or 'not established')} |")
+    out.append(f"| Requested by | {_prose(incident.requester)} in {_prose(incident.channel)} |")
+    out.append(f"| Opened | {display_ts(incident.created_at)} UTC |")
+    integrity = (
+        f"verified: {verification.events} events, chain intact"
+        if verification.ok
+        else f"**BROKEN** at seq {verification.first_break.seq}: {verification.first_break.reason}"  # type: ignore[union-attr]
+    )
+    out.append(f"| Log integrity | {_cell(integrity)} |")
+    out.append(f"| Head hash | `{verification.head_hash or '-'}` |")
+    out.append("")
+    out.append("## Timeline (UTC)")
+    out.append("")
+    out.append("| # | Time (UTC) | Actor | Kind | What happened |")
+    out.append("|---:|---|---|---|---|")
+    for ev in events:
+        out.append(f"| {ev.seq} | {display_ts(ev.ts)} | {_prose(ev.actor)} | {ev.kind} | {_summary(ev)} |")
+
+    notes = [ev for ev in events if ev.kind == "rollback_note"]
+    if notes:
+        out += ["", "## Rollback notes"]
+        for ev in notes:
+            p = ev.payload
+            out += ["", f"### Undo “{_prose(p.get('for_change', ''))}” (seq {ev.seq}, {display_ts(ev.ts)} UTC)", ""]
+            out.append("State before:")
+            out.append("")
+            out.append(_block(json.dumps(p.get("before", {}), indent=2, sort_keys=True, ensure_ascii=False), "json"))
+            out.append("")
+            out.append("Restore with:")
+            out.append("")
+            out.append(_block("\n".join(p.get("restore_commands", [])), "sh"))
+
+    if approvals:
+        out += ["", "## Approvals", "", "| Seq | Time (UTC) | Approver | Plan hash |", "|---:|---|---|---|"]
+        for a in approvals:
+            out.append(f"| {a.seq} | {display_ts(a.approved_at)} | {_prose(a.approver)} | `{a.plan_hash}` |")
+
+    detailed = [ev for ev in events if outputs(ev.payload) or ev.payload.get("evidence") or ev.payload.get("commands")]
+    if detailed:
+        out += ["", "## Outputs and evidence"]
+        for ev in detailed:
+            p = ev.payload
+            title = p["command"] if isinstance(p.get("command"), str) else describe(ev)
+            out += ["", f"### seq {ev.seq}: {_code(_oneline(title))}"]
+            if isinstance(p.get("commands"), list):
+                out += ["", "Commands:", "", _block("\n".join(str(c) for c in p["commands"]), "sh")]
+            for label, text in outputs(p):
+                out += ["", f"{label}:", "", _block(text)]
+            evidence = p.get("evidence")
+            if isinstance(evidence, list) and evidence:
+                out += ["", "Evidence:", ""]
+                for item in evidence:
+                    if isinstance(item, dict):
+                        out.append(f"- {_code(str(item.get('line', '')))} (from {_code(str(item.get('source', '')))})")
+                    else:
+                        out.append(f"- {_code(str(item))}")
+
+    out += [
+        "",
+        "---",
+        f"Exported {display_ts(exported_at)} UTC from the bondbot incident log. "
+        f"Check with `bondbot incident verify {incident.id}`; head hash `{verification.head_hash or '-'}`.",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,647 @@
+"""``IncidentStore``: the one way to read and write the incident log, on SQLite or PostgreSQL.
+
+Why it is built this way:
+
+* One code path (SQLAlchemy 2 Core) for both databases; the only dialect-specific lines are the
+  SQLite connection set-up and PostgreSQL's advisory lock during migrations.
+* Appends to one incident are serialised by the database, not by this process: on SQLite every write
+  transaction is ``BEGIN IMMEDIATE`` (one writer at a time, waiting up to the busy timeout); on
+  PostgreSQL the incident row is locked with ``SELECT ... FOR UPDATE``. The next ``seq`` and
+  ``prev_hash`` are read under that lock, and ``(incident_id, seq)`` is the primary key, so two
+  processes (or bot replicas) can never fork the chain.
+* Each append is one transaction (event row + incident head), so a process killed mid-append leaves
+  either the whole event or none of it.
+* ``claim`` is an idempotency key backed by a primary key: the database decides which replica runs a
+  change, never process memory.
+
+The store keeps no mutable state besides its SQLAlchemy engine, which is thread-safe: one store may
+be shared by threads (asyncio callers use ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from incidents.chain import GENESIS, canonical_json, event_hash, find_first_break
+from incidents.errors import (
+    IncidentError,
+    InvalidInput,
+    InvalidTransition,
+    StoreUnavailable,
+    UnknownIncident,
+)
+from incidents.model import (
+    RESERVED_KINDS,
+    TRANSITIONS,
+    Approval,
+    Break,
+    Event,
+    EventKind,
+    Incident,
+    Status,
+    VerifyResult,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Row
+
+    from incidents.export import Export
+
+__all__ = ["IncidentStore", "utc_now"]
+
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+_ID_RE = re.compile(r"^INC-[0-9A-HJKMNP-TV-Z]{4,8}$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._:-]*[A-Za-z0-9])?$")
+_BOND_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+_PLAN_HASH_RE = re.compile(r"^[0-9a-f]{16,128}$")
+_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+_BUSY_TIMEOUT_S = 30.0
+
+
+def utc_now() -> str:
+    """The current UTC time as stored and hashed: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _text(name: str, value: object, *, max_len: int = 200) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise InvalidInput(f"{name} is longer than {max_len} characters")
+    if any(not ch.isprintable() for ch in value):
+        raise InvalidInput(f"{name} must not contain control characters: {value!r}")
+    return value
+
+
+def _check_kind_payload(kind: EventKind, payload: Mapping[str, Any]) -> None:
+    """Kinds whose payload others rely on are checked here; other kinds take any JSON object."""
+    if kind is EventKind.COMMAND:
+        if not isinstance(payload.get("command"), str) or not payload["command"]:
+            raise InvalidInput("a command event needs payload['command'], the exact command run")
+    elif kind is EventKind.ROLLBACK_NOTE:
+        if not isinstance(payload.get("before"), dict):
+            raise InvalidInput("a rollback note needs payload['before'], the state before (an object)")
+        cmds = payload.get("restore_commands")
+        if not isinstance(cmds, list) or not cmds or not all(isinstance(c, str) and c.strip() for c in cmds):
+            raise InvalidInput("a rollback note needs payload['restore_commands'], a non-empty list of commands")
+        if not isinstance(payload.get("for_change"), str) or not payload["for_change"].strip():
+            raise InvalidInput("a rollback note needs payload['for_change'], the change it undoes")
+
+
+def _payload_text(payload: object) -> str:
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(f"payload must be a JSON object (dict), got {type(payload).__name__}")
+    try:
+        text = canonical_json(dict(payload))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"payload is not JSON-serialisable: {exc}") from None
+    if len(text.encode("utf-8")) > _MAX_PAYLOAD_BYTES:
+        raise InvalidInput(f"payload is larger than {_MAX_PAYLOAD_BYTES // (1024 * 1024)} MiB")
+    return text
+
+
+def _parse_payload(text: str) -> dict[str, Any]:
+    # A tampered payload may not even be JSON; show it as stored and let the hash check report it.
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"unparseable_payload": text}
+    return value if isinstance(value, dict) else {"unparseable_payload": text}
+
+
+def _normalise_id(incident_id: str) -> str:
+    if not isinstance(incident_id, str):
+        raise UnknownIncident(repr(incident_id))
+    norm = incident_id.strip().upper()
+    if not _ID_RE.match(norm):
+        raise UnknownIncident(incident_id)
+    return norm
+
+
+class IncidentStore:
+    """The incident log. Open with ``IncidentStore.open(url)``; close with ``close()`` or ``with``."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Use ``IncidentStore.open``; this wraps an engine that is already set up and migrated."""
+        self._engine = engine
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, url: str | None = None, *, busy_timeout_s: float = _BUSY_TIMEOUT_S) -> IncidentStore:
+        """Open (creating and migrating if needed) the store at ``url``.
+
+        ``url`` defaults to ``bondbot.settings.database_url()``: SQLite in the data directory, or
+        ``BONDBOT_DATABASE_URL``. PostgreSQL URLs use psycopg 3: ``postgresql+psycopg://...``.
+        Raises ``StoreUnavailable`` when the file cannot be created or the server cannot be reached.
+        """
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from incidents.migrations import upgrade
+
+        if url is None:
+            from bondbot.settings import database_url
+
+            url = database_url()
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreUnavailable(f"not a database URL: {url!r} ({exc})") from None
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            engine = _sqlite_engine(parsed, busy_timeout_s)
+        elif backend == "postgresql":
+            engine = _postgresql_engine(parsed, busy_timeout_s)
+        else:
+            raise StoreUnavailable(f"unsupported database {backend!r} in {_safe(parsed)}: use sqlite or postgresql")
+        store = cls(engine)
+        try:
+            with store._write() as conn:
+                upgrade(conn)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Release the store's database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> IncidentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return _safe(self._engine.url)
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn driver errors about reaching the database into ``StoreUnavailable``."""
+        from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig) if exc.orig is not None else str(exc)
+            reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+            if "locked" in reason or "lock timeout" in reason:
+                reason += " (another process held the log for longer than the busy timeout)"
+            raise StoreUnavailable(f"incident database {self.url} unavailable: {reason}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction: SQLite ``BEGIN IMMEDIATE``; committed on success, else rolled back."""
+        with self._guard(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read transaction seeing one snapshot (SQLite WAL reader; PostgreSQL REPEATABLE READ)."""
+        with self._guard(), self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.execution_options(incidents_sqlite_begin="BEGIN")
+            with conn.begin():
+                yield conn
+
+    # ----------------------------------------------------------------- incidents
+
+    def create_incident(self, *, host: str, bond: str, requester: str, channel: str) -> Incident:
+        """Open a new incident; its first event (``opened``) records who asked, where, about what."""
+        from sqlalchemy.exc import IntegrityError
+
+        from incidents.tables import incidents
+
+        if not isinstance(host, str) or not _HOST_RE.match(host):
+            raise InvalidInput(f"host must be a host name or address, got {host!r}")
+        if not isinstance(bond, str) or not _BOND_RE.match(bond):
+            raise InvalidInput(f"bond must be an interface name (1-15 characters, no '/' or spaces), got {bond!r}")
+        _text("requester", requester)
+        _text("channel", channel)
+        for attempt in range(8):
+            incident_id = "INC-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(4 if attempt < 4 else 6))
+            now = utc_now()
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        incidents.insert().values(
+                            id=incident_id, host=host, bond=bond, requester=requester, channel=channel,
+                            status=Status.OPEN.value, root_cause=None, created_at=now, updated_at=now,
+                            head_seq=0, head_hash=GENESIS,
+                        )
+                    )
+                    row = self._lock(conn, incident_id)
+                    self._append_locked(
+                        conn, row, actor=requester, kind=EventKind.OPENED,
+                        payload={"host": host, "bond": bond, "requester": requester, "channel": channel},
+                    )
+            except IntegrityError:
+                continue  # the id was taken by another incident: draw again
+            return self.get(incident_id)
+        raise IncidentError("could not draw a free incident id after 8 attempts")
+
+    def get(self, incident_id: str) -> Incident:
+        """The incident, or ``UnknownIncident``."""
+        from sqlalchemy import select
+
+        from incidents.tables import incidents
+
+        norm = _normalise_id(incident_id)
+        with self._read() as conn:
+            row = conn.execute(select(incidents).where(incidents.c.id == norm)).one_or_none()
+        if row is None:
+            raise UnknownIncident(incident_id)
+        return _incident(row)
+
+    def list_incidents(
+        self, *, status: Status | str | None = None, host: str | None = None, limit: int = 50
+    ) -> list[Incident]:
+        """Incidents, most recently active first, optionally only those in ``status`` or on ``host``."""
+        from sqlalchemy import select
+
+        from incidents.tables import incidents
+
+        query = select(incidents).order_by(incidents.c.updated_at.desc(), incidents.c.id).limit(max(1, limit))
+        if status is not None:
+            try:
+                query = query.where(incidents.c.status == Status(status).value)
+            except ValueError:
+                raise InvalidInput(f"unknown status {status!r}: one of {', '.join(s.value for s in Status)}") from None
+        if host is not None:
+            query = query.where(incidents.c.host == host)
+        with self._read() as conn:
+            return [_incident(r) for r in conn.execute(query)]
+
+    # ----------------------------------------------------------------- events
+
+    def append(self, incident_id: str, *, actor: str, kind: EventKind | str, payload: Mapping[str, Any]) -> Event:
+        """Append one event and return it as stored (with its seq, timestamp and hash).
+
+        ``kind`` is an ``EventKind`` (or its value) other than the reserved ones written by the
+        store's own methods (``opened``, ``status_change``, ``root_cause``, ``approval``).
+        """
+        try:
+            kind = EventKind(kind)
+        except ValueError:
+            allowed = ", ".join(k.value for k in EventKind if k not in RESERVED_KINDS)
+            raise InvalidInput(f"unknown event kind {kind!r}: one of {allowed}") from None
+        if kind in RESERVED_KINDS:
+            raise InvalidInput(f"events of kind {kind.value!r} are written by the store itself, not by append()")
+        _text("actor", actor)
+        _payload_text(payload)
+        _check_kind_payload(kind, payload)
+        norm = _normalise_id(incident_id)
+        with self._write() as conn:
+            row = self._lock(conn, norm, shown_as=incident_id)
+            return self._append_locked(conn, row, actor=actor, kind=kind, payload=payload)
+
+    def add_rollback_note(
+        self, incident_id: str, *, actor: str, before: dict[str, Any], restore_commands: list[str], for_change: str
+    ) -> Event:
+        """Record how to undo a change *before* making it: the state before and the exact restore commands."""
+        return self.append(
+            incident_id,
+            actor=actor,
+            kind=EventKind.ROLLBACK_NOTE,
+            payload={"for_change": for_change, "before": before, "restore_commands": list(restore_commands)},
+        )
+
+    def set_status(self, incident_id: str, status: Status | str, *, actor: str, reason: str = "") -> Event:
+        """Move the incident to ``status`` if the life cycle allows it; logged as ``status_change``."""
+        from incidents.tables import incidents
+
+        try:
+            new = Status(status)
+        except ValueError:
+            raise InvalidInput(f"unknown status {status!r}: one of {', '.join(s.value for s in Status)}") from None
+        _text("actor", actor)
+        norm = _normalise_id(incident_id)
+        with self._write() as conn:
+            row = self._lock(conn, norm, shown_as=incident_id)
+            old = Status(row.status)
+            if new not in TRANSITIONS[old]:
+                allowed = ", ".join(sorted(s.value for s in TRANSITIONS[old])) or "none: it is final"
+                raise InvalidTransition(f"{norm} is {old.value}; it cannot become {new.value} (allowed: {allowed})")
+            payload: dict[str, Any] = {"from": old.value, "to": new.value}
+            if reason:
+                payload["reason"] = reason
+            event = self._append_locked(conn, row, actor=actor, kind=EventKind.STATUS_CHANGE, payload=payload)
+            conn.execute(incidents.update().where(incidents.c.id == norm).values(status=new.value))
+            return event
+
+    def set_root_cause(
+        self, incident_id: str, root_cause: str, *, actor: str, details: Mapping[str, Any] | None = None
+    ) -> Event:
+        """Record the root cause (e.g. a finding's summary); ``details`` may carry code and evidence."""
+        from incidents.tables import incidents
+
+        _text("root_cause", root_cause, max_len=2000)
+        _text("actor", actor)
+        payload = {**dict(details or {}), "root_cause": root_cause}
+        _payload_text(payload)
+        norm = _normalise_id(incident_id)
+        with self._write() as conn:
+            row = self._lock(conn, norm, shown_as=incident_id)
+            event = self._append_locked(conn, row, actor=actor, kind=EventKind.ROOT_CAUSE, payload=payload)
+            conn.execute(incidents.update().where(incidents.c.id == norm).values(root_cause=root_cause))
+            return event
+
+    def events(self, incident_id: str) -> list[Event]:
+        """All events of the incident, in order (up to its head when read)."""
+        return self._snapshot(incident_id)[1]
+
+    # ----------------------------------------------------------------- exactly once
+
+    def claim(self, key: str, *, actor: str, incident_id: str | None = None) -> bool:
+        """Take ``key`` for good: True for the one caller (in any process) that got it, else False.
+
+        Use it as an idempotency key, e.g. ``claim(f"run:{incident}:{plan_hash}", actor="bot")``
+        before running a change, so that several bot replicas never run it twice.
+        """
+        from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
+
+        from incidents.tables import claims, incidents
+
+        _text("key", key, max_len=255)
+        _text("actor", actor)
+        norm = _normalise_id(incident_id) if incident_id is not None else None
+        try:
+            with self._write() as conn:
+                if norm is not None and conn.execute(select(incidents.c.id).where(incidents.c.id == norm)).first() is None:
+                    raise UnknownIncident(incident_id or "")
+                conn.execute(claims.insert().values(key=key, incident_id=norm, actor=actor, claimed_at=utc_now()))
+        except IntegrityError:
+            return False
+        return True
+
+    def record_approval(
+        self, incident_id: str, *, actor: str, plan_hash: str, summary: str = "", key: str | None = None
+    ) -> Approval | None:
+        """Record that ``actor`` approved the plan with ``plan_hash``; None if ``key`` was already used.
+
+        ``key`` defaults to ``approval:<incident>:<plan_hash>``, so a plan is approved once; pass a
+        button click's own id to make repeated deliveries of one click harmless instead. The claim,
+        the approval row and the ``approval`` event are one transaction: all or nothing.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        from incidents.tables import approvals, claims
+
+        _text("actor", actor)
+        if not isinstance(plan_hash, str) or not _PLAN_HASH_RE.match(plan_hash):
+            raise InvalidInput(f"plan_hash must be 16-128 lowercase hex digits, got {plan_hash!r}")
+        norm = _normalise_id(incident_id)
+        key = key if key is not None else f"approval:{norm}:{plan_hash}"
+        _text("key", key, max_len=255)
+        try:
+            with self._write() as conn:
+                row = self._lock(conn, norm, shown_as=incident_id)
+                if row.status == Status.CLOSED.value:
+                    raise InvalidInput(f"{norm} is closed: nothing can be approved on it")
+                now = utc_now()
+                conn.execute(claims.insert().values(key=key, incident_id=norm, actor=actor, claimed_at=now))
+                payload: dict[str, Any] = {"plan_hash": plan_hash, "key": key}
+                if summary:
+                    payload["summary"] = summary
+                event = self._append_locked(conn, row, actor=actor, kind=EventKind.APPROVAL, payload=payload)
+                conn.execute(
+                    approvals.insert().values(
+                        incident_id=norm, seq=event.seq, plan_hash=plan_hash, approver=actor,
+                        approved_at=event.ts, key=key,
+                    )
+                )
+        except IntegrityError:
+            return None
+        return Approval(norm, plan_hash, actor, event.ts, event.seq, key)
+
+    def approvals(self, incident_id: str) -> list[Approval]:
+        """The incident's approvals, oldest first."""
+        return self._snapshot(incident_id)[2]
+
+    # ----------------------------------------------------------------- verification and export
+
+    def verify(self, incident_id: str) -> VerifyResult:
+        """Check the incident's hash chain and that its row and approvals agree with the events.
+
+        Reports the first broken link (lowest seq) and why; ``ok`` when the log is intact.
+        """
+        with self._read() as conn:
+            inc, rows, appr = self._load(conn, incident_id)
+        return _verify_loaded(inc, rows, appr)
+
+    def export(self, incident_id: str, fmt: str) -> Export:
+        """Render the incident as ``md``, ``json`` or ``html``, with its verification, from one snapshot."""
+        from incidents.export import render
+
+        with self._read() as conn:
+            inc, rows, appr = self._load(conn, incident_id)
+        result = _verify_loaded(inc, rows, appr)
+        return render(fmt, _incident(inc), [_event(r) for r in rows], [_approval(a) for a in appr], result)
+
+    def record_export(self, export: Export, *, actor: str, destination: str | None = None) -> Event:
+        """Log that ``export`` was handed out: its format, SHA-256 and the head it covers.
+
+        Call it after the document was written, so a failed write leaves no trace in the log. The
+        head hash in this event anchors the log: keep the exported file outside the database.
+        """
+        payload: dict[str, Any] = {
+            "format": export.fmt,
+            "sha256": export.sha256,
+            "covers_seq": export.head_seq,
+            "covers_hash": export.head_hash,
+        }
+        if destination is not None:
+            payload["destination"] = destination
+        return self.append(export.incident_id, actor=actor, kind=EventKind.EXPORT, payload=payload)
+
+    # ----------------------------------------------------------------- internals
+
+    def _lock(self, conn: Connection, norm: str, *, shown_as: str | None = None) -> Row[Any]:
+        """The incident row, locked for this transaction (FOR UPDATE; SQLite already holds the write lock)."""
+        from sqlalchemy import select
+
+        from incidents.tables import incidents
+
+        row = conn.execute(select(incidents).where(incidents.c.id == norm).with_for_update()).one_or_none()
+        if row is None:
+            raise UnknownIncident(shown_as or norm)
+        return row
+
+    def _append_locked(
+        self, conn: Connection, row: Row[Any], *, actor: str, kind: EventKind, payload: Mapping[str, Any]
+    ) -> Event:
+        from incidents.tables import events, incidents
+
+        text = _payload_text(payload)
+        stored = json.loads(text)
+        seq = row.head_seq + 1
+        ts = max(utc_now(), row.updated_at)  # never earlier than the event before (clock skew)
+        digest = event_hash(
+            incident_id=row.id, seq=seq, ts=ts, actor=actor, kind=kind.value, payload=stored, prev_hash=row.head_hash
+        )
+        conn.execute(
+            events.insert().values(
+                incident_id=row.id, seq=seq, ts=ts, actor=actor, kind=kind.value, payload=text,
+                prev_hash=row.head_hash, hash=digest,
+            )
+        )
+        updated = conn.execute(
+            incidents.update()
+            .where(incidents.c.id == row.id, incidents.c.head_seq == row.head_seq)
+            .values(head_seq=seq, head_hash=digest, updated_at=ts)
+        )
+        if updated.rowcount != 1:  # cannot happen under the lock; refuse rather than fork the chain
+            raise IncidentError(f"{row.id}: the log head moved during an append; nothing was written")
+        return Event(row.id, seq, ts, actor, kind.value, stored, row.head_hash, digest)
+
+    def _load(self, conn: Connection, incident_id: str) -> tuple[Row[Any], list[Row[Any]], list[Row[Any]]]:
+        """The incident row, all its event rows (by seq) and approval rows, within ``conn``'s snapshot."""
+        from sqlalchemy import select
+
+        from incidents.tables import approvals, events, incidents
+
+        norm = _normalise_id(incident_id)
+        row = conn.execute(select(incidents).where(incidents.c.id == norm)).one_or_none()
+        if row is None:
+            raise UnknownIncident(incident_id)
+        evs = conn.execute(select(events).where(events.c.incident_id == norm).order_by(events.c.seq))
+        appr = conn.execute(select(approvals).where(approvals.c.incident_id == norm).order_by(approvals.c.seq))
+        return row, list(evs), list(appr)
+
+    def _snapshot(self, incident_id: str) -> tuple[Incident, list[Event], list[Approval]]:
+        with self._read() as conn:
+            inc, rows, appr = self._load(conn, incident_id)
+        return _incident(inc), [_event(r) for r in rows], [_approval(a) for a in appr]
+
+
+def _verify_loaded(inc: Row[Any], rows: list[Row[Any]], appr: list[Row[Any]]) -> VerifyResult:
+    evs = [_event(r) for r in rows]
+    first = find_first_break(inc.id, evs, head_seq=inc.head_seq, head_hash=inc.head_hash)
+    for r in rows:  # a payload edited without changing its meaning (spacing, key order)
+        if first is not None and r.seq >= first.seq:
+            break
+        if canonical_json(_parse_payload(r.payload)) != r.payload:
+            first = Break(r.seq, "payload text was altered (no longer the canonical JSON that was hashed)")
+            break
+    if first is None:
+        first = _cross_check(inc, evs, appr)
+    return VerifyResult(inc.id, len(evs), evs[-1].hash if evs else None, first)
+
+
+def _cross_check(inc: Row[Any], evs: list[Event], appr: list[Row[Any]]) -> Break | None:
+    """The incident row and the approvals table must say what the (hash-checked) events say."""
+    if not evs:
+        return Break(1, "the incident has no events (its 'opened' event is missing)")
+    opened = evs[0]
+    if opened.kind != EventKind.OPENED.value:
+        return Break(1, f"the first event is {opened.kind!r}, not 'opened'")
+    for field in ("host", "bond", "requester", "channel"):
+        if opened.payload.get(field) != getattr(inc, field):
+            return Break(1, f"the incident's {field} ({getattr(inc, field)!r}) differs from the opened event's")
+    status, status_seq = Status.OPEN.value, 1
+    root_cause, root_seq = None, 1
+    for ev in evs:
+        if ev.kind == EventKind.STATUS_CHANGE.value:
+            status, status_seq = ev.payload.get("to"), ev.seq
+        elif ev.kind == EventKind.ROOT_CAUSE.value:
+            root_cause, root_seq = ev.payload.get("root_cause"), ev.seq
+    if inc.status != status:
+        return Break(status_seq, f"the incident's status {inc.status!r} differs from the log's {status!r}")
+    if inc.root_cause != root_cause:
+        return Break(root_seq, "the incident's root cause differs from the one the log records")
+    logged = {ev.seq: ev for ev in evs if ev.kind == EventKind.APPROVAL.value}
+    for a in appr:
+        ev = logged.pop(a.seq, None)
+        if ev is None or ev.actor != a.approver or ev.payload.get("plan_hash") != a.plan_hash or ev.ts != a.approved_at:
+            return Break(a.seq, "an approval record differs from the approval event at this seq")
+    if logged:
+        seq = min(logged)
+        return Break(seq, "an approval event has no approval record (the record was removed)")
+    return None
+
+
+def _incident(row: Row[Any]) -> Incident:
+    return Incident(
+        id=row.id, host=row.host, bond=row.bond, requester=row.requester, channel=row.channel,
+        status=Status(row.status), root_cause=row.root_cause, created_at=row.created_at,
+        head_seq=row.head_seq, head_hash=row.head_hash,
+    )
+
+
+def _approval(row: Row[Any]) -> Approval:
+    return Approval(row.incident_id, row.plan_hash, row.approver, row.approved_at, row.seq, row.key)
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(row.incident_id, row.seq, row.ts, row.actor, row.kind, _parse_payload(row.payload), row.prev_hash, row.hash)
+
+
+def _safe(url: Any) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
+    from sqlalchemy import create_engine, event
+
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise StoreUnavailable(
+            f"{_safe(url)}: the incident log must be a file shared by every process, not an in-memory database"
+        )
+    path = Path(database).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the directory for the incident database {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise StoreUnavailable(f"the incident database path {path} is a directory")
+    engine = create_engine(url.set(database=str(path)), connect_args={"timeout": busy_timeout_s})
+    busy_ms = int(busy_timeout_s * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below), so the driver must not open transactions on its own.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")  # an audit log: a commit survives power loss
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("incidents_sqlite_begin", "BEGIN IMMEDIATE"))
+
+    return engine
+
+
+def _postgresql_engine(url: Any, busy_timeout_s: float) -> Engine:
+    from sqlalchemy import create_engine
+
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"},
+    )

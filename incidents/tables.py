@@ -1,0 +1,81 @@
+"""The incident store's tables, as SQLAlchemy Core objects for queries.
+
+The schema itself is created and changed only by the Alembic migrations in ``migrations/``;
+``tests/incidents`` checks that these definitions and the migrated database agree.
+Timestamps are stored as ISO 8601 text (``2025-01-31T09:15:02.123Z``), exactly as hashed, so that
+no driver or server time zone can change what the hash covers. Payloads are stored as canonical JSON
+text for the same reason (a JSONB column would reorder keys and renormalise numbers).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata", "incidents", "events", "claims", "approvals", "VERSION_TABLE"]
+
+#: Alembic's bookkeeping table, named so that other parts of bondbot can share the database.
+VERSION_TABLE = "incidents_alembic_version"
+
+metadata = MetaData()
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("bond", String(32), nullable=False),
+    Column("requester", String(200), nullable=False),
+    Column("channel", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("root_cause", Text, nullable=True),
+    Column("created_at", String(24), nullable=False),
+    Column("updated_at", String(24), nullable=False),
+    Column("head_seq", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+events = Table(
+    "incident_events",
+    metadata,
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", String(24), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    PrimaryKeyConstraint("incident_id", "seq", name="pk_incident_events"),
+)
+
+claims = Table(
+    "incident_claims",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("claimed_at", String(24), nullable=False),
+)
+
+approvals = Table(
+    "incident_approvals",
+    metadata,
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("plan_hash", String(128), nullable=False),
+    Column("approver", String(200), nullable=False),
+    Column("approved_at", String(24), nullable=False),
+    Column("key", String(255), ForeignKey("incident_claims.key"), nullable=False),
+    PrimaryKeyConstraint("incident_id", "seq", name="pk_incident_approvals"),
+    UniqueConstraint("key", name="uq_incident_approvals_key"),
+)

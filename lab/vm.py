@@ -1,0 +1,544 @@
+"""The lab VM's lifecycle: boot in the background, SSH into it, cut links, change scenarios, stop.
+
+One VM per *instance* directory (``bondbot lab`` uses ``default``; the tests use their own), with
+its state in ``state.json`` there, so separate commands (``up``, then ``link``, then ``down``)
+find the running VM again.
+
+Wiring (see :mod:`lab.network`): ``mgmt0`` is on QEMU user networking with a free host port
+forwarded to the guest's sshd; ``eno1`` and ``eno2`` are on one QEMU hub together with a second
+user-mode network that plays the gateway ``10.20.0.1`` (it answers ping and ARP) and forwards a
+second host port to sshd on the bond's own address. QMP ``set_link`` on ``eno1`` is, as the guest
+sees it, the switch port being shut: NO-CARRIER, ``ethtool``: ``Link detected: no``.
+
+The disk is a qcow2 overlay on the cached image, so every ``up`` starts from the image's state
+(the ``incident`` scenario), while a guest reboot keeps what the guest saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.errors import (
+    BootError,
+    GuestCommandError,
+    InvalidArgument,
+    LabAlreadyRunning,
+    LabNotRunning,
+    QemuMissing,
+)
+from lab.hostconfig import pin_known_host, write_inventory_entry
+from lab.image import Image, find_image
+from lab.network import BOND, BOND_ADDRESS, BOND_NET, GATEWAY, MGMT, MGMT_NET, NICS, nic
+from lab.paths import instance_dir, socket_dir
+from lab.qmp import qmp_command
+from lab.scenarios import DEFAULT_SCENARIO, apply_script, get_scenario
+
+__all__ = ["LabVM", "VMState", "CommandResult", "INVENTORY_NAME", "qemu_binary", "kvm_usable"]
+
+INVENTORY_NAME = "lab-host"
+QEMU = "qemu-system-x86_64"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command printed in the guest, as the fixtures record it."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VMState:
+    """What ``up`` leaves in ``state.json`` for later commands."""
+
+    pid: int
+    ssh_port: int
+    bond_ssh_port: int
+    accel: str
+    image: str
+    started_at: float
+    boot_seconds: float = 0.0
+    scenario: str = DEFAULT_SCENARIO
+    ssh_via_bond: bool = False
+    links: dict[str, bool] = field(default_factory=lambda: {n.name: True for n in NICS})
+    inventory: str | None = None
+    known_hosts: str | None = None
+
+
+def qemu_binary() -> str:
+    """The QEMU executable, or a clear error saying which package provides it."""
+    path = shutil.which(QEMU)
+    if path is None:
+        raise QemuMissing(
+            f"{QEMU} not found: install the Debian package qemu-system-x86 (./run setup does it)"
+        )
+    return path
+
+
+def kvm_usable() -> bool:
+    """Whether /dev/kvm can be opened; a usable device still may not boot a guest (see ``up``)."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"qemu-system" in cmdline and b"bondbot-lab" in cmdline
+
+
+class LabVM:
+    """A lab VM instance. Construction touches nothing; ``up()`` boots, ``down()`` stops."""
+
+    def __init__(self, instance: Path | None = None, *, image: Image | None = None) -> None:
+        self.dir = instance or instance_dir()
+        self._image = image
+
+    # --- files -----------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def console_log(self) -> Path:
+        return self.dir / "console.log"
+
+    @property
+    def known_hosts(self) -> Path:
+        """The lab's own pinned known_hosts, used by its SSH client whatever the settings say."""
+        return self.dir / "known_hosts"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return socket_dir(self.dir) / "qmp.sock"
+
+    @property
+    def image(self) -> Image:
+        if self._image is None:
+            state = self._read_state()
+            self._image = Image(Path(state.image)) if state else find_image()
+        return self._image
+
+    def _read_state(self) -> VMState | None:
+        try:
+            return VMState(**json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _write_state(self, state: VMState) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        os.replace(tmp, self.state_file)
+
+    # --- status ----------------------------------------------------------------------------
+    def state(self) -> VMState:
+        """The running VM's state, or :class:`LabNotRunning`."""
+        state = self._read_state()
+        if state is None or not _pid_alive(state.pid):
+            raise LabNotRunning(f"the lab VM is not running ({self.dir}): start it with `bondbot lab up`")
+        return state
+
+    def is_running(self) -> bool:
+        state = self._read_state()
+        return state is not None and _pid_alive(state.pid)
+
+    def status(self) -> dict[str, Any]:
+        """A summary for ``bondbot lab status`` (also when the VM is down)."""
+        state = self._read_state()
+        running = state is not None and _pid_alive(state.pid)
+        info: dict[str, Any] = {"running": running, "instance": str(self.dir)}
+        if running and state is not None:
+            info.update(
+                pid=state.pid,
+                accel=state.accel,
+                ssh=f"root@127.0.0.1 -p {self.ssh_port(state)}",
+                ssh_port=state.ssh_port,
+                bond_ssh_port=state.bond_ssh_port,
+                scenario=state.scenario,
+                ssh_via_bond=state.ssh_via_bond,
+                links={k: ("up" if v else "down") for k, v in state.links.items()},
+                uptime_s=round(time.time() - state.started_at),
+                boot_seconds=state.boot_seconds,
+                image=state.image,
+            )
+        return info
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def _qemu_argv(self, accel: str, ssh_port: int, bond_ssh_port: int, overlay: Path) -> list[str]:
+        image = self.image
+        argv = [
+            qemu_binary(),
+            "-name", "bondbot-lab,process=bondbot-lab",
+            "-machine", "pc",
+            "-nodefaults",
+            "-display", "none",
+            "-smp", "2",
+            "-m", "1024",
+        ]
+        if accel == "kvm":
+            argv += ["-accel", "kvm", "-cpu", "host"]
+        else:
+            argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        argv += [
+            "-kernel", str(image.kernel),
+            "-initrd", str(image.initrd),
+            "-append", "root=/dev/vda rw console=ttyS0,115200 systemd.show_status=0",
+            "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+            "-serial", f"file:{self.console_log}",
+            "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
+            # Management NIC: the operator's way in, never part of the bond.
+            "-netdev", f"user,id=net-mgmt,net={MGMT_NET},hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device", f"virtio-net-pci,netdev=net-mgmt,id={MGMT.name},mac={MGMT.mac}",
+            # The "switch": a hub with both bond NICs and a user-mode gateway on it.
+            "-netdev",
+            f"user,id=net-gw,net={BOND_NET},host={GATEWAY},"
+            f"hostfwd=tcp:127.0.0.1:{bond_ssh_port}-{BOND_ADDRESS}:22",
+            "-netdev", "hubport,id=hub-gw,hubid=1,netdev=net-gw",
+        ]
+        for n in NICS:
+            if n.in_bond:
+                argv += [
+                    "-netdev", f"hubport,id=hub-{n.name},hubid=1",
+                    "-device",
+                    f"virtio-net-pci,netdev=hub-{n.name},id={n.name},mac={n.mac},"
+                    f"speed={n.speed_mbps},duplex=full",
+                ]
+        argv += ["-daemonize", "-pidfile", str(self.dir / "qemu.pid")]
+        return argv
+
+    def _start_qemu(self, accel: str) -> tuple[int, int, int]:
+        """Start QEMU daemonized; returns (pid, ssh_port, bond_ssh_port). Retries on a port race."""
+        overlay = self.dir / "disk.qcow2"
+        overlay.unlink(missing_ok=True)
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image.disk), str(overlay)],
+            check=True, capture_output=True,
+        )
+        last_error = ""
+        for _attempt in range(3):
+            ssh_port, bond_ssh_port = _free_port(), _free_port()
+            if ssh_port == bond_ssh_port:
+                continue
+            self.console_log.unlink(missing_ok=True)
+            self.qmp_socket.unlink(missing_ok=True)
+            proc = subprocess.run(
+                self._qemu_argv(accel, ssh_port, bond_ssh_port, overlay),
+                capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            )
+            if proc.returncode == 0:
+                pid = int((self.dir / "qemu.pid").read_text().strip())
+                return pid, ssh_port, bond_ssh_port
+            last_error = proc.stderr.strip()
+            if "hostfwd" not in last_error and "forward" not in last_error:
+                break
+        raise BootError(f"QEMU did not start: {last_error}")
+
+    def up(
+        self,
+        *,
+        timeout: float = 300.0,
+        accel: str | None = None,
+        inventory_path: Path | None = None,
+        known_hosts_path: Path | None = None,
+        progress: Progress = lambda _msg: None,
+    ) -> VMState:
+        """Boot the VM and wait until SSH answers with the pinned host key.
+
+        ``accel``: ``tcg``, ``kvm`` or ``auto`` (default: ``BONDBOT_LAB_ACCEL`` or ``auto``). With
+        ``auto``, KVM is tried when /dev/kvm opens, but only if it has not failed before on this
+        machine; a KVM guest that does not answer in 45 s is stopped, the failure remembered, and
+        the VM booted with TCG. Then the inventory entry ``lab-host`` and the pinned host key are
+        written (when the paths are given).
+        """
+        qemu_binary()
+        if self.is_running():
+            raise LabAlreadyRunning(
+                f"the lab VM is already running ({self.dir}); `bondbot lab down` stops it"
+            )
+        image = self.image  # ImageMissing before anything is started
+        self.dir.mkdir(parents=True, exist_ok=True)
+        pin_known_host(self.known_hosts, "127.0.0.1", 1, image.host_key_line())  # creates the file
+        accel = (accel or os.environ.get("BONDBOT_LAB_ACCEL") or "auto").lower()
+        if accel not in {"auto", "kvm", "tcg"}:
+            raise InvalidArgument(f"unknown accelerator {accel!r}: use auto, kvm or tcg")
+        verdict_file = self.dir.parent / "kvm-verdict.json"
+        candidates = [accel]
+        if accel == "auto":
+            candidates = ["tcg"]
+            if kvm_usable() and not self._kvm_failed_before(verdict_file):
+                candidates = ["kvm", "tcg"]
+        for choice in candidates:
+            started = time.time()
+            progress(f"booting the lab VM ({choice})")
+            pid, ssh_port, bond_ssh_port = self._start_qemu(choice)
+            state = VMState(pid=pid, ssh_port=ssh_port, bond_ssh_port=bond_ssh_port, accel=choice,
+                            image=str(image.directory), started_at=started)
+            self._write_state(state)
+            for port in (ssh_port, bond_ssh_port):
+                pin_known_host(self.known_hosts, "127.0.0.1", port, image.host_key_line())
+            may_fall_back = choice == "kvm" and len(candidates) > 1
+            try:
+                if may_fall_back:
+                    # Where KVM does not work (nested virtualization), the guest hangs before
+                    # its kernel prints a line; a working KVM guest prints one within a second.
+                    self._wait_console(b"Linux version", timeout=15.0, state=state)
+                self.wait_ssh(timeout=60.0 if may_fall_back else timeout, state=state)
+            except BootError:
+                self.down()
+                if may_fall_back:
+                    self._remember_kvm_failure(verdict_file)
+                    progress("KVM guest did not come up; falling back to TCG")
+                    continue
+                raise
+            state.boot_seconds = round(time.time() - started, 1)
+            state.inventory = str(inventory_path) if inventory_path else None
+            state.known_hosts = str(known_hosts_path) if known_hosts_path else None
+            self._write_state(state)
+            self._publish(state)
+            return state
+        raise BootError("the lab VM did not boot")  # pragma: no cover - loop always returns/raises
+
+    @staticmethod
+    def _host_fingerprint() -> str:
+        qemu = subprocess.run([qemu_binary(), "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        return f"{os.uname().release}|{qemu}"
+
+    def _kvm_failed_before(self, verdict_file: Path) -> bool:
+        try:
+            return json.loads(verdict_file.read_text()).get("failed_on") == self._host_fingerprint()
+        except (OSError, ValueError):
+            return False
+
+    def _remember_kvm_failure(self, verdict_file: Path) -> None:
+        verdict_file.write_text(json.dumps({"failed_on": self._host_fingerprint()}) + "\n")
+
+    def down(self) -> bool:
+        """Stop the VM (politely through QMP, then by signal); returns whether one was running.
+
+        Always safe to call: it also cleans up after a VM that died on its own.
+        """
+        state = self._read_state()
+        was_running = state is not None and _pid_alive(state.pid)
+        if state is not None:
+            for port in (state.ssh_port, state.bond_ssh_port):
+                control = socket_dir(self.dir) / f"ssh-{port}"
+                if control.exists():
+                    subprocess.run(self._ssh_base(port) + ["-O", "exit", "root@127.0.0.1"],
+                                   capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+        if was_running and state is not None:
+            with contextlib.suppress(Exception):
+                qmp_command(self.qmp_socket, "quit", timeout=5)
+            deadline = time.monotonic() + 10
+            while _pid_alive(state.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if not _pid_alive(state.pid):
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(state.pid, sig)
+                deadline = time.monotonic() + 5
+                while _pid_alive(state.pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        for path in (self.state_file, self.dir / "disk.qcow2", self.dir / "qemu.pid", self.qmp_socket):
+            path.unlink(missing_ok=True)
+        return was_running
+
+    # --- SSH -------------------------------------------------------------------------------
+    def ssh_port(self, state: VMState | None = None) -> int:
+        """The port the operator's SSH uses now: the bond's forward in ``ssh-via-bond``."""
+        state = state or self.state()
+        return state.bond_ssh_port if state.ssh_via_bond else state.ssh_port
+
+    def _ssh_base(self, port: int) -> list[str]:
+        return [
+            "ssh", "-F", "/dev/null",
+            "-i", str(self.image.client_key),
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "HostKeyAlgorithms=ssh-ed25519",
+            "-o", "ConnectTimeout=10",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "LogLevel=ERROR",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={socket_dir(self.dir)}/ssh-%p",
+            "-o", "ControlPersist=30",
+            "-p", str(port),
+        ]
+
+    def ssh_argv(self, command: str | None = None, *, port: int | None = None) -> list[str]:
+        """The OpenSSH command line that runs ``command`` (or a shell) as root in the guest."""
+        argv = self._ssh_base(port or self.ssh_port()) + ["root@127.0.0.1"]
+        if command is not None:
+            argv += ["--", command]
+        return argv
+
+    def ssh(self, command: str, *, input: str | None = None, timeout: float = 60.0,
+            check: bool = False, port: int | None = None) -> CommandResult:
+        """Run ``command`` (a shell command line) as root in the guest; never raises on a non-zero
+        exit unless ``check``. A connection failure is exit status 255, as with ``ssh``."""
+        try:
+            proc = subprocess.run(
+                self.ssh_argv(command, port=port),
+                input=input if input is not None else "",
+                capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise GuestCommandError(f"{command!r} did not finish within {timeout:.0f} s in the lab VM") from None
+        result = CommandResult(command, proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise GuestCommandError(
+                f"{command!r} failed in the lab VM (exit {proc.returncode}): {proc.stderr.strip()[-500:]}",
+                exit_status=proc.returncode, stderr=proc.stderr,
+            )
+        return result
+
+    def wait_ssh(self, *, timeout: float = 300.0, state: VMState | None = None,
+                 port: int | None = None) -> None:
+        """Wait until sshd answers (with the pinned key); :class:`BootError` with the console's
+        last lines if it does not, or if QEMU exits meanwhile."""
+        state = state or self.state()
+        port = port or self.ssh_port(state)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not _pid_alive(state.pid):
+                raise BootError(f"QEMU exited while booting the lab VM.\n{self._console_tail()}")
+            try:
+                result = self.ssh("true", timeout=30, port=port)
+            except GuestCommandError as exc:
+                last = str(exc)
+            else:
+                if result.exit_status == 0:
+                    return
+                last = result.stderr.strip()
+                if "REMOTE HOST IDENTIFICATION HAS CHANGED" in last or "Host key verification failed" in last:
+                    raise BootError(f"the lab VM presented a host key other than the pinned one: {last}")
+            time.sleep(1)
+        raise BootError(
+            f"SSH on port {port} did not answer within {timeout:.0f} s (last: {last or 'nothing'}).\n"
+            f"{self._console_tail()}"
+        )
+
+    def _wait_console(self, marker: bytes, *, timeout: float, state: VMState) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if marker in self.console_log.read_bytes():
+                    return
+            if not _pid_alive(state.pid):
+                break
+            time.sleep(0.5)
+        raise BootError(f"the guest printed no {marker.decode()!r} within {timeout:.0f} s")
+
+    def _console_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no console log)"
+        return f"console ({self.console_log}), last lines:\n" + "\n".join(text[-lines:])
+
+    def reboot(self, *, timeout: float = 300.0) -> float:
+        """Reboot the guest (``systemctl reboot``) and wait until SSH answers again; returns seconds.
+
+        The disk and the QMP link states survive; the guest's runtime state does not.
+        """
+        state = self.state()
+        started = time.monotonic()
+        boot_id = self.ssh("cat /proc/sys/kernel/random/boot_id", check=True).stdout.strip()
+        self.ssh("systemctl reboot", timeout=30)
+        while time.monotonic() - started < timeout:
+            time.sleep(2)
+            result = self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=30)
+            if result.exit_status == 0 and result.stdout.strip() not in ("", boot_id):
+                return time.monotonic() - started
+            if not _pid_alive(state.pid):
+                raise BootError(f"QEMU exited during the reboot.\n{self._console_tail()}")
+        raise BootError(f"the lab VM did not come back within {timeout:.0f} s.\n{self._console_tail()}")
+
+    # --- switch ports and scenarios --------------------------------------------------------
+    def link(self, name: str, up: bool) -> None:
+        """Shut (``up=False``) or re-enable the switch port of ``name`` (eno1, eno2, mgmt0)."""
+        target = nic(name)
+        state = self.state()
+        qmp_command(self.qmp_socket, "set_link", {"name": target.name, "up": bool(up)})
+        state.links[target.name] = bool(up)
+        self._write_state(state)
+
+    def scenario(self, name: str, *, progress: Progress = lambda _msg: None) -> VMState:
+        """Put the host into scenario ``name`` through NetworkManager; links are all set up first."""
+        scenario = get_scenario(name)
+        state = self.state()
+        for n in NICS:
+            if not state.links.get(n.name, True):
+                self.link(n.name, True)
+        state = self.state()
+        if state.ssh_via_bond:
+            # Back to the management path, which the previous scenario cut.
+            state.ssh_via_bond = False
+            self._write_state(state)
+            self.wait_ssh(timeout=60, state=state)
+        progress(f"applying scenario {scenario.name}: {scenario.summary}")
+        self.ssh("sh -s", input=apply_script(scenario), timeout=120, check=True)
+        state.scenario = scenario.name
+        if scenario.ssh_via_bond:
+            self.wait_ssh(timeout=60, state=state, port=state.bond_ssh_port)
+            self.link(MGMT.name, False)
+            state = self.state()
+            state.ssh_via_bond = True
+        self._write_state(state)
+        self._publish(state)
+        return state
+
+    def inventory_entry(self, state: VMState | None = None) -> dict[str, Any]:
+        """The ``lab-host`` entry, in bondbot's inventory format."""
+        state = state or self.state()
+        return {
+            "address": "127.0.0.1",
+            "port": self.ssh_port(state),
+            "user": "root",
+            "key": str(self.image.client_key),
+            "sudo": False,
+            "bond": BOND,
+            "groups": ["lab"],
+        }
+
+    def _publish(self, state: VMState) -> None:
+        """Write the inventory entry and pin both forwarded ports' host key, where asked."""
+        if state.known_hosts:
+            for port in (state.ssh_port, state.bond_ssh_port):
+                pin_known_host(Path(state.known_hosts), "127.0.0.1", port, self.image.host_key_line())
+        if state.inventory:
+            write_inventory_entry(Path(state.inventory), INVENTORY_NAME, self.inventory_entry(state))

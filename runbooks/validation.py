@@ -1,0 +1,80 @@
+"""Validation of every value that goes into a command, and the quoting that follows it.
+
+A value reaches a shell on a production host as root, so it is checked against what it claims to
+be before any template sees it, and quoted after. Validation is the safety; quoting is the belt
+on top: a valid interface name never needs quotes, but gets them if it ever did.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+
+from ssh_exec.errors import InvalidValue
+from ssh_exec.inventory import Host, Inventory, validate_host_name
+
+__all__ = [
+    "InvalidValue",
+    "IFNAMSIZ",
+    "validate_interface_name",
+    "validate_host",
+    "validator_for",
+    "shell_quote",
+]
+
+IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL: names are 1-15 bytes
+_IFNAME_CHARS = re.compile(r"[A-Za-z0-9_.@-]+")
+
+
+def validate_interface_name(value: object) -> str:
+    """A network interface name as the kernel accepts it (``dev_valid_name``), and then some.
+
+    Kernel: 1-15 bytes, not ``.`` or ``..``, no ``/``, ``:`` or whitespace. We also allow only
+    ``A-Z a-z 0-9 _ . @ -`` (no quoting surprises, no unicode look-alikes) and refuse a leading
+    ``-``, which ``ip`` and ``ethtool`` would read as an option. ``:`` is allowed by that character set
+    but the kernel itself refuses it in device names (``eth0:1`` is an address label).
+    """
+    if not isinstance(value, str):
+        raise InvalidValue(f"invalid interface name {value!r}: expected a string")
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    size = len(value.encode("utf-8"))
+    if size == 0 or size >= IFNAMSIZ:
+        raise InvalidValue(f"invalid interface name {shown!r}: must be 1 to {IFNAMSIZ - 1} bytes long (is {size})")
+    if value in {".", ".."}:
+        raise InvalidValue(f"invalid interface name {value!r}: '.' and '..' are not interface names")
+    if "/" in value or ":" in value or any(c.isspace() for c in value):
+        raise InvalidValue(f"invalid interface name {shown!r}: '/', ':' and whitespace are not allowed by the kernel")
+    if not _IFNAME_CHARS.fullmatch(value):
+        raise InvalidValue(f"invalid interface name {shown!r}: only A-Z a-z 0-9 _ . @ - are allowed")
+    if value.startswith("-"):
+        raise InvalidValue(f"invalid interface name {value!r}: must not start with '-' (it would read as an option)")
+    return value
+
+
+def validate_host(value: object, inventory: Inventory) -> Host:
+    """A host the inventory lists (or, if it allows unlisted hosts, a well-formed name)."""
+    return inventory.get(validate_host_name(value))
+
+
+def _validate_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(f"invalid number {value!r}: expected an integer")
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[object], object]] = {
+    "interface": validate_interface_name,
+    "int": _validate_int,
+}
+
+
+def validator_for(type_name: str) -> Callable[[object], object]:
+    try:
+        return _VALIDATORS[type_name]
+    except KeyError:
+        raise ValueError(f"unknown parameter type {type_name!r}; known: {sorted(_VALIDATORS)}") from None
+
+
+def shell_quote(value: object) -> str:
+    return shlex.quote(str(value))

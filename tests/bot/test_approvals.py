@@ -1,0 +1,170 @@
+"""Approval buttons: who may click, expiry, binding to the plan, re-check, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.harness import RunningBot
+from bot.standin import StandinMessage
+from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
+from tests.bot.conftest import ALICE, BOB, CAROL, INCIDENTS, MALLORY, World, seed_table
+from tests.bot.host_remediation import FIX_COMMANDS
+
+
+async def _triaged(world: World, bot: RunningBot) -> StandinMessage:
+    await bot.command("triage test-host", user=ALICE, channel=INCIDENTS)
+    await bot.settle()
+    [msg] = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
+    return msg
+
+
+def _buttons(msg: StandinMessage) -> list[str]:
+    return [e["action_id"] for b in msg.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def _fix_runs(world: World) -> int:
+    return sum(1 for c in world.host.server.commands() if c == FIX_COMMANDS[0])
+
+
+async def test_approver_applies_the_fix_and_the_message_shows_who_what_result(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    ack = await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
+    assert ack.status == 200 and ack.seconds < 0.3
+    await http_bot.settle()
+    assert world.remediation.applied == [("fix", "test-host")]
+    assert _fix_runs(world) == 1
+    msg = world.slack.message(INCIDENTS, msg.ts)
+    assert _buttons(msg) == [ACTION_FAILOVER_TEST, ACTION_EXPORT], "the used button is gone"
+    texts = [b["text"]["text"] for b in msg.blocks if b["type"] == "section"]
+    [outcome] = [t for t in texts if t.startswith("✅ Fix approved by")]
+    assert outcome.startswith(f"✅ Fix approved by <@{BOB}> at ")
+    assert " UTC; ran:\n```" + FIX_COMMANDS[0] in outcome
+    assert outcome.endswith("Result: succeeded — 2 commands ran")
+    # While it ran, the message said so.
+    assert any(
+        b.get("text", {}).get("text", "").startswith(f"⏳ Fix approved by <@{BOB}>")
+        for v in msg.versions for b in v["blocks"]
+    )
+    [incident] = world.store.list_incidents()
+    [approval] = world.store.approvals(incident.id)
+    assert approval.approver == BOB
+
+
+async def test_group_member_may_approve(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    await http_bot.click(msg, ACTION_FAILOVER_TEST, user=CAROL)
+    await http_bot.settle()
+    assert world.remediation.applied == [("failover_test", "test-host")]
+    assert world.slack.calls_to("usergroups.users.list")[0].body["usergroup"] == "S0NETOPS"
+
+
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [
+        (MALLORY, f"<@{MALLORY}> is not an approver"),
+        (ALICE, "two-person rule: you requested this change, so someone else must approve it"),
+    ],
+)
+async def test_unauthorized_or_self_approval_is_refused_ephemerally_and_logged(
+    world: World, http_bot: RunningBot, user: str, reason: str
+) -> None:
+    msg = await _triaged(world, http_bot)
+    before = msg.blocks
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=user)
+    await http_bot.settle()
+    assert world.remediation.applied == [] and _fix_runs(world) == 0
+    [eph] = world.slack.ephemerals(user)
+    assert eph.text == f"🚫 Not allowed to apply the fix: {reason}."
+    assert world.slack.message(INCIDENTS, msg.ts).blocks == before, "the buttons stay for a real approver"
+    [incident] = world.store.list_incidents()
+    [refusal] = [e for e in world.store.events(incident.id) if e.kind == "refusal"]
+    assert refusal.actor == user and refusal.payload["reason"] == reason
+
+
+async def test_expired_button_is_refused_and_removed(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    world.clock.advance(minutes=15, seconds=1)
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
+    await http_bot.settle()
+    assert world.remediation.applied == []
+    [eph] = world.slack.ephemerals(BOB)
+    assert eph.text == "❌ This approval request has expired; run `/bond triage` again for a fresh plan."
+    msg = world.slack.message(INCIDENTS, msg.ts)
+    assert _buttons(msg) == [ACTION_EXPORT]
+    assert any("⌛ Fix: the approval window closed" in b.get("text", {}).get("text", "") for b in msg.blocks)
+
+
+async def test_replayed_click_and_double_click_run_once(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    payload = world.slack.block_action_payload(user=BOB, channel=INCIDENTS, message_ts=msg.ts, action_id=ACTION_APPLY_FIX)
+    second = world.slack.block_action_payload(user=CAROL, channel=INCIDENTS, message_ts=msg.ts, action_id=ACTION_APPLY_FIX)
+    acks = await asyncio.gather(
+        http_bot.click(msg, ACTION_APPLY_FIX, user=BOB, payload=payload),
+        http_bot.click(msg, ACTION_APPLY_FIX, user=BOB, payload=payload, retry_num=1),  # Slack retry
+        http_bot.click(msg, ACTION_APPLY_FIX, user=CAROL, payload=second),  # another approver, same moment
+    )
+    assert [a.status for a in acks] == [200, 200, 200]
+    await http_bot.settle()
+    assert world.remediation.applied == [("fix", "test-host")]
+    assert _fix_runs(world) == 1
+    # Replayed later, after it finished: still nothing.
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB, payload=payload)
+    await http_bot.settle()
+    assert _fix_runs(world) == 1
+    [incident] = world.store.list_incidents()
+    assert len(world.store.approvals(incident.id)) == 1
+
+
+async def test_click_while_the_first_is_still_running(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    world.remediation.gate = asyncio.Event()
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
+    await world.slack.wait_for(lambda: world.remediation.applied)
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=CAROL)
+    eph = await world.slack.wait_for(lambda: world.slack.ephemerals(CAROL))
+    assert eph[0].text.startswith(f"Already approved by <@{BOB}> at ")
+    world.remediation.gate.set()
+    await http_bot.settle()
+    assert world.remediation.applied == [("fix", "test-host")] and _fix_runs(world) == 1
+
+
+async def test_state_is_rechecked_before_running(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    # Someone fixed the bond by hand after the triage: the approved plan no longer applies.
+    world.host.server.set_replay(seed_table(miimon=100))
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
+    await http_bot.settle()
+    assert world.remediation.applied == [] and _fix_runs(world) == 0
+    [eph] = world.slack.ephemerals(BOB)
+    assert eph.text == "❌ Not run: the host no longer needs it."
+    msg = world.slack.message(INCIDENTS, msg.ts)
+    assert ACTION_APPLY_FIX not in _buttons(msg)
+    assert world.store.approvals(world.store.list_incidents()[0].id) == []
+
+
+async def test_forged_button_value_for_another_plan_runs_nothing(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    payload = world.slack.block_action_payload(user=BOB, channel=INCIDENTS, message_ts=msg.ts, action_id=ACTION_APPLY_FIX)
+    [incident] = world.store.list_incidents()
+    payload["actions"][0]["value"] = '{"incident":"%s","plan":"%s"}' % (incident.id, "0" * 64)
+    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB, payload=payload)
+    await http_bot.settle()
+    assert world.remediation.applied == []
+    assert world.slack.ephemerals(BOB)[0].text == "❌ No such plan on this incident; nothing ran."
+
+
+async def test_export_button_uploads_the_timeline_to_the_thread(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    await http_bot.click(msg, ACTION_EXPORT, user=BOB)
+    await http_bot.settle()
+    [incident] = world.store.list_incidents()
+    steps = [c.method for c in world.slack.calls if c.method in ("files.getUploadURLExternal", "upload", "files.completeUploadExternal")]
+    assert steps == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    complete = world.slack.calls_to("files.completeUploadExternal")[0].body
+    assert complete["channel_id"] == INCIDENTS and complete["thread_ts"] == msg.ts
+    [upload] = world.slack.uploads.values()
+    assert upload["name"] == f"{incident.id}.md"
+    assert incident.id.encode() in upload["content"]
+    assert [e.kind for e in world.store.events(incident.id)][-1] == "export"

@@ -1,0 +1,140 @@
+"""The real Bolt app over HTTP, with requests signed as Slack signs them, against the stand-in."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+from bot.harness import RunningBot
+from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
+from tests.bot.conftest import ALICE, INCIDENTS, RANDOM, World
+
+SEED_COMMANDS = [
+    "cat /proc/net/bonding/bond0",
+    "ip -d -j link show bond0",
+    "nmcli -t con show bond0",
+    "ip link show eno1",
+    "ip link show eno2",
+    "ethtool eno1",
+    "ethtool eno2",
+]
+
+
+def _section_texts(blocks: list[dict]) -> list[str]:
+    return [b["text"]["text"] for b in blocks if b["type"] == "section"]
+
+
+def _buttons(blocks: list[dict]) -> list[str]:
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+async def test_help_is_an_ephemeral_ack_and_nothing_else(world: World, http_bot: RunningBot) -> None:
+    ack = await http_bot.command("help", user=ALICE, channel=INCIDENTS)
+    assert ack.status == 200
+    assert ack.body["response_type"] == "ephemeral"
+    assert ack.body["text"] == "bondbot help"
+    assert "`/bond triage HOST [BOND]`" in ack.body["blocks"][0]["text"]["text"]
+    await http_bot.settle()
+    assert world.slack.messages == []
+
+
+async def test_unknown_subcommand_gets_short_usage(world: World, http_bot: RunningBot) -> None:
+    ack = await http_bot.command("reboot web-01", user=ALICE, channel=INCIDENTS)
+    assert ack.body["response_type"] == "ephemeral"
+    assert ack.body["text"].startswith("Unknown subcommand `reboot`. Usage: `/bond triage HOST [BOND]`")
+    ack = await http_bot.command("triage 'web-01;reboot'", user=ALICE, channel=INCIDENTS)
+    assert ack.body["text"].startswith("`'web-01;reboot'` is not a valid host name.")
+    await http_bot.settle()
+    assert world.slack.messages == []
+    assert world.host.server.commands() == []
+
+
+async def test_triage_outside_allowed_channels_is_refused(world: World, http_bot: RunningBot) -> None:
+    ack = await http_bot.command("triage test-host", user=ALICE, channel=RANDOM)
+    assert ack.body["text"] == f"🚫 Not allowed to use `/bond triage` here: triage is not enabled in <#{RANDOM}>."
+    await http_bot.settle()
+    assert world.slack.messages == [] and world.host.server.commands() == []
+
+
+async def test_forged_or_stale_requests_get_401_and_nothing_runs(world: World, http_bot: RunningBot) -> None:
+    fields = world.slack.slash_command_payload("triage test-host", user=ALICE, channel=INCIDENTS)
+    body = urlencode(fields)
+    forged = await world.slack.post_signed(body, url=http_bot.url, secret="not-the-secret")
+    stale = await world.slack.post_signed(body, url=http_bot.url, timestamp=int(time.time()) - 6 * 60)
+    assert (forged.status, stale.status) == (401, 401)
+    # A click with a valid-looking payload but no valid signature: also refused.
+    click = urlencode({"payload": json.dumps({"type": "block_actions", "actions": []})})
+    assert (await world.slack.post_signed(click, url=http_bot.url, secret="x")).status == 401
+    await http_bot.settle()
+    assert world.slack.calls == []  # not even auth.test: nothing ran
+    assert world.host.server.commands() == []
+    assert world.store.list_incidents() == []
+
+
+async def test_triage_posts_one_message_updated_per_step_then_the_summary(
+    world: World, http_bot: RunningBot
+) -> None:
+    ack = await http_bot.command("triage test-host", user=ALICE, channel=INCIDENTS)
+    assert ack.status == 200 and ack.seconds < 0.3
+    assert ack.body["text"] == "Triage of test-host started; the incident follows in this channel."
+    await http_bot.settle()
+    slack = world.slack
+
+    top = [m for m in slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
+    assert len(top) == 1, "one message per incident"
+    msg = top[0]
+    [incident] = world.store.list_incidents()
+    assert (incident.host, incident.bond, incident.requester, incident.channel) == ("test-host", "bond0", ALICE, INCIDENTS)
+    # Updated while the steps ran: the first rendering lists every step pending.
+    first = msg.versions[0]["blocks"]
+    assert "▫️ `cat /proc/net/bonding/bond0`" in _section_texts(first)[0]
+    assert len(slack.calls_to("chat.update")) >= len(SEED_COMMANDS)
+    assert any("✅ `cat /proc/net/bonding/bond0`" in t for v in msg.versions for t in _section_texts(v["blocks"]))
+
+    blocks = msg.blocks
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Bond triage: test-host bond0", "emoji": True}} or \
+        blocks[0]["text"]["text"] == "Bond triage: test-host bond0"
+    texts = _section_texts(blocks)
+    root = incident.root_cause
+    assert root and root.startswith("bond0 has no link monitoring (miimon 0, no ARP monitor)")
+    assert texts[0] == f"*Root cause:* {root}  `NO_LINK_MONITORING`"
+    assert texts[1].startswith("*Why:* bond0 runs in mode active-backup with MII link monitoring disabled")
+    assert "cat /proc/net/bonding/bond0: MII Polling Interval (ms): 0" in texts[2]
+    assert "ethtool eno1: \tLink detected: no" in texts[2]
+    assert texts[3].startswith("*Other findings*\n🟠 `ACTIVE_SLAVE_NO_CARRIER`") or "ACTIVE_SLAVE_NO_CARRIER" in texts[3]
+    assert "*Proposed fix: enable MII link monitoring (miimon=100)*" in texts[4]
+    assert 'nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"' in texts[4]
+    assert "Rollback:\n```nmcli con modify bond0 bond.options \"mode=active-backup,miimon=0,primary=eno1\"```" in texts[4]
+    assert _buttons(blocks) == [ACTION_APPLY_FIX, ACTION_FAILOVER_TEST, ACTION_EXPORT]
+    fix_button = blocks[-1]["elements"][0]
+    assert fix_button["confirm"]["text"]["text"] == (
+        "Run on test-host:\n"
+        'nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"\n'
+        "nmcli con down bond0 && nmcli con up bond0\n"
+        "Rollback:\n"
+        'nmcli con modify bond0 bond.options "mode=active-backup,miimon=0,primary=eno1"'
+    )
+    assert msg.text == f"[{incident.id}] test-host bond0: {root}"
+
+    # The raw outputs are in the thread, one per command, exactly as the host printed them.
+    thread = slack.thread(INCIDENTS, msg.ts)
+    assert sorted(m.text for m in thread) == sorted(f"$ {c}" for c in SEED_COMMANDS)
+    # Only reads ran on the host (the triage, then the planner's re-read): no change unapproved.
+    assert set(world.host.server.commands()) == set(SEED_COMMANDS)
+    # Everything is on the record: the steps with their outputs, the diagnosis, the proposals.
+    kinds = [e.kind for e in world.store.events(incident.id)]
+    assert kinds.count("triage_step") == len(SEED_COMMANDS)
+    assert kinds.count("proposal") == 2 and "diagnosis" in kinds and "root_cause" in kinds
+    assert world.store.get(incident.id).status.value == "diagnosed"
+
+
+async def test_http_retry_of_a_command_runs_the_triage_once(world: World, http_bot: RunningBot) -> None:
+    fields = world.slack.slash_command_payload("triage test-host", user=ALICE, channel=INCIDENTS)
+    body = urlencode(fields)
+    first = await world.slack.post_signed(body, url=http_bot.url)
+    retry = await world.slack.post_signed(body, url=http_bot.url, retry_num=1)
+    assert (first.status, retry.status) == (200, 200)
+    await http_bot.settle()
+    assert len(world.store.list_incidents()) == 1
+    assert len(world.slack.calls_to("chat.postMessage")) == 1 + len(SEED_COMMANDS)

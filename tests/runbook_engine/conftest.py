@@ -1,0 +1,1 @@
+from tests.ssh.fixtures import ssh_host, sshd_server  # noqa: F401
