@@ -13,11 +13,14 @@ import typer
 
 COMMAND_MODULES = (
     "diagnose",
+    "demo",
     "incident",
     "remediate",
     "triage",
     "audit",
     "hosts",
+    "lab",
+    "serve",
 )
 
 app = typer.Typer(

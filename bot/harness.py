@@ -74,7 +74,9 @@ class RunningBot:
             await self.http.stop()
         if self.socket is not None:
             await self.socket.close_async()
-        await self.app.client.session.close() if getattr(self.app.client, "session", None) else None
+        session = getattr(self.app.client, "session", None)
+        if session is not None:
+            await session.close()
 
 
 async def start_bot(

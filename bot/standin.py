@@ -218,7 +218,8 @@ class SlackStandin:
         return [m for m in self.messages if m.ephemeral_to and (user is None or m.ephemeral_to == user)]
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
-        """Wait until ``predicate()`` returns something truthy (re-checked after every recorded call)."""
+        """Wait until ``predicate()`` returns something truthy (re-checked after every recorded
+        call, and every 20 ms for conditions outside the stand-in)."""
 
         async def _wait() -> Any:
             async with self._changed:
@@ -226,7 +227,10 @@ class SlackStandin:
                     result = predicate()
                     if result:
                         return result
-                    await self._changed.wait()
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), 0.02)
+                    except asyncio.TimeoutError:
+                        pass
 
         return await asyncio.wait_for(_wait(), timeout)
 

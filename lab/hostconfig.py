@@ -51,7 +51,13 @@ def write_inventory_entry(path: Path, name: str, entry: dict[str, Any]) -> None:
         raise LabError(f"{path}: 'hosts' must be a mapping of host names")
     hosts[name] = entry
     data["hosts"] = hosts
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    class Dumper(yaml.SafeDumper):
+        """Block mappings, flow lists (``groups: [lab]``), as people write inventories."""
+
+    Dumper.add_representer(
+        list, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+    )
+    text = yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False)
     _atomic_write(path, text, 0o600)
 
 

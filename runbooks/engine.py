@@ -166,6 +166,17 @@ def _env() -> Any:
     return _ENV
 
 
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _compiled(template: str) -> Any:
+    """Compiling a template costs about a millisecond; an audit renders the same seven 7,000 times."""
+    compiled = _TEMPLATES.get(template)
+    if compiled is None:
+        compiled = _TEMPLATES[template] = _env().from_string(template)
+    return compiled
+
+
 def render_command(template: str, values: Mapping[str, object], params: Mapping[str, Param]) -> str:
     """Render one command: every value validated by its declared type, then shell-quoted.
 
@@ -180,7 +191,7 @@ def render_command(template: str, values: Mapping[str, object], params: Mapping[
             raise RunbookError(f"value {key!r} has no declared type in the runbook's parameters")
         checked[key] = validator_for(params[key].type)(value)
     try:
-        rendered = _env().from_string(template).render(**checked)
+        rendered = _compiled(template).render(**checked)
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"cannot render {template!r}: {exc.message}") from None
     except jinja2.TemplateError as exc:

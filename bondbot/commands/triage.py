@@ -42,12 +42,14 @@ def register(app: typer.Typer) -> None:
 
         inv = load_inventory_or_exit(inventory)
         limits = ExecLimits(connect_timeout=connect_timeout, host_timeout=timeout)
-        from rich.console import Console
+        err = None
+        if not as_json:  # rich costs ~50 ms of start-up: only when there is something to draw
+            from rich.console import Console
 
-        err = Console(stderr=True)
+            err = Console(stderr=True)
 
         def progress(event: StepEvent) -> None:
-            if as_json or event.kind != "done":
+            if err is None or event.kind != "done":
                 return
             r = event.record
             mark = {"ok": "[green]✓[/]", "partial": "[yellow]~[/]"}.get(r.status, "[red]✗[/]")
@@ -55,9 +57,9 @@ def register(app: typer.Typer) -> None:
 
         async def go():  # type: ignore[no-untyped-def]
             async with SshPool(inv, limits=limits) as pool:
-                if not as_json:
+                if err is not None:
                     err.print(f"[bold]triage {host}[/] …", highlight=False)
-                return await run_triage(pool, host, bond=bond, progress=progress)
+                return await run_triage(pool, host, bond=bond, progress=progress if err else None)
 
         try:
             result = asyncio.run(go())
@@ -70,6 +72,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
             return
+        from rich.console import Console
+
         out = Console()
         out.print()
         print_diagnosis(out, result)

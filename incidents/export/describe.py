@@ -27,8 +27,9 @@ def command_result(p: dict[str, Any]) -> str:
         parts.append(f"exit {p['exit_status']}")
     elif p.get("exit_status") is None and "exit_status" in p:
         parts.append("no exit status")
-    if isinstance(p.get("duration_s"), int | float):
-        parts.append(f"in {p['duration_s']:.2f} s")
+    duration = p.get("duration_s", p.get("duration"))  # seconds; runbooks' StepRecord says "duration"
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        parts.append(f"in {duration:.2f} s")
     return " ".join(parts)
 
 

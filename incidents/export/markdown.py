@@ -13,7 +13,8 @@ __all__ = ["render_markdown"]
 
 
 def _oneline(text: str) -> str:
-    return " ".join(str(text).split())
+    """Whitespace runs (newlines too) become one space; edges are kept, for joining segments."""
+    return re.sub(r"\s+", " ", str(text))
 
 
 def _cell(text: str) -> str:

@@ -123,7 +123,7 @@ finally:
     out.close()
 """
 
-_PING_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)")
+_PING_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)(?:.*? time=([\d.]+) ms)?")
 _SENT_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
@@ -196,9 +196,12 @@ class FailoverReport:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     caveat: str | None = None
+    raw: dict[str, str] = field(default_factory=dict, repr=False)  # samples.txt and ping.txt as read
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("raw")
+        return data
 
     def render_text(self) -> str:
         def ms(v: float | None) -> str:
@@ -264,7 +267,9 @@ def analyze(samples_text: str, ping_text: str, *, host: str, bond: str, method: 
     for line in ping_text.splitlines():
         m = _PING_RE.match(line)
         if m:
-            replies.setdefault(int(m.group(2)), float(m.group(1)))
+            # When the echo was sent: received minus round-trip time (same host clock).
+            rtt = float(m.group(3)) / 1000 if m.group(3) else 0.0
+            replies.setdefault(int(m.group(2)), float(m.group(1)) - rtt)
         s = _SENT_RE.search(line)
         if s:
             sent = int(s.group(1))
@@ -316,14 +321,17 @@ def analyze(samples_text: str, ping_text: str, *, host: str, bond: str, method: 
         report.pings_sent = sent if sent is not None else seqs[-1]
         first, last = seqs[0], seqs[-1]
         report.lost_pings = (last - first + 1) - len(seqs)
-        times = sorted(replies.values())
-        window = [t for t in times if t >= cut_t - 1.0]
-        gaps = [b - a for a, b in zip(window, window[1:])]
-        # A reply before the cut and none after it until the end: the outage lasted to the end.
-        if window and window[-1] < cut_t:
-            gaps.append((restore_t or cut_t) - window[-1])
-        biggest = max(gaps, default=0.0)
-        report.outage_ms = round(max(0.0, biggest - PING_INTERVAL) * 1000, 1)
+        # The outage: for each run of unanswered echoes, from the last answered echo's send time to
+        # the next answered one's, less one interval. Gaps without a lost echo are not outages
+        # (a guest that was merely not scheduled sent nothing and lost nothing).
+        outage = 0.0
+        for a, b in zip(seqs, seqs[1:]):
+            if b - a > 1:
+                outage = max(outage, replies[b] - replies[a] - PING_INTERVAL)
+        if sent is not None and sent > last + 1 and replies[last] >= cut_t - 1.0:
+            # Nothing answered after the cut until ping stopped.
+            outage = max(outage, (restore_t or replies[last]) - replies[last])
+        report.outage_ms = round(max(0.0, outage) * 1000, 1)
     else:
         report.errors.append("no ping replies at all: the target did not answer before the cut either")
 
@@ -526,6 +534,7 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
         errors.append("the sampler did not finish")
     report = analyze(samples_text, ping_text, host=plan.host, bond=plan.bond, method=plan.method,
                      cut_slave=plan.cut_slave, primary=plan.primary, errors=errors)
+    report.raw = {"samples.txt": samples_text, "ping.txt": ping_text}
     rec.event("verification", {"failover_test": {k: v for k, v in report.to_json().items() if k != "timeline"},
                                "timeline_head": report.timeline[:40]})
     return report

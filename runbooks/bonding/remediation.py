@@ -93,6 +93,7 @@ _ARP_ONLY = ("arp_interval", "arp_ip_target", "arp_validate", "arp_all_targets",
 _MII_ONLY = ("miimon", "updelay", "downdelay")
 
 #: sysfs files compared before/after: the bond's configuration, not its moving parts.
+_ARP_VALIDATE = ("none", "active", "backup", "all", "filter", "filter_active", "filter_backup")
 _RUNTIME_KEYS = ("mode", "miimon", "arp_interval", "arp_ip_target", "arp_validate", "updelay",
                  "downdelay", "primary", "slaves")
 
@@ -189,6 +190,7 @@ class Monitor:
     miimon: int = 0
     arp_interval: int = 0
     arp_targets: tuple[str, ...] = ()
+    arp_validate: str | None = None  # None: leave as it is
 
     @classmethod
     def mii(cls, ms: int = 100) -> Monitor:
@@ -197,7 +199,7 @@ class Monitor:
         return cls("miimon", miimon=ms)
 
     @classmethod
-    def arp(cls, interval_ms: int, targets: list[str] | tuple[str, ...]) -> Monitor:
+    def arp(cls, interval_ms: int, targets: list[str] | tuple[str, ...], validate: str | None = None) -> Monitor:
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or not 10 <= interval_ms <= 60000:
             raise RemediationError(f"invalid arp_interval {interval_ms!r}: expected milliseconds from 10 to 60000")
         checked = tuple(dict.fromkeys(_validate_ipv4_target(t) for t in targets))
@@ -205,18 +207,24 @@ class Monitor:
             raise RemediationError("ARP monitoring needs at least one --arp-target (e.g. the gateway)")
         if len(checked) > 16:
             raise RemediationError("at most 16 ARP targets (the bonding driver's limit)")
-        return cls("arp", arp_interval=interval_ms, arp_targets=checked)
+        if validate is not None and validate not in _ARP_VALIDATE:
+            raise RemediationError(f"invalid arp_validate {validate!r}: one of {', '.join(_ARP_VALIDATE)}")
+        return cls("arp", arp_interval=interval_ms, arp_targets=checked, arp_validate=validate)
 
     def options(self) -> dict[str, str]:
         if self.kind == "miimon":
             return {"miimon": str(self.miimon)}
-        return {"arp_interval": str(self.arp_interval), "arp_ip_target": ",".join(self.arp_targets)}
+        opts = {"arp_interval": str(self.arp_interval), "arp_ip_target": ",".join(self.arp_targets)}
+        if self.arp_validate is not None:
+            opts["arp_validate"] = self.arp_validate
+        return opts
 
     def describe(self) -> str:
         if self.kind == "miimon":
             return f"MII link monitoring every {self.miimon} ms (miimon={self.miimon})"
+        validate = f", arp_validate={self.arp_validate}" if self.arp_validate else ""
         return (f"ARP monitoring every {self.arp_interval} ms to {', '.join(self.arp_targets)} "
-                f"(arp_interval={self.arp_interval}, arp_ip_target={','.join(self.arp_targets)})")
+                f"(arp_interval={self.arp_interval}, arp_ip_target={','.join(self.arp_targets)}{validate})")
 
 
 # --- pure logic ---------------------------------------------------------------------------------
@@ -287,6 +295,8 @@ def runtime_apply_commands(bond: str, runtime: Mapping[str, str], monitor: Monit
     current = set(_targets(runtime.get("arp_ip_target", "")))
     cmds = [_sysfs_write(bond, "arp_ip_target", f"+{t}") for t in monitor.arp_targets if t not in current]
     cmds += [_sysfs_write(bond, "arp_ip_target", f"-{t}") for t in sorted(current - set(monitor.arp_targets))]
+    if monitor.arp_validate is not None:
+        cmds.append(_sysfs_write(bond, "arp_validate", monitor.arp_validate))
     cmds.append(_sysfs_write(bond, "arp_interval", str(monitor.arp_interval)))
     return cmds
 
@@ -300,7 +310,8 @@ def runtime_restore_commands(bond: str, before: Mapping[str, str]) -> list[str]:
     miimon = before.get("miimon", "0") or "0"
     arp_interval = before.get("arp_interval", "0") or "0"
     targets = _targets(before.get("arp_ip_target", ""))
-    cmds: list[str] = []
+    validate = (before.get("arp_validate") or "none").split()[0]  # sysfs prints "none 0"
+    cmds: list[str] = [_sysfs_write(bond, "arp_validate", validate)]
     if arp_interval != "0":
         cmds.append(_sh(f"for t in $(cat /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target); "
                         f"do echo -$t > /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target; done"))
@@ -839,13 +850,11 @@ class _HostLost(Exception):
 
 
 async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any = None,
-                    incident_id: str | None = None, approved_hash: str | None = None,
-                    verify_override: dict[str, Any] | None = None) -> FixResult:
+                    incident_id: str | None = None, approved_hash: str | None = None) -> FixResult:
     """Run an approved plan: precheck, rollback note, change, verify, confirm or roll back.
 
     ``approved_hash``, when given, must equal ``plan.plan_hash`` (the bot passes the hash the
-    approver clicked). ``verify_override`` is for tests that need a verification to fail
-    (e.g. ``{"target": "10.20.0.99"}``: a gateway that does not answer).
+    approver clicked).
     """
     started = time.monotonic()
     rec = _Recorder(incident_store, incident_id, actor)
@@ -917,7 +926,7 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
                 raise RemediationError(f"{planned.command}: {res.failure_reason}")
         # 3. verify over a NEW connection
         await pool.close_host(plan.host)
-        checks = await _verify(plan, pool, step, verify_override or {})
+        checks = await _verify(plan, pool, step)
         result.checks = checks
         rec.event("verification", {"checks": [c.to_json() for c in checks]})
         failed = [c for c in checks if not c.ok]
@@ -970,7 +979,7 @@ async def _bounce(plan: FixPlan, step: Any, result: FixResult, session: Any) -> 
     await asyncio.sleep(3)
 
 
-async def _verify(plan: FixPlan, pool: Any, step: Any, override: dict[str, Any]) -> list[Check]:
+async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
     from runbooks.bonding.parsers import parse_nmcli, parse_proc_bonding
 
     session = pool.session(plan.host, budget=plan.checkpoint_timeout)
@@ -1012,7 +1021,7 @@ async def _verify(plan: FixPlan, pool: Any, step: Any, override: dict[str, Any])
             needle = f"miimon={m.miimon}" if m.kind == "miimon" else f"arp_interval={m.arp_interval}"
             checks.append(Check("persisted on disk", needle in per.stdout,
                                 f"{plan.state.nm_file}: {' '.join(per.stdout.split()) or 'no monitor line'}"))
-    target = override.get("target", plan.target)
+    target = plan.target
     ping = await step("verify: the gateway answers",
                       render("verify.gateway", count=_spec()["defaults"]["verify_pings"], bond=plan.bond,
                              target=_validate_ipv4_target(target)), sess=session, timeout=20)

@@ -119,13 +119,18 @@ async def test_replayed_click_and_double_click_run_once(world: World, http_bot: 
 
 async def test_click_while_the_first_is_still_running(world: World, http_bot: RunningBot) -> None:
     msg = await _triaged(world, http_bot)
-    world.remediation.gate = asyncio.Event()
-    await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
-    await world.slack.wait_for(lambda: world.remediation.applied)
-    await http_bot.click(msg, ACTION_APPLY_FIX, user=CAROL)
-    eph = await world.slack.wait_for(lambda: world.slack.ephemerals(CAROL))
-    assert eph[0].text.startswith(f"Already approved by <@{BOB}> at ")
-    world.remediation.gate.set()
+    world.remediation.gate = gate = asyncio.Event()
+    # Carol's client still shows the button (her screen had not refreshed yet).
+    stale_view = world.slack.block_action_payload(user=CAROL, channel=INCIDENTS, message_ts=msg.ts, action_id=ACTION_APPLY_FIX)
+    try:
+        await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB)
+        await world.slack.wait_for(lambda: world.remediation.applied)
+        assert ACTION_APPLY_FIX not in _buttons(world.slack.message(INCIDENTS, msg.ts)), "gone while running"
+        await http_bot.click(msg, ACTION_APPLY_FIX, user=CAROL, payload=stale_view)
+        eph = await world.slack.wait_for(lambda: world.slack.ephemerals(CAROL))
+        assert eph[0].text.startswith(f"Already approved by <@{BOB}> at ")
+    finally:
+        gate.set()
     await http_bot.settle()
     assert world.remediation.applied == [("fix", "test-host")] and _fix_runs(world) == 1
 

@@ -10,9 +10,6 @@ from pg import create_database, fresh_postgres_database, postgres_url  # noqa: F
 
 from incidents import IncidentStore
 
-HERE = Path(__file__).resolve().parent
-WORKER = HERE / "incident_worker.py"
-
 
 @pytest.fixture(scope="session")
 def shared_pg_database(postgres_url: str) -> str:  # noqa: F811

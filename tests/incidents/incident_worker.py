@@ -31,7 +31,7 @@ from incidents import IncidentStore
 
 def wait_for(path: str) -> None:
     Path(f"{path}.{os.getpid()}.ready").touch()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while not os.path.exists(path):
         if time.monotonic() > deadline:
             sys.exit("go file never appeared")

@@ -47,6 +47,9 @@ def test_markdown_timeline(sqlite_store: IncidentStore, seeded: str) -> None:
     assert '```sh\nnmcli con modify bond0 bond.options "mode=active-backup,miimon=0,primary=eno1"\n' in md
     assert f"| U024BE7LH | `{PLAN_HASH}` |" in md
     assert "MII Polling Interval (ms): 0" in md  # full output kept
+    assert "<script>" not in md and "&lt;script&gt;alert('x')&lt;/script&gt; \\| ports" in md
+    assert "`ethtool eno1 \\| grep -i link`" in md  # a pipe inside a table's code span
+    assert "### seq 3: `ethtool eno1 | grep -i link`" in md  # ...and outside a table
 
 
 def test_json_export_validates_against_the_shipped_schema(db_url: str, store: IncidentStore) -> None:

@@ -87,6 +87,16 @@ def test_arp_target_must_be_a_unicast_ipv4(bad) -> None:
         Monitor.arp(1000, [bad])
 
 
+def test_arp_validate_is_checked_and_written_before_the_interval() -> None:
+    with pytest.raises(RemediationError, match="arp_validate"):
+        Monitor.arp(1000, ["10.20.0.1"], validate="all; reboot")
+    plan = build_fix_plan("web-01", incident_state(), Monitor.arp(1000, ["10.20.0.1"], validate="all"))
+    runtime = [s.command for s in plan.steps if "/sys/class/net" in s.command]
+    assert runtime[-2:] == ["sh -c 'echo all > /sys/class/net/bond0/bonding/arp_validate'",
+                            "sh -c 'echo 1000 > /sys/class/net/bond0/bonding/arp_interval'"]
+    assert plan.new_options.endswith("arp_validate=all")
+
+
 def test_arp_needs_a_target() -> None:
     with pytest.raises(RemediationError, match="at least one"):
         Monitor.arp(1000, [])
@@ -162,8 +172,11 @@ def test_arp_plan_writes_targets_before_interval() -> None:
 
 def test_runtime_restore_puts_the_old_monitor_last() -> None:
     cmds = runtime_restore_commands("bond0", {"miimon": "0", "arp_interval": "0"})
-    assert cmds[0].endswith("arp_interval'") and cmds[-1] == "sh -c 'echo 0 > /sys/class/net/bond0/bonding/miimon'"
-    cmds = runtime_restore_commands("bond0", {"miimon": "0", "arp_interval": "1000", "arp_ip_target": "10.20.0.1"})
+    assert cmds[0] == "sh -c 'echo none > /sys/class/net/bond0/bonding/arp_validate'"
+    assert cmds[1].endswith("arp_interval'") and cmds[-1] == "sh -c 'echo 0 > /sys/class/net/bond0/bonding/miimon'"
+    cmds = runtime_restore_commands("bond0", {"miimon": "0", "arp_interval": "1000", "arp_ip_target": "10.20.0.1",
+                                              "arp_validate": "all 3"})
+    assert cmds[0] == "sh -c 'echo all > /sys/class/net/bond0/bonding/arp_validate'"
     assert cmds[-1].endswith("echo 1000 > /sys/class/net/bond0/bonding/arp_interval'")
     assert "sh -c 'echo +10.20.0.1 > /sys/class/net/bond0/bonding/arp_ip_target'" in cmds
 

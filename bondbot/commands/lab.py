@@ -1,0 +1,200 @@
+"""``bondbot lab``: the lab VM, a real bonded Debian host in QEMU, for tests and the demo.
+
+The lab package is imported inside each command, so ``bondbot triage`` does not pay for it.
+Errors are one line on stderr: exit status 2 for bad input (nothing changed), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from lab.vm import LabVM
+
+__all__ = ["register"]
+
+lab_app = typer.Typer(
+    name="lab",
+    help="A real bonded Linux host in a QEMU VM: build, boot, cut links, switch scenarios.",
+    no_args_is_help=True,
+)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    from lab.errors import InvalidArgument, LabError
+
+    try:
+        yield
+    except InvalidArgument as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except LabError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _vm() -> LabVM:
+    from lab.vm import LabVM
+
+    return LabVM()
+
+
+@lab_app.command("build")
+def build(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
+    """Build the lab image (cached; rebuilt only when its recipe changes)."""
+    with _errors():
+        from lab.image import build_image
+
+        image, built = build_image(force=force, progress=_say)
+        if not built:
+            _say(f"lab image {image.recipe_hash} is up to date ({image.directory})")
+
+
+@lab_app.command("up")
+def up(
+    accel: Annotated[str, typer.Option(help="auto (KVM if it works, else TCG), kvm or tcg.")] = "auto",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for SSH.")] = 300.0,
+) -> None:
+    """Boot the VM in the background, wait for SSH, write the lab-host inventory entry."""
+    with _errors():
+        from bondbot.settings import inventory_path, known_hosts_path
+
+        vm = _vm()
+        state = vm.up(accel=accel, timeout=timeout, inventory_path=inventory_path(),
+                      known_hosts_path=known_hosts_path(), progress=_say)
+        _say(
+            f"lab VM up in {state.boot_seconds:.0f} s ({state.accel}), scenario {state.scenario}; "
+            f"inventory host 'lab-host' -> root@127.0.0.1:{state.ssh_port} ({inventory_path()})"
+        )
+
+
+@lab_app.command("down")
+def down() -> None:
+    """Stop the VM and remove its runtime files (safe to run at any time)."""
+    with _errors():
+        _say("lab VM stopped" if _vm().down() else "lab VM was not running")
+
+
+@lab_app.command("status")
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False) -> None:
+    """Whether the VM runs, on which ports, in which scenario, with which links down."""
+    with _errors():
+        info = _vm().status()
+        if as_json:
+            typer.echo(json.dumps(info, indent=2))
+        elif not info["running"]:
+            typer.echo("lab VM: not running")
+        else:
+            links = " ".join(f"{k}={v}" for k, v in info["links"].items())
+            typer.echo(
+                f"lab VM: running (pid {info['pid']}, {info['accel']}, up {info['uptime_s']} s)\n"
+                f"ssh: {info['ssh']}\nscenario: {info['scenario']}\nlinks: {links}"
+            )
+        if not info["running"] and not as_json:
+            raise typer.Exit(3)
+
+
+@lab_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ssh(ctx: typer.Context) -> None:
+    """Open a root shell in the VM, or run the given command (host key pinned)."""
+    with _errors():
+        import shlex
+
+        vm = _vm()
+        vm.state()
+        command = shlex.join(ctx.args) if ctx.args else None
+        argv = vm.ssh_argv(command)
+        if command is None:
+            argv.insert(1, "-t")
+        sys.stdout.flush()
+        os.execvp(argv[0], argv)
+
+
+@lab_app.command("link")
+def link(
+    interface: Annotated[str, typer.Argument(help="eno1, eno2 (bond ports) or mgmt0.")],
+    state: Annotated[str, typer.Argument(help="down or up.")],
+) -> None:
+    """Shut or re-enable the switch port of an interface (QMP set_link: the guest sees NO-CARRIER)."""
+    with _errors():
+        from lab.errors import InvalidArgument
+        from lab.network import nic
+
+        if state not in ("up", "down"):
+            raise InvalidArgument(f"invalid link state {state!r}: use up or down")
+        nic(interface)
+        _vm().link(interface, state == "up")
+        _say(f"{interface}: switch port {'enabled' if state == 'up' else 'shut'}")
+
+
+@lab_app.command("scenario")
+def scenario(
+    name: Annotated[str, typer.Argument(help="incident, healthy, arp, lacp-no-partner, single-port, "
+                                             "rr-no-monitor or ssh-via-bond.")] = "incident",
+) -> None:
+    """Put the host into a named bond state through NetworkManager (all links up first)."""
+    with _errors():
+        from lab.scenarios import get_scenario
+
+        get_scenario(name)
+        vm = _vm()
+        state = vm.scenario(name, progress=_say)
+        _say(f"scenario {state.scenario} applied; SSH on port {vm.ssh_port(state)}")
+
+
+def _default_fixture_dir() -> Path | None:
+    import lab
+
+    candidate = Path(lab.__file__).resolve().parent.parent / "tests" / "fixtures" / "lab"
+    return candidate if candidate.parent.is_dir() else None
+
+
+@lab_app.command("record")
+def record(
+    out: Annotated[Optional[Path], typer.Option(help="Fixture directory (default: tests/fixtures/lab).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Record only these (repeatable).")] = None,
+) -> None:
+    """Run the triage on every scenario and save the real outputs as test fixtures.
+
+    Uses the running VM, or boots one for the recording and stops it afterwards.
+    """
+    with _errors():
+        from lab.errors import InvalidArgument
+        from lab.record import record_all
+
+        target = out or _default_fixture_dir()
+        if target is None:
+            raise InvalidArgument("no tests/fixtures directory next to the lab package: give --out DIR")
+        vm = _vm()
+        booted_here = False
+        if not vm.is_running():
+            from lab.paths import instance_dir
+
+            vm = type(vm)(instance_dir("record"))
+            vm.down()
+            vm.up(progress=_say)
+            booted_here = True
+        try:
+            names = record_all(vm, target, names=only or None, progress=_say)
+        finally:
+            if booted_here:
+                vm.down()
+        _say(f"recorded {len(names)} fixtures in {target}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lab_app, name="lab")
+
