@@ -40,7 +40,7 @@ from lab.errors import (
 from lab.hostconfig import pin_known_host, write_inventory_entry
 from lab.image import Image, find_image
 from lab.network import BOND, BOND_ADDRESS, BOND_NET, GATEWAY, MGMT, MGMT_NET, NICS, nic
-from lab.paths import instance_dir, socket_dir
+from lab.paths import instance_dir, lab_dir, socket_dir
 from lab.qmp import qmp_command
 from lab.scenarios import DEFAULT_SCENARIO, apply_script, get_scenario
 
@@ -290,7 +290,7 @@ class LabVM:
         accel = (accel or os.environ.get("BONDBOT_LAB_ACCEL") or "auto").lower()
         if accel not in {"auto", "kvm", "tcg"}:
             raise InvalidArgument(f"unknown accelerator {accel!r}: use auto, kvm or tcg")
-        verdict_file = self.dir.parent / "kvm-verdict.json"
+        verdict_file = lab_dir() / "kvm-verdict.json"
         candidates = [accel]
         if accel == "auto":
             candidates = ["tcg"]
@@ -378,9 +378,16 @@ class LabVM:
         state = state or self.state()
         return state.bond_ssh_port if state.ssh_via_bond else state.ssh_port
 
-    def _ssh_base(self, port: int) -> list[str]:
+    def _ssh_base(self, port: int, *, multiplex: bool = True) -> list[str]:
+        # One multiplexed connection per port: a command then costs ~0.1 s instead of a key
+        # exchange with an emulated CPU. ``multiplex=False`` proves reachability afresh.
+        control = (
+            ["-o", "ControlMaster=auto", "-o", f"ControlPath={socket_dir(self.dir)}/ssh-%p",
+             "-o", "ControlPersist=30"]
+            if multiplex else ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        )
         return [
-            "ssh", "-F", "/dev/null",
+            "ssh", "-F", "/dev/null", *control,
             "-i", str(self.image.client_key),
             "-o", "IdentitiesOnly=yes",
             "-o", "BatchMode=yes",
@@ -392,26 +399,24 @@ class LabVM:
             "-o", "ServerAliveInterval=5",
             "-o", "ServerAliveCountMax=3",
             "-o", "LogLevel=ERROR",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={socket_dir(self.dir)}/ssh-%p",
-            "-o", "ControlPersist=30",
             "-p", str(port),
         ]
 
-    def ssh_argv(self, command: str | None = None, *, port: int | None = None) -> list[str]:
+    def ssh_argv(self, command: str | None = None, *, port: int | None = None,
+                 multiplex: bool = True) -> list[str]:
         """The OpenSSH command line that runs ``command`` (or a shell) as root in the guest."""
-        argv = self._ssh_base(port or self.ssh_port()) + ["root@127.0.0.1"]
+        argv = self._ssh_base(port or self.ssh_port(), multiplex=multiplex) + ["root@127.0.0.1"]
         if command is not None:
             argv += ["--", command]
         return argv
 
     def ssh(self, command: str, *, input: str | None = None, timeout: float = 60.0,
-            check: bool = False, port: int | None = None) -> CommandResult:
+            check: bool = False, port: int | None = None, multiplex: bool = True) -> CommandResult:
         """Run ``command`` (a shell command line) as root in the guest; never raises on a non-zero
         exit unless ``check``. A connection failure is exit status 255, as with ``ssh``."""
         try:
             proc = subprocess.run(
-                self.ssh_argv(command, port=port),
+                self.ssh_argv(command, port=port, multiplex=multiplex),
                 input=input if input is not None else "",
                 capture_output=True, text=True, timeout=timeout,
             )

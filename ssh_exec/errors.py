@@ -16,7 +16,6 @@ __all__ = [
     "NameNotResolved",
     "ConnectionRefused",
     "ConnectTimeout",
-    "HostTimeout",
     "AuthenticationFailed",
     "HostKeyError",
     "HostKeyUnknown",
@@ -68,12 +67,6 @@ class ConnectionRefused(ConnectError):
 
 
 class ConnectTimeout(ConnectError):
-    kind = "timeout"
-
-
-class HostTimeout(SshExecError):
-    """The whole run on one host took longer than its per-host budget."""
-
     kind = "timeout"
 
 

@@ -23,7 +23,7 @@ async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bon
                       on_done: Any = None) -> list[HostSummary]:
     """Triage ``hosts`` through ``pool``; one summary per host, in inventory order."""
     from runbooks.engine import load_runbook, run_triage
-    from ssh_exec import SshExecError, fan_out
+    from ssh_exec import ConnectError, SshExecError, fan_out
 
     runbook = load_runbook()
 
@@ -37,9 +37,10 @@ async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bon
         base = {"host": outcome.item.name, "root_cause": None, "severity": None, "summary": None,
                 "error": None, "duration": None}
         if outcome.error is not None:
-            kind = getattr(outcome.error, "kind", "error") if isinstance(outcome.error, SshExecError) else "error"
-            return HostSummary(base, status="unreachable" if isinstance(outcome.error, SshExecError) else "error",
-                               error_kind=kind, error=str(outcome.error))
+            err = outcome.error
+            kind = err.kind if isinstance(err, SshExecError) else type(err).__name__
+            status = "unreachable" if isinstance(err, ConnectError) else "error"
+            return HostSummary(base, status=status, error_kind=kind, error=str(err))
         r = outcome.value
         root = r.diagnosis.root_cause if r.diagnosis else None
         return HostSummary(
@@ -121,7 +122,8 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps({
                 "hosts": rows,
                 "by_root_cause": groups_out,
-                "unreachable": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] != "diagnosed"],
+                "unreachable": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "unreachable"],
+                "errors": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "error"],
             }, indent=2) + "\n")
             return
         if as_csv:

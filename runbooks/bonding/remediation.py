@@ -396,6 +396,9 @@ class PlannedCommand:
 
 
 CHECKPOINT_PLACEHOLDER = "<checkpoint>"
+#: Seconds one change or verification command may take. Short, because a command that hangs
+#: usually means the change cut the bot's path; the checkpoint's timeout is the real deadline.
+COMMAND_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -793,6 +796,7 @@ class FixResult:
     host_as_before: bool | None = None
     differences: list[str] = field(default_factory=list)
     fallback_used: bool = False
+    left_by_checkpoint: list[str] = field(default_factory=list)  # what NM's rollback did not restore
     duration: float = 0.0
 
     @property
@@ -870,7 +874,7 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
 
     session = pool.session(plan.host, budget=plan.checkpoint_timeout * 3 + 120)
 
-    async def step(purpose: str, command: str, *, timeout: float = 30.0, sess: Any = None) -> Any:
+    async def step(purpose: str, command: str, *, timeout: float = COMMAND_TIMEOUT, sess: Any = None) -> Any:
         res = await (sess or session).run(command, timeout=timeout)
         rec_ = StepRecord(purpose, command, res.exit_status, res.stdout, res.stderr, round(res.duration, 3))
         result.steps.append(rec_)
@@ -1065,27 +1069,42 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: _Recorder,
         if res.exit_status != 0:
             rec.event("note", {"text": f"checkpoint rollback refused ({res.failure_reason}); "
                                        "restoring with the note's commands"})
-    # Whatever still differs is restored with the note's commands.
-    diffs: list[str] = ["not checked"]
-    for attempt in range(10):
+    # Wait for NetworkManager's reactivation to settle, then restore whatever still differs with
+    # the note's commands, and say so: the report must not credit the checkpoint with more than it did.
+    diffs = await _settled_differences(plan, session)
+    if diffs:
+        result.left_by_checkpoint = list(diffs)
+        rec.event("note", {"text": "after the checkpoint rollback still different: " + "; ".join(diffs)
+                                   + "; running the rollback note's commands"})
+        now_options = None
         try:
-            now = await read_bond_state(session, plan.bond)
-        except Exception as exc:  # noqa: BLE001
-            diffs = [f"could not read the bond after the rollback: {exc}"]
-            await asyncio.sleep(2)
-            continue
-        diffs = fingerprint_differences(plan.before, now.fingerprint())
-        if not diffs:
-            break
-        if attempt < 3:
-            await asyncio.sleep(2)  # NetworkManager may still be reactivating the bond
-            continue
+            now_options = (await read_bond_state(session, plan.bond)).bond_options
+        except Exception:  # noqa: BLE001 - then the nmcli restore runs too
+            pass
         for cmd in plan.rollback:
             if "Checkpoint" in cmd.command:
                 continue
-            if cmd.command.startswith("nmcli") and now.bond_options == plan.before.get("bond_options"):
+            if cmd.command.startswith("nmcli") and now_options == plan.before.get("bond_options"):
                 continue
             await step("roll back: " + cmd.purpose, cmd.command, sess=session)
-        await asyncio.sleep(2)
+        result.rolled_back_by = f"{result.rolled_back_by}, completed by the rollback note's commands"
+        diffs = await _settled_differences(plan, session)
     result.differences = diffs
     result.host_as_before = not diffs
+
+
+async def _settled_differences(plan: FixPlan, session: Any, *, tries: int = 5) -> list[str]:
+    """Differences from the plan's "before" state, once they stop changing (NM may be reactivating)."""
+    previous: list[str] | None = None
+    diffs: list[str] = ["the bond could not be read"]
+    for _ in range(tries):
+        try:
+            now = await read_bond_state(session, plan.bond)
+            diffs = fingerprint_differences(plan.before, now.fingerprint())
+        except Exception as exc:  # noqa: BLE001
+            diffs = [f"could not read the bond: {exc}"]
+        if not diffs or diffs == previous:
+            return diffs
+        previous = diffs
+        await asyncio.sleep(2)
+    return diffs
