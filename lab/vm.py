@@ -370,6 +370,8 @@ class LabVM:
                     time.sleep(0.1)
         for path in (self.state_file, self.dir / "disk.qcow2", self.dir / "qemu.pid", self.qmp_socket):
             path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            socket_dir(self.dir).rmdir()  # only when empty
         return was_running
 
     # --- SSH -------------------------------------------------------------------------------
@@ -506,9 +508,8 @@ class LabVM:
         """Put the host into scenario ``name`` through NetworkManager; links are all set up first."""
         scenario = get_scenario(name)
         state = self.state()
-        for n in NICS:
-            if not state.links.get(n.name, True):
-                self.link(n.name, True)
+        for n in NICS:  # QMP state is cheap to reassert; the state file may predate a crash
+            self.link(n.name, True)
         state = self.state()
         if state.ssh_via_bond:
             # Back to the management path, which the previous scenario cut.

@@ -83,6 +83,7 @@ def fix(
     miimon: Annotated[Optional[int], typer.Option("--miimon", help="MII monitor interval in ms (default 100).")] = None,  # noqa: UP045
     arp_target: Annotated[Optional[list[str]], typer.Option("--arp-target", help="ARP monitoring instead: target IP (repeatable).")] = None,  # noqa: UP045
     arp_interval: Annotated[Optional[int], typer.Option("--arp-interval", help="ARP monitor interval in ms (with --arp-target).")] = None,  # noqa: UP045
+    arp_validate: Annotated[Optional[str], typer.Option("--arp-validate", help="With ARP: none|active|backup|all|filter|filter_active|filter_backup.")] = None,  # noqa: UP045
     target: TargetOpt = None,
     checkpoint_timeout: Annotated[int, typer.Option("--checkpoint-timeout", help="Seconds before NetworkManager rolls back by itself.")] = 60,
     inventory: InventoryOpt = None,
@@ -99,13 +100,13 @@ def fix(
     from ssh_exec.errors import SshExecError
 
     try:
-        if arp_target or arp_interval is not None:
+        if arp_target or arp_interval is not None or arp_validate is not None:
             if miimon is not None:
                 raise RemediationError("--miimon and --arp-target/--arp-interval are exclusive: the bonding "
                                        "driver runs one link monitor, never both")
             if not arp_target:
                 raise RemediationError("--arp-interval needs --arp-target IP")
-            monitor = Monitor.arp(arp_interval or 1000, arp_target)
+            monitor = Monitor.arp(arp_interval or 1000, arp_target, validate=arp_validate)
         else:
             monitor = Monitor.mii(miimon if miimon is not None else 100)
     except RemediationError as exc:

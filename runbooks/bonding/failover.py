@@ -21,10 +21,10 @@ Methods of cutting the active port:
   sees carrier loss exactly as with a switch port shutdown.
 - ``manual``: the operator shuts the switch port; bondbot waits for the host to see the carrier
   go, measures, and waits for the operator to bring it back.
-- ``host``: ``ip link set dev PORT down`` on the host, run detached together with the ``up``.
-  Caveat: this is an administrative down, not a carrier loss; the bonding driver is told by the
-  kernel right away, so it does not exercise carrier detection (miimon) the way a dead switch
-  port does, and NetworkManager may react to the port going down.
+- ``host``: ``ip link set dev PORT down`` on the host, run detached together with the ``up`` (so the
+  port comes back even if the cut takes the bot's SSH session). Caveat (HOST_METHOD_CAVEAT): an
+  administrative down, not a carrier loss at the switch, so it does not prove that a dead switch
+  port is detected.
 
 Pass: the bond moved to another port, the outage seen by the pings is at most 300 ms (the seed:
 200-300 ms), and the primary port is active again after the restore.
@@ -69,9 +69,10 @@ METHODS = ("lab", "manual", "host")
 PASS_OUTAGE_MS = 300.0
 PING_INTERVAL = 0.01
 HOST_METHOD_CAVEAT = (
-    "method host uses 'ip link set down': an administrative down, not a carrier loss. The bonding "
-    "driver hears of it from the kernel at once, so it does not exercise carrier detection (miimon) "
-    "the way a dead switch port does; use --method lab or manual for the real thing."
+    "method host takes the port down on the host ('ip link set down'), it does not lose carrier at "
+    "the switch: the kernel, the bonding driver and NetworkManager learn of it through another path "
+    "(an administrative down), so a pass does not prove that a dead switch port or cable is "
+    "detected; use --method lab or manual for that."
 )
 
 #: Runs on the host (python3 standard library only; the lab image has python3-minimal).

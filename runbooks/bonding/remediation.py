@@ -48,6 +48,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import secrets
 import shlex
 import time
 from collections.abc import Mapping
@@ -396,9 +397,13 @@ class PlannedCommand:
 
 
 CHECKPOINT_PLACEHOLDER = "<checkpoint>"
+RUN_PLACEHOLDER = "<run>"  # a fresh random id per run, in the host-side undo's unit and flag names
 #: Seconds one change or verification command may take. Short, because a command that hangs
 #: usually means the change cut the bot's path; the checkpoint's timeout is the real deadline.
 COMMAND_TIMEOUT = 15.0
+#: Seconds after the checkpoint's timeout at which the host's own undo restores runtime values:
+#: NetworkManager's reactivation comes first, the watchdog fixes what it leaves.
+WATCHDOG_GRACE = 8
 
 
 @dataclass(frozen=True)
@@ -536,6 +541,15 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
     before_options = new_options = None
     removed: list[str] = []
     restore_runtime = runtime_restore_commands(bond, state.runtime)
+    flag = render("watchdog.flag", bond=bond)
+    unit = render("watchdog.unit", bond=bond)
+    watchdog = PlannedCommand(
+        f"arm the host's own undo: {checkpoint_timeout + WATCHDOG_GRACE} s from now it restores the runtime "
+        "values unless bondbot confirms",
+        _sh(render("watchdog.arm", flag=flag, unit=unit,
+                   script=render("watchdog.script", delay=checkpoint_timeout + WATCHDOG_GRACE, flag=flag,
+                                 restore="; ".join(restore_runtime)))))
+    confirm = PlannedCommand("confirm: disarm the host's own undo", _sh(render("watchdog.confirm", flag=flag, unit=unit)))
 
     if state.managed_by_nm:
         backend: Literal["networkmanager", "sysfs"] = "networkmanager"
@@ -551,6 +565,7 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
             f"NetworkManager checkpoint of {bond} and its ports; rolls back by itself after "
             f"{checkpoint_timeout} s unless confirmed",
             render("checkpoint.create", device_paths=paths, timeout=checkpoint_timeout)))
+        steps.append(watchdog)
         steps.append(PlannedCommand("save the new options in the profile (keeps every other option)",
                                     render("nm.modify", uuid=uuid, options=new_options)))
         for cmd in runtime_apply_commands(bond, state.runtime, monitor):
@@ -568,6 +583,7 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         if state.nm_file:
             verify.append(PlannedCommand("the profile on disk has them (survives a reboot)",
                                          render("read_state.persisted", filename=state.nm_file)))
+        steps.append(confirm)
         steps.append(PlannedCommand("confirm: destroy the checkpoint (after verification passed)",
                                     render("checkpoint.destroy", checkpoint=CHECKPOINT_PLACEHOLDER)))
         rollback.append(PlannedCommand("NetworkManager restores profile and bond (while the checkpoint exists)",
@@ -577,8 +593,10 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         rollback.append(PlannedCommand("apply them to the running bond", render("nm.reapply", bond=bond)))
     else:
         backend = "sysfs"
+        steps.append(watchdog)
         for cmd in runtime_apply_commands(bond, state.runtime, monitor):
             steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
+        steps.append(confirm)
         persistence = persistence_steps(state, monitor)
         warnings.append("NetworkManager does not manage this bond: the runtime change is lost at reboot "
                         "unless the persistence steps below are applied")
@@ -874,7 +892,10 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
 
     session = pool.session(plan.host, budget=plan.checkpoint_timeout * 3 + 120)
 
+    run_id = secrets.token_hex(4)
+
     async def step(purpose: str, command: str, *, timeout: float = COMMAND_TIMEOUT, sess: Any = None) -> Any:
+        command = command.replace(RUN_PLACEHOLDER, run_id)
         res = await (sess or session).run(command, timeout=timeout)
         rec_ = StepRecord(purpose, command, res.exit_status, res.stdout, res.stderr, round(res.duration, 3))
         result.steps.append(rec_)
@@ -906,21 +927,29 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
 
     checkpoint: str | None = None
     checkpoint_deadline = 0.0
+    armed = False
+    confirm_cmd: str | None = None
     failure: str | None = None
     lost = False
     try:
+        confirms = [p for p in plan.steps if p.purpose.startswith("confirm:")]
+        confirm_cmd = next((p.command for p in confirms if "CheckpointDestroy" not in p.command), None)
         for planned in plan.steps:
-            if planned.command.startswith("busctl") and "CheckpointDestroy" in planned.command:
+            if planned in confirms:
                 continue  # confirmation comes after verification
-            if "CheckpointCreate" in planned.command:
+            if "CheckpointCreate" in planned.command or planned.purpose.startswith("arm the host's own undo"):
                 res = await step(planned.purpose, planned.command)
                 if res.exit_status != 0:
-                    raise RemediationError(f"could not create the NetworkManager checkpoint: {res.failure_reason}")
-                checkpoint = _parse_busctl_path(res.stdout)
-                checkpoint_deadline = time.monotonic() + plan.checkpoint_timeout
-                result.checkpoint = checkpoint
-                rec.event("note", {"text": f"checkpoint {checkpoint} created; NetworkManager rolls back by itself "
-                                           f"in {plan.checkpoint_timeout} s unless confirmed"})
+                    raise RemediationError(f"{planned.purpose.split(':')[0]} failed: {res.failure_reason}")
+                if "CheckpointCreate" in planned.command:
+                    checkpoint = _parse_busctl_path(res.stdout)
+                    result.checkpoint = checkpoint
+                    rec.event("note", {"text": f"checkpoint {checkpoint} created; NetworkManager rolls back by "
+                                               f"itself in {plan.checkpoint_timeout} s unless confirmed"})
+                else:
+                    armed = True
+                if not checkpoint_deadline:
+                    checkpoint_deadline = time.monotonic() + plan.checkpoint_timeout
                 continue
             res = await step(planned.purpose, planned.command)
             if res.exit_status != 0:
@@ -936,14 +965,17 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
         failed = [c for c in checks if not c.ok]
         if failed:
             raise RemediationError("verification failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
-        if checkpoint is not None:
-            if time.monotonic() >= checkpoint_deadline:
-                raise _HostLost("verification finished after the checkpoint's rollback timeout")
-            res = await step("confirm the change: destroy the checkpoint",
-                             render("checkpoint.destroy", checkpoint=checkpoint))
+        if time.monotonic() >= checkpoint_deadline:
+            raise _HostLost("verification finished after the rollback timeout: the host rolls back by itself")
+        for planned in confirms:
+            command = planned.command
+            if CHECKPOINT_PLACEHOLDER in command:
+                if checkpoint is None:
+                    continue
+                command = render("checkpoint.destroy", checkpoint=checkpoint)
+            res = await step(planned.purpose, command)
             if res.exit_status != 0:
-                raise RemediationError(f"could not confirm the checkpoint (NetworkManager may have rolled "
-                                       f"back already): {res.failure_reason}")
+                raise RemediationError(f"could not confirm ({planned.purpose}): {res.failure_reason}")
     except _HostLost as exc:
         failure, lost = str(exc), True
     except Exception as exc:  # noqa: BLE001 - any failure leads to a rollback and a report
@@ -963,7 +995,7 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
 
     # 4. roll back
     rec.event("note", {"text": f"change failed: {failure}; rolling back"})
-    await _rollback(plan, pool, result, rec, step, checkpoint, checkpoint_deadline, lost)
+    await _rollback(plan, pool, result, rec, step, checkpoint, checkpoint_deadline, lost, armed, confirm_cmd)
     result.message = (f"{failure}. Rolled back by {result.rolled_back_by}; host "
                       + ("is as before" if result.host_as_before else "is NOT as before: " + "; ".join(result.differences)))
     result.status = "rolled_back" if result.host_as_before else "failed"
@@ -1035,7 +1067,8 @@ async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
 
 
 async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: _Recorder, step: Any,
-                    checkpoint: str | None, checkpoint_deadline: float, lost: bool) -> None:
+                    checkpoint: str | None, checkpoint_deadline: float, lost: bool, armed: bool,
+                    disarm: str | None) -> None:
     result.rolled_back = True
     result.rolled_back_by = "bondbot"
     await pool.close_host(plan.host)
@@ -1049,20 +1082,28 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: _Recorder,
             return False
 
     if lost or not await reachable():
-        # The host's own checkpoint timeout is the safety net: wait for it, then come back.
-        result.rolled_back_by = "host (checkpoint timeout)" if checkpoint else "nobody: no checkpoint"
-        rec.event("note", {"text": "host unreachable; waiting for NetworkManager's checkpoint rollback"})
-        until = max(checkpoint_deadline, time.monotonic()) + 60
+        # The host's own safety nets: NetworkManager's checkpoint at the deadline, then the armed
+        # undo for the runtime values. Wait for both, then come back over a new connection.
+        nets = [n for n, on in (("NetworkManager's checkpoint", checkpoint is not None),
+                                ("bondbot's armed undo", armed)) if on]
+        result.rolled_back_by = "the host itself (" + " and ".join(nets) + ")" if nets else "nobody"
+        rec.event("note", {"text": "host unreachable; waiting for its own rollback: " + (", ".join(nets) or "none armed")})
+        ready_at = checkpoint_deadline + (WATCHDOG_GRACE + 2 if armed else 2)
+        until = max(ready_at, time.monotonic()) + 90
         while time.monotonic() < until:
+            await asyncio.sleep(max(0.0, min(3.0, ready_at - time.monotonic())) or 3.0)
+            if time.monotonic() < ready_at:
+                continue
             await pool.close_host(plan.host)
             session = pool.session(plan.host, budget=plan.checkpoint_timeout * 2 + 120)
-            if time.monotonic() >= checkpoint_deadline and await reachable():
+            if await reachable():
                 break
-            await asyncio.sleep(3)
         else:
             result.host_as_before = False
-            result.differences = ["the host did not answer again after the checkpoint timeout"]
+            result.differences = ["the host did not answer again after its rollback timeout"]
             return
+        rec.event("note", {"text": "the host answers again after its own rollback"})
+        armed = False  # it has fired
     elif checkpoint is not None:
         res = await step("roll back: NetworkManager checkpoint",
                          render("checkpoint.rollback", checkpoint=checkpoint), sess=session)
@@ -1089,6 +1130,8 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: _Recorder,
             await step("roll back: " + cmd.purpose, cmd.command, sess=session)
         result.rolled_back_by = f"{result.rolled_back_by}, completed by the rollback note's commands"
         diffs = await _settled_differences(plan, session)
+    if armed and disarm:  # rolled back by bondbot: the host's own undo is no longer needed
+        await step("disarm the host's own undo", disarm, sess=session)
     result.differences = diffs
     result.host_as_before = not diffs
 

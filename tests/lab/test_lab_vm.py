@@ -143,15 +143,28 @@ def test_single_port_has_no_redundancy(lab_host: LabSession) -> None:
     assert ping_received(lab_host, 3) == 0
 
 
-def test_round_robin_without_monitoring_keeps_sending_on_the_dead_port(lab_host: LabSession) -> None:
+def tx_packets(lab: LabSession) -> dict[str, int]:
+    out = lab.ssh("cat /sys/class/net/eno1/statistics/tx_packets /sys/class/net/eno2/statistics/tx_packets",
+                  check=True).stdout.split()
+    return {"eno1": int(out[0]), "eno2": int(out[1])}
+
+
+def test_round_robin_without_monitoring(lab_host: LabSession) -> None:
     lab_host.scenario("rr-no-monitor")
     text = bonding(lab_host)
     assert "Bonding Mode: load balancing (round-robin)" in text
     assert "MII Polling Interval (ms): 0" in text
+    before = tx_packets(lab_host)
+    assert ping_received(lab_host, 10, 0.2) == 10
+    after = tx_packets(lab_host)
+    assert all(after[s] - before[s] >= 3 for s in before), (before, after)  # really round robin
     lab_host.link("eno1", False)
     time.sleep(1)
-    received = ping_received(lab_host, 10, 0.2)
-    assert 0 < received < 10, f"round robin over one dead port should lose some pings, got {received}/10"
+    # Found on kernel 6.1: round robin skips a slave without carrier even with miimon=0
+    # (bond_slave_can_tx checks the carrier), so no pings are lost, but the bond's own view
+    # of eno1 stays stale: /proc still says MII Status up.
+    assert ping_received(lab_host, 10, 0.2) == 10
+    assert slave_mii(lab_host, "eno1") == "up"
 
 
 def test_ssh_via_bond_cuts_the_operator_off_when_the_bond_goes_down(lab_host: LabSession) -> None:

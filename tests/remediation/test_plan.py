@@ -91,7 +91,7 @@ def test_arp_validate_is_checked_and_written_before_the_interval() -> None:
     with pytest.raises(RemediationError, match="arp_validate"):
         Monitor.arp(1000, ["10.20.0.1"], validate="all; reboot")
     plan = build_fix_plan("web-01", incident_state(), Monitor.arp(1000, ["10.20.0.1"], validate="all"))
-    runtime = [s.command for s in plan.steps if "/sys/class/net" in s.command]
+    runtime = [s.command for s in plan.steps if s.purpose.startswith("runtime change")]
     assert runtime[-2:] == ["sh -c 'echo all > /sys/class/net/bond0/bonding/arp_validate'",
                             "sh -c 'echo 1000 > /sys/class/net/bond0/bonding/arp_interval'"]
     assert plan.new_options.endswith("arp_validate=all")
@@ -106,13 +106,21 @@ def test_nm_plan_commands_in_order_and_quoted() -> None:
     plan = build_fix_plan("web-01", incident_state(), Monitor.mii(100))
     cmds = [s.command for s in plan.steps]
     assert "CheckpointCreate aouu 3 /org/freedesktop/NetworkManager/Devices/4" in cmds[0] and cmds[0].endswith(" 60 0")
-    assert cmds[1] == (f"nmcli connection modify uuid {UUID} bond.options "
-                       "mode=active-backup,miimon=100,primary=eno1,xmit_hash_policy=layer2")
-    assert cmds[2] == "sh -c 'echo 100 > /sys/class/net/bond0/bonding/miimon'"
-    assert cmds[3] == "nmcli device reapply bond0"
-    assert "CheckpointDestroy" in cmds[-1]
+    # The host's own undo is armed before anything changes: 60 s + grace, the note's runtime commands.
+    armed = shlex.split(shlex.split(cmds[1])[2])
+    assert armed[:3] == ["rm", "-f", "/run/bondbot-fix-bond0-<run>.confirmed;"]
+    assert "--unit=bondbot-undo-bond0-<run>" in armed
+    undo = armed[armed.index("/bin/sh") + 2]
+    assert undo.startswith("sleep 68; if [ -e '/run/bondbot-fix-bond0-<run>.confirmed' ]")
+    assert "echo 0 > /sys/class/net/bond0/bonding/miimon" in cmds[1]
     # The profile change comes before the runtime change: the checkpoint then always reactivates.
-    assert cmds.index(cmds[1]) < cmds.index(cmds[2])
+    assert cmds[2] == (f"nmcli connection modify uuid {UUID} bond.options "
+                       "mode=active-backup,miimon=100,primary=eno1,xmit_hash_policy=layer2")
+    assert cmds[3] == "sh -c 'echo 100 > /sys/class/net/bond0/bonding/miimon'"
+    assert cmds[4] == "nmcli device reapply bond0"
+    assert shlex.split(cmds[5])[2] == ("touch '/run/bondbot-fix-bond0-<run>.confirmed'; "
+                                       "systemctl stop 'bondbot-undo-bond0-<run>'.service 2>/dev/null; true")
+    assert "CheckpointDestroy" in cmds[6] and len(cmds) == 7
     assert plan.new_options == "mode=active-backup,miimon=100,primary=eno1,xmit_hash_policy=layer2"
     assert plan.target == "10.20.0.1"
     assert plan.fallback[0].command.startswith("systemd-run --quiet --collect --unit=bondbot-bounce-bond0 /bin/sh -c")
@@ -164,7 +172,7 @@ def test_refuses_without_a_gateway_to_verify() -> None:
 
 def test_arp_plan_writes_targets_before_interval() -> None:
     plan = build_fix_plan("web-01", incident_state(), Monitor.arp(1000, ["10.20.0.1"]))
-    runtime = [s.command for s in plan.steps if "/sys/class/net" in s.command]
+    runtime = [s.command for s in plan.steps if s.purpose.startswith("runtime change")]
     assert runtime == ["sh -c 'echo +10.20.0.1 > /sys/class/net/bond0/bonding/arp_ip_target'",
                        "sh -c 'echo 1000 > /sys/class/net/bond0/bonding/arp_interval'"]
     assert "miimon" not in plan.new_options
@@ -205,7 +213,9 @@ def test_hosts_without_networkmanager_get_runtime_change_and_persistence_steps(f
                            config_files=files)
     plan = build_fix_plan("web-01", state, Monitor.mii(100))
     assert plan.backend == "sysfs"
-    assert [s.command for s in plan.steps] == ["sh -c 'echo 100 > /sys/class/net/bond0/bonding/miimon'"]
+    cmds = [s.command for s in plan.steps]
+    assert len(cmds) == 3 and "bondbot-undo-bond0" in cmds[0] and "disarm" in plan.steps[2].purpose
+    assert cmds[1] == "sh -c 'echo 100 > /sys/class/net/bond0/bonding/miimon'"
     for text in expect:
         assert text in plan.persistence
     assert "reboot" in " ".join(plan.warnings)
