@@ -168,16 +168,14 @@ def failover_test(
     from ssh_exec.errors import SshExecError
 
     actor = f"cli:{getpass.getuser()}"
-    link_control = None
+    link_control: Any = None
     if method is Method.lab:
         from pathlib import Path
 
         from lab.vm import LabVM
 
-        vm = LabVM(Path(lab_instance) if lab_instance else None)
-
-        def link_control(name: str, up: bool) -> None:  # noqa: F811 - QMP is quick and synchronous
-            vm.link(name, up)
+        # The switch port of the lab VM, through QMP (quick and synchronous).
+        link_control = LabVM(Path(lab_instance) if lab_instance else None).link
 
     async def main(pool: Any) -> int:
         h = pool.host(host)

@@ -37,7 +37,6 @@ import hashlib
 import json
 import re
 import secrets
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -47,7 +46,6 @@ from runbooks.bonding.remediation import (
     Check,
     RemediationError,
     _Recorder,
-    _spec,
     _validate_ipv4_target,
     read_bond_state,
     render,

@@ -1,19 +1,38 @@
 """The approved fix "enable link monitoring": plan, precheck, rollback note, apply, verify, roll back.
 
-Public API (used by the CLI, ``bondbot fix``, and by the Slack bot's approval buttons)::
+Public API (the CLI ``bondbot fix`` and the Slack bot's approval buttons call exactly this)::
 
-    Monitor.mii(ms=100) / Monitor.arp(interval_ms, targets)       -> Monitor   (validated)
-    await plan_fix(session, bond, monitor, *, target=None, checkpoint_timeout=60) -> FixPlan
-    plan.render_text() -> str          # the exact commands, verification and rollback, for approval
-    plan.plan_hash -> str              # what an approval refers to
-    await apply_fix(plan, *, pool, incident_store=None, incident_id=None, actor,
-                    approved_hash=None) -> FixResult
-    result.ok, result.status ("verified" | "rolled_back" | "refused" | "failed"), result.render_text()
+    from runbooks.bonding.remediation import Monitor, plan_fix, apply_fix
+    from runbooks.bonding.failover import plan_failover_test, run_failover_test
 
-``session`` is an ``ssh_exec.HostSession`` (``pool.session(host)``); ``apply_fix`` takes the
-``ssh_exec.SshPool`` itself because verification must use a NEW SSH connection (it closes the
-host's pooled connection first): a change that broke the path the bot came in on must not look
-healthy because an old TCP session survived.
+    monitor = Monitor.mii(100)                      # or Monitor.arp(1000, ["10.20.0.1"], validate=None)
+    plan = await plan_fix(pool.session("web-01"), "bond0", monitor, host="web-01",
+                          target=None, checkpoint_timeout=60)            # -> FixPlan (reads only)
+    plan.render_text()    # exact commands, verification, rollback: show this before approval
+    plan.plan_hash        # what an approval refers to (sha256 of host state + commands)
+    plan.to_json()        # for Block Kit / logs
+    result = await apply_fix(plan, pool=pool, actor="slack:U123", incident_store=store,
+                             incident_id="INC-...", approved_hash=clicked_hash)  # -> FixResult
+    result.ok; result.status  # "verified" | "rolled_back" | "refused" | "failed"
+    result.render_text(); result.to_json(); result.checks; result.host_as_before
+
+    fplan = await plan_failover_test(pool.session("web-01"), "bond0", "lab"|"manual"|"host",
+                                     host="web-01", target=None, hold_seconds=3.0,
+                                     allow_unmonitored=False)            # -> FailoverPlan
+    fplan.ready; fplan.preconditions; fplan.render_text(); fplan.plan_hash
+    report = await run_failover_test(fplan, pool=pool, actor=..., maintenance_window_confirmed=True,
+                                     link_control=None, notify=None,     # notify(text): tell the operator
+                                     incident_store=None, incident_id=None)  # -> FailoverReport
+    report.passed; report.detection_ms; report.outage_ms; report.lost_pings; report.primary_returned
+
+``pool`` is an ``ssh_exec.SshPool``. A plan is plain data; a bot that does not keep it between
+showing and clicking can plan again at click time and compare hashes: the hash is equal only if
+the host's state and every command are. ``apply_fix`` refuses a plan whose ``approved_hash`` differs,
+that was altered after hashing, or whose host changed since (precheck). Verification uses a NEW
+SSH connection (the pool's connection to the host is closed first): a change that broke the path
+the bot came in on must not look healthy because an old TCP session survived. Everything is
+recorded in the incident log when ``incident_store``/``incident_id`` are given: the rollback note
+before any change, every command with its output and the actor, the verification, the rollback.
 
 How the change is made on a NetworkManager host, and why in this order:
 
@@ -21,7 +40,11 @@ How the change is made on a NetworkManager host, and why in this order:
    since the diagnosis, or the plan is stale).
 2. rollback note, recorded in the incident log BEFORE anything changes: bond.options and the
    runtime values as they are, and the exact commands that restore them.
-3. NM checkpoint (D-Bus ``CheckpointCreate`` with a rollback timeout) over the bond and its ports.
+3. NM checkpoint (D-Bus ``CheckpointCreate`` with a rollback timeout) over the bond and its ports,
+   and an undo armed on the host (systemd-run, else setsid nohup) that restores the note's runtime
+   values a few seconds after that timeout unless bondbot confirms: NetworkManager 1.42's rollback
+   restores the profile and reactivates the bond but leaves options the old profile did not name
+   (measured in the lab: arp_interval and arp_ip_target stayed).
    nmcli 1.42 has no checkpoint command; we call D-Bus with ``busctl``, which systemd ships on
    every host where NetworkManager runs; ``gdbus`` (libglib2.0-bin) or python3-dbus are often
    absent (the lab image has python3-minimal only). If the bot cannot confirm in time, e.g. because
@@ -32,12 +55,13 @@ How the change is made on a NetworkManager host, and why in this order:
    NetworkManager's applied connection agrees with the kernel. If reapply is refused, the seed's
    ``nmcli con down/up``, detached on the host (systemd-run, else setsid nohup).
 6. verify over a new connection: the monitor is on, every port's MII status is up, the profile on
-   disk has it, the gateway answers. Then confirm (destroy) the checkpoint.
+   disk has it, the gateway answers. Then confirm: disarm the undo, destroy the checkpoint.
 7. on any failure: roll back (checkpoint rollback, then the note's commands for whatever still
    differs), compare the host with the plan's "before" state and report.
 
-Hosts without NetworkManager get the runtime change (sysfs) and the exact persistence steps for
-the system that holds the bond (ifupdown, netplan, ifcfg), which the operator applies.
+Hosts without NetworkManager get the armed undo, the runtime change (sysfs) and the exact
+persistence steps for the system that holds the bond (ifupdown, netplan, ifcfg), which the
+operator applies; bondbot does not edit those files.
 """
 
 from __future__ import annotations
@@ -499,6 +523,9 @@ class FixPlan:
             out.append("Persistence (for you to apply; not NetworkManager):")
             out += ["  " + ln for ln in self.persistence.strip().splitlines()]
         out.append(self.render_rollback())
+        if any(RUN_PLACEHOLDER in s.command for s in self.steps):
+            out.append(f"({RUN_PLACEHOLDER} is a fresh random id given when the plan runs; "
+                       f"{CHECKPOINT_PLACEHOLDER} is the path NetworkManager returns.)")
         return "\n".join(out)
 
 
@@ -906,12 +933,16 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
         return res
 
     # 1. precheck
+    reads: list[Any] = []
     try:
-        now = await read_bond_state(session, plan.bond)
+        now = await read_bond_state(session, plan.bond, record=reads)
     except Exception as exc:
         result.status, result.message = "refused", f"precheck could not read the host: {exc}; nothing was changed"
         rec.event("refusal", {"reason": result.message, "plan_hash": plan.plan_hash})
         return result
+    for res in reads:
+        rec.event("command", {"purpose": "precheck: read the bond again", "command": res.command,
+                              "exit_status": res.exit_status, "stdout": res.stdout, "stderr": res.stderr})
     diffs = fingerprint_differences(plan.before, now.fingerprint())
     if diffs:
         result.status = "refused"
