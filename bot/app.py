@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +30,7 @@ from bot.domain import RawOutput, StepProgress, TriageReport, TriageService, Unk
 from bot.incident_view import (
     card_from_log,
     diagnosis_to_json,
+    open_proposals,
     parse_time,
     proposals,
     slack_message_of,
@@ -187,12 +190,16 @@ class BondBot:
             self._running_steps.pop(incident.id, None)
         await self.refresh_message(incident.id)
         await self._post_outputs(channel, ts, report.outputs)
-        offers = [p for p in proposals(await self._store("events", incident.id)).values()]
+        await self._repaint_at_expiry(incident.id)
+
+    async def _repaint_at_expiry(self, incident_id: str) -> None:
+        """Repaint the message when its earliest open offer expires, so the dead button goes."""
+        offers = [p for p in open_proposals(await self._store("events", incident_id)).values()]
         if offers:
             expiry = min(parse_time(p["expires_at"]) for p in offers)
             delay = (expiry - self.deps.clock()).total_seconds()
             # Not a tracked task: it only repaints, and waiting for it would hold up shutdown.
-            timer = asyncio.get_running_loop().create_task(self._refresh_at_expiry(incident.id, delay))
+            timer = asyncio.get_running_loop().create_task(self._refresh_at_expiry(incident_id, delay))
             self._timers.add(timer)
             timer.add_done_callback(self._timers.discard)
 
@@ -235,35 +242,60 @@ class BondBot:
         if self.deps.remediation is not None:
             await self._propose(incident_id, incident.host, incident.bond)
 
-    async def _propose(self, incident_id: str, host: str, bond: str) -> None:
+    async def _propose(
+        self, incident_id: str, host: str, bond: str, actions: tuple[ActionKind, ...] = ("fix", "failover_test")
+    ) -> None:
+        """Plan each action and offer it for approval (one ``proposal`` event per plan).
+
+        Proposals written together form a batch; a later batch that offers an action replaces the
+        earlier, still unapproved offers of that action (e.g. the failover test, offered again
+        once the fix made it possible). The failover test gets one offer per method.
+        """
         remediation = self.deps.remediation
         assert remediation is not None
         expires = self.deps.clock() + timedelta(seconds=self.deps.policy.approval_ttl_seconds)
-        planners: list[tuple[ActionKind, Callable[[str, str], Awaitable[PlanLike | None]]]] = [
-            ("fix", remediation.plan_fix),
-            ("failover_test", remediation.plan_failover_test),
-        ]
-        for kind, planner in planners:
-            try:
-                plan = await planner(host, bond)
-            except Exception as exc:
-                log.warning("planning %s for %s failed: %s", kind, incident_id, exc)
+        batch = uuid.uuid4().hex[:12]
+        for kind in actions:
+            attempts: list[tuple[str, Callable[[], Awaitable[PlanLike | None]]]]
+            if kind == "fix":
+                attempts = [("", lambda: remediation.plan_fix(host, bond))]
+            else:
+                attempts = [
+                    (m, lambda m=m: remediation.plan_failover_test(host, bond, m))  # type: ignore[misc]
+                    for m in remediation.failover_methods()
+                ]
+            errors: list[tuple[str, str]] = []
+            offered = 0
+            for method, planner in attempts:
+                try:
+                    plan = await planner()
+                except Exception as exc:
+                    log.warning("planning %s %s for %s failed: %s", kind, method, incident_id, exc)
+                    errors.append((method, str(exc)[:500]))
+                    continue
+                if plan is None:
+                    continue
+                offered += 1
+                await self._store(
+                    "append", incident_id, actor=BOT_ACTOR, kind="proposal",
+                    payload={
+                        "action": kind, "method_key": method, "title": plan.title, "method": plan.method,
+                        "commands": list(plan.commands), "rollback": list(plan.rollback),
+                        "plan_hash": plan_hash(kind, plan), "domain_hash": str(plan.plan_hash),
+                        "expires_at": _iso(expires), "host": plan.host, "bond": plan.bond, "batch": batch,
+                    },
+                )
+            if errors:
+                # The same reason for every method (no link monitoring yet) is said once.
+                if offered:
+                    unique = [f"method {m}: {e}" if m else e for m, e in errors]
+                else:
+                    unique = list(dict.fromkeys(e for _m, e in errors))
                 await self._store(
                     "append", incident_id, actor=BOT_ACTOR, kind="note",
-                    payload={"plan_error": {"action": kind, "error": str(exc)[:500]}},
+                    payload={"plan_error": {"action": kind, "error": "; ".join(unique)[:1000], "batch": batch,
+                                            "offered": offered}},
                 )
-                continue
-            if plan is None:
-                continue
-            await self._store(
-                "append", incident_id, actor=BOT_ACTOR, kind="proposal",
-                payload={
-                    "action": kind, "title": plan.title, "method": plan.method,
-                    "commands": list(plan.commands), "rollback": list(plan.rollback),
-                    "plan_hash": plan_hash(kind, plan), "expires_at": _iso(expires),
-                    "host": plan.host, "bond": plan.bond,
-                },
-            )
 
     async def _post_outputs(self, channel: str, thread_ts: str, outputs: tuple[RawOutput, ...]) -> None:
         """Raw outputs go in the thread: short ones as text, long ones as a file."""
@@ -308,6 +340,11 @@ class BondBot:
         if offered is None or offered.get("action") != kind:
             await self._ephemeral(channel, user, views.error_message("No such plan on this incident; nothing ran."))
             return
+        if wanted not in open_proposals(events) and not any(a.plan_hash == wanted for a in await self._store("approvals", incident.id)):
+            await self._ephemeral(
+                channel, user, views.error_message("This plan was replaced by a newer one on the message; nothing ran.")
+            )
+            return
 
         decision = await self.deps.policy.may_approve(user, incident.requester, self._members_of)
         if not decision:
@@ -339,10 +376,13 @@ class BondBot:
         if remediation is None:
             await self._ephemeral(channel, user, views.error_message("Remediation is not available in this bot."))
             return
-        planner = remediation.plan_fix if kind == "fix" else remediation.plan_failover_test
+        method = str(offered.get("method_key") or "")
         current: PlanLike | None = None
         try:
-            current = await planner(incident.host, incident.bond)
+            if kind == "fix":
+                current = await remediation.plan_fix(incident.host, incident.bond)
+            else:
+                current = await remediation.plan_failover_test(incident.host, incident.bond, method)
             reason = "the host no longer needs it"
         except Exception as exc:
             reason = f"re-checking {incident.host} refused the plan: {exc}"
@@ -364,16 +404,33 @@ class BondBot:
             await self._ephemeral(channel, user, views.text_message("Already approved; it does not run twice."))
             return
         await self.refresh_message(incident.id)
+        # The domain checks the hash once more against the plan it re-reads: the approver's click
+        # runs exactly the plan that was shown, or nothing.
+        approved_domain_hash = str(offered.get("domain_hash") or "")
+
+        async def notify(text: str) -> None:
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=message_ts or None, text=f"<@{user}> {text}",
+            )
+
         try:
             if kind == "fix":
-                result = await remediation.apply_fix(current, incident_id=incident.id, actor=user)
+                result = await remediation.apply_fix(
+                    current, incident_id=incident.id, actor=user, approved_hash=approved_domain_hash
+                )
             else:
-                result = await remediation.run_failover_test(current, incident_id=incident.id, actor=user)
-            outcome = {"action": kind, "plan_hash": wanted, "ok": bool(result.ok), "summary": str(result.summary)[:1000]}
+                result = await remediation.run_failover_test(
+                    current, incident_id=incident.id, actor=user, approved_hash=approved_domain_hash, notify=notify
+                )
+            outcome = {"action": kind, "plan_hash": wanted, "ok": bool(result.ok), "summary": str(result.summary)[:1500]}
         except Exception as exc:
             log.exception("%s on %s failed", kind, incident.id)
             outcome = {"action": kind, "plan_hash": wanted, "ok": False, "summary": f"error: {exc}"[:1000]}
         await self._store("append", incident.id, actor=BOT_ACTOR, kind="note", payload={"action_result": outcome})
+        if kind == "fix" and outcome["ok"]:
+            # With link monitoring on, the failover test can now prove the fix: offer it afresh.
+            await self._propose(incident.id, incident.host, incident.bond, actions=("failover_test",))
+            await self._repaint_at_expiry(incident.id)
         await self.refresh_message(incident.id)
 
     # ------------------------------------------------------------ status, export, audit
@@ -514,7 +571,7 @@ def build_app(
         user, channel, ts, value = _click_target(body)
         bot.spawn(bot.handle_action("fix", user=user, channel=channel, message_ts=ts, value=value), "fix click")
 
-    @app.action(views.ACTION_FAILOVER_TEST)
+    @app.action(re.compile("^" + re.escape(views.ACTION_FAILOVER_TEST) + "(_[a-z]+)?$"))
     async def on_failover(ack: Any, body: dict[str, Any]) -> None:
         await ack()
         user, channel, ts, value = _click_target(body)

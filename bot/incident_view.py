@@ -8,10 +8,14 @@ are ignored here and still appear in the exported timeline):
 * ``note``      ``{"slack_message": {"channel": C, "ts": TS}}`` — where the incident's message is.
 * ``note``      ``{"triage_steps": [{"name", "status", "detail"}]}`` — how the triage steps ended.
 * ``diagnosis`` ``{"bond", "mode", "root_cause": {...} | None, "findings": [finding + explanation]}``
-* ``proposal``  ``{"action", "title", "method", "commands", "rollback", "plan_hash", "expires_at",
-  "host", "bond"}`` — a change offered for approval (``expires_at`` ISO 8601 UTC).
+* ``proposal``  ``{"action", "method_key", "title", "method", "commands", "rollback", "plan_hash",
+  "domain_hash", "expires_at", "host", "bond", "batch"}`` — a change offered for approval
+  (``expires_at`` ISO 8601 UTC; ``method_key`` the failover test's method; a later ``batch``
+  offering the same action replaces the earlier offers of it).
 * ``approval``  written by ``IncidentStore.record_approval`` (``plan_hash``).
 * ``note``      ``{"action_result": {"action", "plan_hash", "ok", "summary"}}`` — how it went.
+* ``note``      ``{"plan_error": {"action", "error", "batch", "offered"}}`` — why an action was not
+  offered (shown until the action is offered again).
 * ``refusal``   ``{"action", "user", "reason", "plan_hash", "stale": bool}`` — a click refused.
 * ``export``    written by ``IncidentStore.record_export``.
 """
@@ -29,6 +33,7 @@ __all__ = [
     "card_from_log",
     "diagnosis_from_json",
     "diagnosis_to_json",
+    "open_proposals",
     "parse_time",
     "proposals",
     "slack_message_of",
@@ -78,9 +83,25 @@ def slack_message_of(events: Sequence[Any]) -> tuple[str, str] | None:
     return None
 
 
+def _is_offer(event: Any) -> bool:
+    # Other writers (``bondbot fix --incident``) log proposals too, without a button behind them.
+    p = event.payload
+    return event.kind == "proposal" and all(k in p for k in ("plan_hash", "action", "expires_at"))
+
+
 def proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """Offered plans by plan hash (the latest proposal of a hash wins)."""
-    return {e.payload["plan_hash"]: e.payload for e in events if e.kind == "proposal" and "plan_hash" in e.payload}
+    """Plans the bot offered with a button, by plan hash (the latest proposal of a hash wins)."""
+    return {e.payload["plan_hash"]: e.payload for e in events if _is_offer(e)}
+
+
+def open_proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """The offers not replaced by a later batch offering the same action (approved or expired
+    ones included: those are decided by the approvals and the clock)."""
+    latest: dict[str, str] = {}
+    for event in events:
+        if _is_offer(event):
+            latest[event.payload["action"]] = str(event.payload.get("batch", ""))
+    return {h: p for h, p in proposals(events).items() if str(p.get("batch", "")) == latest[p["action"]]}
 
 
 def card_from_log(
@@ -95,13 +116,18 @@ def card_from_log(
     steps: tuple[StepLine, ...] = tuple(running_steps)
     diagnosis: Diagnosis | None = None
     offered = proposals(events)
+    current = open_proposals(events)
+    last_offer_at: dict[str, int] = {}
+    plan_errors: list[tuple[int, str, str]] = []
     approved: dict[str, tuple[str, datetime]] = {}
     results: dict[str, dict[str, Any]] = {}
     stale: dict[str, str] = {}
     exports: list[str] = []
     notes: list[str] = []
-    for event in events:
+    for index, event in enumerate(events):
         payload = event.payload
+        if _is_offer(event):
+            last_offer_at[payload["action"]] = index
         if event.kind == "note" and isinstance(payload.get("triage_steps"), list):
             steps = tuple(
                 StepLine(str(s.get("name", "")), s.get("status", "ok"), str(s.get("detail", "")))
@@ -118,19 +144,23 @@ def card_from_log(
         elif event.kind == "refusal" and payload.get("stale") and payload.get("plan_hash"):
             stale[payload["plan_hash"]] = str(payload.get("reason", "the plan no longer applies"))
         elif event.kind == "note" and isinstance(payload.get("plan_error"), dict):
-            what = "Fix" if payload["plan_error"].get("action") == "fix" else "Failover test"
-            notes.append(f"{what} not offered: {payload['plan_error'].get('error', '')}")
+            action = str(payload["plan_error"].get("action", ""))
+            what = "Fix" if action == "fix" else "Failover test"
+            plan_errors.append((index, action, f"{what} not offered: {payload['plan_error'].get('error', '')}"))
         elif event.kind == "export":
-            exports.append(
-                f"Timeline exported as {payload.get('format', '?')} by "
-                f"{_who(event.actor)} (sha256 {str(payload.get('sha256', ''))[:12]}…)"
-            )
+            fmt, sha = _mrkdwn_escape(str(payload.get("format", "?"))), _mrkdwn_escape(str(payload.get("sha256", ""))[:12])
+            exports.append(f"Timeline exported as {fmt} by {_who(event.actor)} (sha256 {sha}…)")
 
+    # A reason why an action was not offered holds until the action is offered again.
+    notes += [text for index, action, text in plan_errors if index > last_offer_at.get(action, -1)]
     offers: list[Offer] = []
     outcomes: list[Outcome] = []
     for plan_hash, p in offered.items():
         action = p.get("action", "fix")
         commands = tuple(p.get("commands") or ())
+        method_key = str(p.get("method_key") or "")
+        if plan_hash not in approved and plan_hash not in current:
+            continue  # replaced by a newer offer of the same action
         if plan_hash in approved:
             approver, at = approved[plan_hash]
             result = results.get(plan_hash)
@@ -139,12 +169,12 @@ def card_from_log(
             else:
                 state = "succeeded" if result.get("ok") else "failed"
             outcomes.append(
-                Outcome(action, state, approver, at, commands, str((result or {}).get("summary", "")))
+                Outcome(action, state, approver, at, commands, str((result or {}).get("summary", "")), method_key)
             )
         elif plan_hash in stale:
-            outcomes.append(Outcome(action, "stale", summary=stale[plan_hash]))
+            outcomes.append(Outcome(action, "stale", summary=stale[plan_hash], method=method_key))
         elif parse_time(p["expires_at"]) <= now:
-            outcomes.append(Outcome(action, "expired"))
+            outcomes.append(Outcome(action, "expired", method=method_key))
         else:
             offers.append(
                 Offer(
@@ -155,6 +185,7 @@ def card_from_log(
                     rollback=tuple(p.get("rollback") or ()),
                     plan_hash=plan_hash,
                     expires_at=parse_time(p["expires_at"]),
+                    method_key=method_key,
                 )
             )
     status = getattr(incident.status, "value", incident.status)
@@ -175,5 +206,12 @@ def card_from_log(
     )
 
 
+def _mrkdwn_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _who(actor: str) -> str:
-    return f"<@{actor}>" if actor[:1] in ("U", "W") and actor.isalnum() else actor
+    """A Slack user as a mention; anyone else (``cli:root``) as escaped text."""
+    if actor[:1] in ("U", "W") and actor.isalnum():
+        return f"<@{actor}>"
+    return _mrkdwn_escape(actor)

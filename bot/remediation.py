@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ActionKind",
+    "Notify",
     "PlanLike",
     "ResultLike",
     "Remediation",
@@ -39,6 +40,8 @@ class PlanLike(Protocol):
     rollback: Sequence[str]
     title: str
     method: str
+    #: The domain's own hash of everything the plan will do and the state it expects.
+    plan_hash: str
 
 
 @runtime_checkable
@@ -49,24 +52,40 @@ class ResultLike(Protocol):
     summary: str
 
 
+Notify = Callable[[str], Awaitable[None]]
+
+
 class Remediation(Protocol):
     """The remediation actions, as the bot calls them.
 
     ``plan_*`` return None when there is nothing to do (e.g. the bond already has link
-    monitoring). They read the current state of the host, so calling them again right before
-    running is how the bot re-checks that the approved plan still applies. ``apply_fix`` and
+    monitoring) and raise with a message for the channel when the action cannot be offered (e.g.
+    the failover test before the fix: no link monitoring). They read the current state of the
+    host, so calling them again right before running is how the bot re-checks that the approved
+    plan still applies. ``approved_hash`` is the plan's own ``plan_hash`` as it was shown and
+    approved: the domain refuses to run a plan whose hash differs. ``apply_fix`` and
     ``run_failover_test`` write their commands, rollback notes and verification to the incident.
     """
 
+    def failover_methods(self) -> tuple[str, ...]:
+        """How this bot can cut the active port for a failover test (e.g. ``("manual", "host")``)."""
+        ...
+
     async def plan_fix(self, host: str, bond: str) -> PlanLike | None: ...
 
-    async def apply_fix(self, plan: PlanLike, *, incident_id: str, actor: str) -> ResultLike: ...
+    async def apply_fix(
+        self, plan: PlanLike, *, incident_id: str, actor: str, approved_hash: str
+    ) -> ResultLike: ...
 
-    async def plan_failover_test(self, host: str, bond: str) -> PlanLike | None: ...
+    async def plan_failover_test(self, host: str, bond: str, method: str) -> PlanLike | None: ...
 
     async def run_failover_test(
-        self, plan: PlanLike, *, incident_id: str, actor: str
-    ) -> ResultLike: ...
+        self, plan: PlanLike, *, incident_id: str, actor: str, approved_hash: str, notify: Notify
+    ) -> ResultLike:
+        """Run the approved test; clicking "confirm" on the dialog (which says the test needs a
+        maintenance window) is the operator's confirmation of one. ``notify`` posts to the
+        incident's thread (the ``manual`` method tells the operator when to shut the port)."""
+        ...
 
 
 def plan_hash(kind: ActionKind, plan: PlanLike) -> str:

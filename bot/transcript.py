@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.standin import SlackStandin, StandinMessage
 
-__all__ = ["render_html", "render_text"]
+__all__ = ["message_lines", "render_html", "render_text"]
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
 _CHANNEL = re.compile(r"<#([A-Z0-9]+)>")
@@ -44,6 +44,11 @@ def _message_lines(slack: SlackStandin, msg: StandinMessage) -> list[str]:
     lines = [line for block in msg.blocks for line in _block_lines(block)] or msg.text.splitlines()
     lines += [f"📎 {f.get('title') or f.get('name')} ({f.get('size', 0)} bytes)" for f in msg.files]
     return [_names(slack, line) for line in lines]
+
+
+def message_lines(slack: SlackStandin, msg: StandinMessage) -> list[str]:
+    """One message as it reads now (blocks, buttons as ``[ label ]``, files), names resolved."""
+    return _message_lines(slack, msg)
 
 
 def render_text(slack: SlackStandin, channel: str) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "audit_message",
     "button_value",
     "error_message",
+    "failover_action_id",
     "help_message",
     "incident_message",
     "output_message",
@@ -93,6 +94,7 @@ class Offer:
     rollback: tuple[str, ...]
     plan_hash: str
     expires_at: datetime
+    method_key: str = ""  # the failover test's method: lab, manual or host
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Outcome:
     approved_at: datetime | None = None
     commands: tuple[str, ...] = ()
     summary: str = ""
+    method: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,20 @@ def _code(lines: list[str] | tuple[str, ...], limit: int, note: str) -> str:
             break
         kept.append(line)
     return f"```{chr(10).join(kept)}```\n{note}"
+
+
+#: A command longer than this is shortened in messages (the proposal event and the export keep it
+#: whole), so that one long script (the host's armed undo) does not push the others out.
+COMMAND_DISPLAY_LIMIT = 240
+
+
+def _commands_code(commands: list[str] | tuple[str, ...], limit: int, note: str) -> str:
+    shown = [
+        c if len(c) <= COMMAND_DISPLAY_LIMIT
+        else f"{c[:COMMAND_DISPLAY_LIMIT - 40]} …[{len(c) - COMMAND_DISPLAY_LIMIT + 40} more characters in the export]"
+        for c in commands
+    ]
+    return _code(shown, limit, note)
 
 
 def _when(moment: datetime) -> str:
@@ -194,32 +211,42 @@ def parse_button_value(value: str) -> dict[str, str]:
 # ------------------------------------------------------------------ the incident message
 
 
+def failover_action_id(method: str) -> str:
+    """The failover test button of one method (action ids must be unique within a message)."""
+    return f"{ACTION_FAILOVER_TEST}_{method}" if method else ACTION_FAILOVER_TEST
+
+
 def _confirm_text(offer: Offer, host: str) -> str:
-    """The confirm dialog lists the exact commands and rollback when they fit in Slack's 300."""
-    verb = "Run" if offer.action == "fix" else "Run the failover test:"
+    """The confirm dialog lists the exact commands and rollback when they fit in Slack's 300.
+
+    The failover test's dialog says first that it needs a maintenance window, because confirming
+    it is the approver's statement that the host is in one.
+    """
+    if offer.action == "failover_test":
+        restore = "; ".join(offer.rollback) or "none needed"
+        text = (
+            f"Needs a maintenance window: by confirming you state that {host} is in one. "
+            f"The test cuts the bond's active port.\nMethod {offer.method}\nRestore: {restore}"
+        )
+        return _clip(text, CONFIRM_TEXT_LIMIT)
     full = (
-        f"{verb} on {host}:\n" + "\n".join(offer.commands)
+        f"Run on {host}:\n" + "\n".join(offer.commands)
         + "\nRollback:\n" + ("\n".join(offer.rollback) or "none needed")
     )
-    if offer.action == "failover_test":
-        full = f"Method: {offer.method}\n" + full
     if len(full) <= CONFIRM_TEXT_LIMIT:
         return full
     short = (
-        f"{verb} the {len(offer.commands)} command(s) listed in the message on {host}, "
+        f"Run the {len(offer.commands)} command(s) listed in the message on {host}, "
         f"with the rollback listed there. Method: {offer.method}"
     )
     return _clip(short, CONFIRM_TEXT_LIMIT)
 
 
-def _offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
-    label = "Proposed fix" if offer.action == "fix" else "Failover test"
-    text = f"*{label}: {_escape(offer.title)}*\n"
-    if offer.action == "failover_test":
-        text += f"Method: {_escape(offer.method)}\n"
-    text += "Commands:\n" + _code(list(offer.commands), 1400, "_(see the export for the rest)_")
+def _fix_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
+    text = f"*Proposed fix: {_escape(offer.title)}*\n"
+    text += "Commands:\n" + _commands_code(offer.commands, 1600, "_(see the export for the rest)_")
     text += "\nRollback:\n" + (
-        _code(list(offer.rollback), 1400, "_(see the export for the rest)_")
+        _commands_code(offer.rollback, 1000, "_(see the export for the rest)_")
         if offer.rollback
         else "_none needed_"
     )
@@ -232,21 +259,47 @@ def _offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
     ]
 
 
+def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Block]:
+    """All failover test offers (one per method) in one section: the shared commands once, then
+    what each method does differently and how it restores the port."""
+    common = [c for c in offers[0].commands if all(c in o.commands for o in offers)]
+    text = f"*Failover test: {_escape(offers[0].title)}*\n"
+    text += "⚠️ Needs a maintenance window (approving it says the host is in one).\n"
+    text += "Commands (every method):\n" + _commands_code(common, 1200, "_(see the export for the rest)_")
+    text += "\nMethods:"
+    for offer in offers:
+        own = [c for c in offer.commands if c not in common]
+        text += f"\n• `{_escape(offer.method_key or '?')}` — {_escape(offer.method.split(': ', 1)[-1])}"
+        if own:
+            text += "\n" + _commands_code(own, 500, "_(more in the export)_")
+        text += "\n  restore: " + (", ".join(f"`{_escape(r)}`" for r in offer.rollback) or "_none needed_")
+    return [
+        _section(text),
+        _context(
+            f"Needs approval by an approver other than <@{card.requester}> · "
+            f"expires {_when(min(o.expires_at for o in offers))}"
+        ),
+    ]
+
+
 def _outcome_text(outcome: Outcome) -> str:
-    label = "Fix" if outcome.action == "fix" else "Failover test"
+    label = "Fix" if outcome.action == "fix" else "Failover test" + (f" ({outcome.method})" if outcome.method else "")
     if outcome.state == "expired":
         return f"⌛ {label}: the approval window closed; run `/bond triage` again for a new plan."
     if outcome.state == "stale":
         return f"⚠️ {label}: not run — {_escape(outcome.summary)}"
     who = f"approved by <@{outcome.approver}> at {_when(outcome.approved_at)}" if outcome.approver and outcome.approved_at else ""
-    ran = _code(list(outcome.commands), 1200, "_(more in the export)_") if outcome.commands else ""
+    ran = _commands_code(outcome.commands, 1400, "_(more in the export)_") if outcome.commands else ""
     if outcome.state == "running":
         return f"⏳ {label} {who}; running:\n{ran}"
     icon = "✅" if outcome.state == "succeeded" else "❌"
     result = "succeeded" if outcome.state == "succeeded" else "failed"
     text = f"{icon} {label} {who}; ran:\n{ran}\nResult: {result}"
-    if outcome.summary:
-        text += f" — {_escape(outcome.summary)}"
+    summary = outcome.summary.strip()
+    if "\n" in summary:  # a report (checks, measurements): keep its lines
+        text += "\n" + _code(summary.splitlines(), 1200, "_(the full report is in the export)_")
+    elif summary:
+        text += f" — {_escape(summary)}"
     return text
 
 
@@ -306,14 +359,23 @@ def incident_message(card: IncidentCard) -> Rendered:
         blocks.append(_section(_outcome_text(outcome)))
 
     buttons: list[ButtonElement] = []
-    for offer in card.offers:
+    fix_offers = [o for o in card.offers if o.action == "fix"]
+    failover_offers = [o for o in card.offers if o.action == "failover_test"]
+    for offer in fix_offers:
         blocks.append(DividerBlock())
-        blocks.extend(_offer_blocks(card, offer))
+        blocks.extend(_fix_offer_blocks(card, offer))
+    if failover_offers:
+        blocks.append(DividerBlock())
+        blocks.extend(_failover_offer_blocks(card, failover_offers))
+    for offer in fix_offers + failover_offers:
         is_fix = offer.action == "fix"
         buttons.append(
             ButtonElement(
-                text=PlainTextObject(text="Apply the fix" if is_fix else "Run the failover test"),
-                action_id=ACTION_APPLY_FIX if is_fix else ACTION_FAILOVER_TEST,
+                text=PlainTextObject(
+                    text="Apply the fix" if is_fix
+                    else f"Failover test: {offer.method_key}" if offer.method_key else "Run the failover test"
+                ),
+                action_id=ACTION_APPLY_FIX if is_fix else failover_action_id(offer.method_key),
                 value=button_value(incident=card.incident_id, plan=offer.plan_hash),
                 style="primary" if is_fix else None,
                 confirm=ConfirmObject(
@@ -334,7 +396,7 @@ def incident_message(card: IncidentCard) -> Rendered:
             )
         )
     for export in card.exports:
-        blocks.append(_context(f"📄 {_escape(export)}"))
+        blocks.append(_context(f"📄 {export}"))  # built by incident_view, escaped there (keeps the mention)
     if buttons:
         # The actions block goes last so the buttons stay at the bottom, and survive clipping.
         if len(blocks) > MAX_BLOCKS - 2:

@@ -2,20 +2,20 @@
 
 ``EngineTriage`` runs ``runbooks.engine.run_triage`` through one shared ``ssh_exec.SshPool`` and
 writes every step (command, status, output) to the incident log. ``EngineRemediation`` plans and
-applies the fix with ``runbooks.bonding.remediation`` and the failover test with the failover
-module once it exists. Nothing here runs a command or parses output itself.
+applies the fix with ``runbooks.bonding.remediation`` and runs the failover test with
+``runbooks.bonding.failover``. Nothing here runs a command or parses output itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain import OnStep, RawOutput, StepProgress, TriageReport, UnknownTarget
 
-__all__ = ["DomainPlan", "DomainResult", "EngineRemediation", "EngineTriage"]
+__all__ = ["DomainPlan", "DomainResult", "EngineRemediation", "EngineTriage", "FailoverNotReady", "LinkControl"]
 
 #: Raw output kept per step in the incident log (the exported timeline shows it).
 _LOGGED_OUTPUT_LIMIT = 256 * 1024
@@ -131,12 +131,42 @@ class DomainResult:
     summary: str
 
 
-class EngineRemediation:
-    """``bot.remediation.Remediation`` over ``runbooks.bonding.remediation`` (and the failover test)."""
+class FailoverNotReady(Exception):
+    """The failover test's preconditions do not hold now (e.g. no link monitoring before the fix);
+    the message says which, and is what the channel shows instead of the buttons."""
 
-    def __init__(self, pool: Any, store: Any) -> None:
+
+#: How each method cuts the port, as the message and the confirm dialog say it.
+_METHOD_TEXT = {
+    "lab": "the lab switch port of {port} is shut through QEMU (QMP set_link): a real carrier loss",
+    "manual": "you shut the switch port of {port} when the bot says so in the thread; it measures and "
+              "waits for you to re-enable it",
+    "host": "'ip link set {port} down' on the host, restored by itself (an administrative down, not a "
+            "carrier loss: it does not prove a dead switch port is detected)",
+}
+
+#: A function that shuts (False) or re-enables (True) the switch port of a lab interface.
+LinkControl = Callable[[str, bool], Any]
+
+
+class EngineRemediation:
+    """``bot.remediation.Remediation`` over ``runbooks.bonding.remediation`` and ``.failover``.
+
+    ``link_control`` (e.g. the lab VM's ``LabSession.link`` / ``LabVM.link``) enables the ``lab``
+    failover method; the caller passes it, so the bot never imports the lab. ``hold_seconds`` is how
+    long the test keeps the port down.
+    """
+
+    def __init__(self, pool: Any, store: Any, *, link_control: LinkControl | None = None,
+                 hold_seconds: float = 3.0, manual_timeout: float = 300.0) -> None:
         self.pool = pool
         self.store = store
+        self.link_control = link_control
+        self.hold_seconds = hold_seconds
+        self.manual_timeout = manual_timeout
+
+    def failover_methods(self) -> tuple[str, ...]:
+        return ("lab", "manual", "host") if self.link_control is not None else ("manual", "host")
 
     async def plan_fix(self, host: str, bond: str) -> DomainPlan | None:
         from runbooks.bonding import remediation
@@ -158,45 +188,60 @@ class EngineRemediation:
             domain=plan,
         )
 
-    async def apply_fix(self, plan: Any, *, incident_id: str, actor: str) -> DomainResult:
+    async def apply_fix(self, plan: Any, *, incident_id: str, actor: str, approved_hash: str) -> DomainResult:
         from runbooks.bonding import remediation
 
+        # approved_hash is the hash shown to the approver; apply_fix refuses if the re-planned
+        # plan (read from the host just now) differs from it.
         result = await remediation.apply_fix(
             plan.domain, pool=self.pool, actor=actor, incident_store=self.store,
-            incident_id=incident_id, approved_hash=plan.plan_hash,
+            incident_id=incident_id, approved_hash=approved_hash,
         )
         return DomainResult(result.ok, result.render_text())
 
-    def _failover(self) -> Any | None:
-        try:
-            return importlib.import_module("runbooks.bonding.failover")
-        except ModuleNotFoundError:
-            return None
+    async def plan_failover_test(self, host: str, bond: str, method: str) -> DomainPlan | None:
+        from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test
 
-    async def plan_failover_test(self, host: str, bond: str) -> Any | None:
-        module = self._failover()
-        if module is None or not hasattr(module, "plan_failover_test"):
-            return None
-        plan = await module.plan_failover_test(self.pool.session(host), bond, host=host)
-        if plan is None:
-            return None
+        if method not in self.failover_methods():
+            raise FailoverNotReady(f"method {method!r} is not available here: one of {', '.join(self.failover_methods())}")
+        plan = await plan_failover_test(self.pool.session(host), bond, method, host=host,
+                                        hold_seconds=self.hold_seconds)
+        if not plan.ready:
+            # The detail's advice after " - " is the CLI's (--allow-unmonitored); the bot offers the fix.
+            failed = "; ".join(f"{c.name}: {c.detail.split(' - ', 1)[0]}" for c in plan.preconditions if not c.ok)
+            raise FailoverNotReady(f"preconditions not met ({failed}); apply the fix first, then it is offered")
         return DomainPlan(
             host=plan.host,
             bond=plan.bond,
-            commands=tuple(getattr(s, "command", str(s)) for s in plan.steps),
-            rollback=tuple(getattr(c, "command", str(c)) for c in plan.rollback),
-            title=plan.summary() if callable(getattr(plan, "summary", None)) else "failover test",
-            method=str(getattr(plan, "method", "")),
+            commands=tuple(command for _purpose, command in plan.commands),
+            rollback=(plan.restore,),
+            title=(f"cut the active port {plan.cut_slave} for {plan.hold_seconds:g} s while pinging "
+                   f"{plan.target} through {plan.bond}; pass: failover, outage <= {PASS_OUTAGE_MS:g} ms, "
+                   f"primary back"),
+            method=f"{method}: " + _METHOD_TEXT[method].format(port=plan.cut_slave),
             plan_hash=plan.plan_hash,
             domain=plan,
         )
 
-    async def run_failover_test(self, plan: Any, *, incident_id: str, actor: str) -> DomainResult:
-        module = self._failover()
-        if module is None:
-            return DomainResult(False, "the failover test is not available in this version")
-        result = await module.run_failover_test(
-            plan.domain, pool=self.pool, actor=actor, incident_store=self.store,
-            incident_id=incident_id, approved_hash=plan.plan_hash,
+    async def run_failover_test(self, plan: Any, *, incident_id: str, actor: str, approved_hash: str,
+                                notify: Callable[[str], Awaitable[None]]) -> DomainResult:
+        from runbooks.bonding.failover import run_failover_test
+
+        if approved_hash != plan.plan_hash:
+            return DomainResult(False, "not run: the plan changed since it was approved; triage again")
+        link_control = None
+        if self.link_control is not None:
+            control = self.link_control
+
+            async def link_control(port: str, up: bool) -> None:
+                # QMP is quick but blocking: keep the event loop (acks, other clicks) responsive.
+                await asyncio.to_thread(control, port, up)
+
+        # The approver confirmed the dialog that says the test needs a maintenance window; that
+        # click is the confirmation (the bot offers no other way to run the test).
+        report = await run_failover_test(
+            plan.domain, pool=self.pool, actor=actor, maintenance_window_confirmed=True,
+            link_control=link_control, notify=notify, incident_store=self.store,
+            incident_id=incident_id, manual_timeout=self.manual_timeout,
         )
-        return DomainResult(bool(result.ok), result.render_text())
+        return DomainResult(bool(report.passed), report.render_text())

@@ -16,6 +16,7 @@ from bot.authz import AuthzPolicy
 from bot.harness import RunningBot, start_bot
 from bot.wiring import EngineTriage
 from incidents import IncidentStore
+from lab.testing import lab_env, lab_host, lab_vm  # noqa: F401  (the lab VM, for tests marked lab)
 from ssh_exec import SshPool
 from tests.bot.host_remediation import FIX_COMMANDS, TEST_COMMANDS, HostRemediation
 from tests.slack_standin import SlackStandin

@@ -10,7 +10,9 @@ can hold a run open to test clicks that arrive while it is still running. The re
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,8 @@ FIX_COMMANDS = (
 )
 FIX_ROLLBACK = ('nmcli con modify bond0 bond.options "mode=active-backup,miimon=0,primary=eno1"',)
 TEST_COMMANDS = ("ip link set eno1 down", "cat /proc/net/bonding/bond0", "ip link set eno1 up")
+#: The ``manual`` method: the operator cuts the port when told to (``notify``), the bot only reads.
+MANUAL_COMMANDS = ("cat /proc/net/bonding/bond0",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class Plan:
     rollback: tuple[str, ...]
     title: str
     method: str
+    plan_hash: str = ""
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(repr((self.host, self.bond, self.commands, self.rollback)).encode()).hexdigest()
+        object.__setattr__(self, "plan_hash", digest)
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,15 @@ class Result:
 @dataclass
 class HostRemediation:
     pool: Any
+    methods: tuple[str, ...] = ("host",)
     applied: list[tuple[str, str]] = field(default_factory=list)
+    approved_hashes: list[str] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    #: Like the real one: no failover test while the bond has no link monitoring.
+    require_monitor: bool = False
+
+    def failover_methods(self) -> tuple[str, ...]:
+        return self.methods
 
     async def _miimon(self, host: str, bond: str) -> int:
         result = await self.pool.run(host, f"cat /proc/net/bonding/{shlex.quote(bond)}")
@@ -58,12 +74,22 @@ class HostRemediation:
             return None
         return Plan(host, bond, FIX_COMMANDS, FIX_ROLLBACK, "enable MII link monitoring (miimon=100)", "nmcli")
 
-    async def plan_failover_test(self, host: str, bond: str) -> Plan | None:
+    async def plan_failover_test(self, host: str, bond: str, method: str) -> Plan | None:
+        if method not in self.methods:
+            raise ValueError(f"no method {method}")
+        if self.require_monitor and await self._miimon(host, bond) == 0:
+            raise ValueError("preconditions not met (link monitoring on: miimon=0)")
+        if method == "manual":
+            return Plan(host, bond, MANUAL_COMMANDS, ("(operator) re-enable the switch port of eno1",),
+                        "fail eno1 over to eno2", "manual: you shut the switch port of eno1")
         return Plan(host, bond, TEST_COMMANDS, ("ip link set eno1 up",), "fail eno1 over to eno2",
-                    "carrier loss on the active slave eno1 (ip link set eno1 down)")
+                    "host: carrier loss on the active slave eno1 (ip link set eno1 down)")
 
-    async def _run(self, kind: str, plan: Plan) -> Result:
+    async def _run(self, kind: str, plan: Plan, approved_hash: str) -> Result:
         self.applied.append((kind, plan.host))
+        self.approved_hashes.append(approved_hash)
+        if approved_hash != plan.plan_hash:
+            return Result(False, "approved hash differs")
         if self.gate is not None:
             await self.gate.wait()
         failures = []
@@ -73,8 +99,11 @@ class HostRemediation:
                 failures.append(f"{command}: exit {result.exit_status}")
         return Result(not failures, "; ".join(failures) or f"{len(plan.commands)} commands ran")
 
-    async def apply_fix(self, plan: Plan, *, incident_id: str, actor: str) -> Result:
-        return await self._run("fix", plan)
+    async def apply_fix(self, plan: Plan, *, incident_id: str, actor: str, approved_hash: str) -> Result:
+        return await self._run("fix", plan, approved_hash)
 
-    async def run_failover_test(self, plan: Plan, *, incident_id: str, actor: str) -> Result:
-        return await self._run("failover_test", plan)
+    async def run_failover_test(self, plan: Plan, *, incident_id: str, actor: str, approved_hash: str,
+                                notify: Callable[[str], Awaitable[None]]) -> Result:
+        if plan.method.startswith("manual"):
+            await notify("Shut the switch port of eno1 now.")
+        return await self._run("failover_test", plan, approved_hash)

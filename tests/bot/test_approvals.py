@@ -9,6 +9,8 @@ import pytest
 from bot.harness import RunningBot
 from bot.standin import StandinMessage
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
+
+FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
 from tests.bot.conftest import ALICE, BOB, CAROL, INCIDENTS, MALLORY, World, seed_table
 from tests.bot.host_remediation import FIX_COMMANDS
 
@@ -36,7 +38,7 @@ async def test_approver_applies_the_fix_and_the_message_shows_who_what_result(wo
     assert world.remediation.applied == [("fix", "test-host")]
     assert _fix_runs(world) == 1
     msg = world.slack.message(INCIDENTS, msg.ts)
-    assert _buttons(msg) == [ACTION_FAILOVER_TEST, ACTION_EXPORT], "the used button is gone"
+    assert _buttons(msg) == [FAILOVER_HOST, ACTION_EXPORT], "the used button is gone"
     texts = [b["text"]["text"] for b in msg.blocks if b["type"] == "section"]
     [outcome] = [t for t in texts if t.startswith("✅ Fix approved by")]
     assert outcome.startswith(f"✅ Fix approved by <@{BOB}> at ")
@@ -54,7 +56,7 @@ async def test_approver_applies_the_fix_and_the_message_shows_who_what_result(wo
 
 async def test_group_member_may_approve(world: World, http_bot: RunningBot) -> None:
     msg = await _triaged(world, http_bot)
-    await http_bot.click(msg, ACTION_FAILOVER_TEST, user=CAROL)
+    await http_bot.click(msg, FAILOVER_HOST, user=CAROL)
     await http_bot.settle()
     assert world.remediation.applied == [("failover_test", "test-host")]
     assert world.slack.calls_to("usergroups.users.list")[0].body["usergroup"] == "S0NETOPS"

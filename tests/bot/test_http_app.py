@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 from bot.harness import RunningBot
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
+
+FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
 from tests.bot.conftest import ALICE, INCIDENTS, RANDOM, World
 
 SEED_COMMANDS = [
@@ -106,7 +108,7 @@ async def test_triage_posts_one_message_updated_per_step_then_the_summary(
     assert "*Proposed fix: enable MII link monitoring (miimon=100)*" in texts[4]
     assert 'nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"' in texts[4]
     assert "Rollback:\n```nmcli con modify bond0 bond.options \"mode=active-backup,miimon=0,primary=eno1\"```" in texts[4]
-    assert _buttons(blocks) == [ACTION_APPLY_FIX, ACTION_FAILOVER_TEST, ACTION_EXPORT]
+    assert _buttons(blocks) == [ACTION_APPLY_FIX, FAILOVER_HOST, ACTION_EXPORT]
     fix_button = blocks[-1]["elements"][0]
     assert fix_button["confirm"]["text"]["text"] == (
         "Run on test-host:\n"
