@@ -85,7 +85,7 @@ def load_runbook(path: Path = BONDING_RUNBOOK) -> Runbook:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise RunbookError(f"cannot read runbook {path}: {exc}") from None
     if not isinstance(data, dict):
