@@ -42,15 +42,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from runbooks.bonding.remediation import (
-    Check,
+from runbooks.bonding.bond_options import (
     RemediationError,
-    _Recorder,
-    _validate_ipv4_target,
-    read_bond_state,
     render,
+    sh_c,
     validate_interface,
+    validate_ipv4_target,
 )
+from runbooks.bonding.bond_state import read_bond_state, session_host_name
+from runbooks.bonding.records import Check, IncidentRecorder
 
 __all__ = [
     "METHODS",
@@ -363,9 +363,9 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
     if not 0.5 <= hold_seconds <= 60:
         raise RemediationError("hold time must be 0.5-60 seconds")
     bond = validate_interface(bond, "bond")
-    name = host or getattr(getattr(session, "host", None), "name", None) or "host"
+    name = session_host_name(session, host)
     state = await read_bond_state(session, bond)
-    target = _validate_ipv4_target(target or state.nm_gateway or state.route_gateway or "")
+    target = validate_ipv4_target(target or state.nm_gateway or state.route_gateway or "")
     cut = state.active_slave
     primary = state.runtime.get("primary") or None
     up = [s for s, st in state.slaves.items() if st == "up"]
@@ -411,12 +411,6 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
     return replace(plan, plan_hash=_hash({k: v for k, v in plan.to_json().items() if k != "plan_hash"}))
 
 
-def _q(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
 LinkControl = Callable[[str, bool], Awaitable[None] | None]
 
 
@@ -426,7 +420,7 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
                             incident_store: Any = None, incident_id: str | None = None,
                             manual_timeout: float = 300.0) -> FailoverReport:
     """Run an approved failover test. The port is restored in every case (``finally``)."""
-    rec = _Recorder(incident_store, incident_id, actor)
+    rec = IncidentRecorder(incident_store, incident_id, actor)
 
     def refuse(reason: str) -> FailoverReport:
         rec.event("refusal", {"reason": reason, "plan_hash": plan.plan_hash})
@@ -463,9 +457,9 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
     token = secrets.token_hex(4)
     workdir = render("failover.workdir", token=token)
     max_seconds = int(plan.hold_seconds + (manual_timeout if plan.method == "manual" else 0) + 40)
-    start_cmd = "sh -c " + _q(render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
-                                      script=SAMPLER_SCRIPT, bond=plan.bond, target=plan.target,
-                                      interval=PING_INTERVAL, max_seconds=max_seconds))
+    start_cmd = sh_c(render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
+                            script=SAMPLER_SCRIPT, bond=plan.bond, target=plan.target,
+                            interval=PING_INTERVAL, max_seconds=max_seconds))
     errors: list[str] = []
     rec.event("note", {"text": f"failover test {plan.plan_hash[:12]} starting: {plan.method} cut of {plan.cut_slave}"})
     res = await run("start the sampler", start_cmd)
@@ -498,7 +492,7 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
             cut_done = True
             script = render("failover.host_cut_script", slave=plan.cut_slave, hold=plan.hold_seconds)
             await run("cut and restore on the host, detached",
-                      "sh -c " + _q(render("failover.host_cut", unit=f"bondbot-cut-{token}", script=script)))
+                      sh_c(render("failover.host_cut", unit=f"bondbot-cut-{token}", script=script)))
             await asyncio.sleep(plan.hold_seconds + 0.5)
         else:
             await say(f"Shut the switch port of {plan.host} {plan.cut_slave} now. bondbot is measuring and "
