@@ -162,8 +162,7 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
     if proc.exit_status != 0:
         raise PlanRefused(f"{bond} is not a bond on this host ({proc.failure_reason}): "
                           f"cat /proc/net/bonding/{bond} failed")
-    parsed = parse_proc_bonding(proc.stdout, source=f"cat /proc/net/bonding/{bond}") \
-        if "source" in parse_proc_bonding.__code__.co_varnames else parse_proc_bonding(proc.stdout)
+    parsed = parse_proc_bonding(proc.stdout, source=f"cat /proc/net/bonding/{bond}")
     runtime = parse_sysfs_bonding(sysfs.stdout)
     if "miimon" not in runtime:
         raise RemediationError(f"could not read /sys/class/net/{bond}/bonding ({sysfs.failure_reason})")
