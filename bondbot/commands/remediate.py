@@ -1,8 +1,8 @@
 """``bondbot fix HOST`` and ``bondbot failover-test HOST``: the approved change and its proof.
 
 Both show the exact commands and the rollback first and ask for approval (``--yes`` skips the
-question, for automation). With ``--incident ID`` everything is recorded in the incident log:
-the plan, the approval, the rollback note before the change, every command and its output, the
+question, for automation). Everything is recorded in the incident log (``--incident ID``, or a
+new incident whose id is printed): the plan, the approval, the rollback note before the change, every command and its output, the
 verification or the rollback.
 
 Exit status: 0 verified / test passed; 1 rolled back, refused or test failed; 2 bad input or the
@@ -31,7 +31,7 @@ HostArg = Annotated[str, typer.Argument(help="Host name from the inventory (e.g.
 BondOpt = Annotated[Optional[str], typer.Option("--bond", help="Bond interface (default: the inventory's, else bond0).")]  # noqa: UP045
 InventoryOpt = Annotated[Optional[str], typer.Option("--inventory", envvar="BONDBOT_INVENTORY", help="Inventory file.")]  # noqa: UP045
 YesOpt = Annotated[bool, typer.Option("--yes", help="Approve without asking (automation).")]
-IncidentOpt = Annotated[Optional[str], typer.Option("--incident", help="Record into this incident's log.")]  # noqa: UP045
+IncidentOpt = Annotated[Optional[str], typer.Option("--incident", help="Record into this incident's log (default: a new incident).")]  # noqa: UP045
 DbOpt = Annotated[Optional[str], typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL.", show_default=False)]  # noqa: UP045
 TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Address to ping through the bond (default: the bond's gateway).")]  # noqa: UP045
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -59,20 +59,30 @@ async def _with_pool(inventory: str | None, fn: Any) -> Any:
         return await fn(pool)
 
 
-def _open_store(url: str | None, incident: str | None) -> Any:
-    if incident is None:
-        return None
+def _open_incident(url: str | None, incident: str | None, *, host: str, bond: str, actor: str,
+                   purpose: str) -> tuple[Any, str]:
+    """The incident log to record into: ``--incident ID``, or else a new incident, because every
+    change bondbot makes must be on the record (its rollback note above all). Called after the
+    operator's approval and before anything runs: an unknown incident or an unreachable database
+    stops here, with nothing changed."""
     from incidents import IncidentStore
 
     store = IncidentStore.open(url)
-    store.get(incident)  # unknown incident: a clear error before anything runs
-    return store
+    try:
+        if incident is not None:
+            store.get(incident)  # unknown incident: a clear error before anything runs
+            return store, incident
+        created = store.create_incident(host=host, bond=bond, requester=actor, channel="cli")
+        store.append(created.id, actor=actor, kind="note", payload={"text": purpose})
+        typer.echo(f"recording into new incident {created.id} (bondbot incident show {created.id})", err=True)
+        return store, created.id
+    except BaseException:
+        store.close()
+        raise
 
 
-def _record_approval(store: Any, incident: str | None, plan_hash: str, actor: str, summary: str) -> None:
+def _record_approval(store: Any, incident: str, plan_hash: str, actor: str, summary: str) -> None:
     """The CLI operator's "yes" is the approval: recorded against the plan's hash."""
-    if store is None or incident is None:
-        return
     store.append(incident, actor=actor, kind="proposal", payload={"plan_hash": plan_hash, "summary": summary})
     store.record_approval(incident, actor=actor, plan_hash=plan_hash, summary=summary)
 
@@ -121,14 +131,17 @@ def fix(
         if not _approve(plan.render_text(), yes):
             typer.echo("not approved; nothing was changed")
             return 1
-        store = _open_store(database_url, incident)
+        store, incident_id = _open_incident(database_url, incident, host=h.name, bond=b, actor=actor,
+                                            purpose=f"bondbot fix on {h.name}: {plan.summary()}")
         try:
-            _record_approval(store, incident, plan.plan_hash, actor, plan.summary())
-            result = await apply_fix(plan, pool=pool, actor=actor, incident_store=store, incident_id=incident,
+            if incident is None:  # a new incident: the plan, read from the host just now, is its diagnosis
+                store.set_status(incident_id, "diagnosed", actor=actor,
+                                 reason=f"bondbot fix planned from the host's current state: {plan.summary()}")
+            _record_approval(store, incident_id, plan.plan_hash, actor, plan.summary())
+            result = await apply_fix(plan, pool=pool, actor=actor, incident_store=store, incident_id=incident_id,
                                      approved_hash=plan.plan_hash)
         finally:
-            if store is not None:
-                store.close()
+            store.close()
         typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
         return 0 if result.ok else 1
 
@@ -190,15 +203,16 @@ def failover_test(
                                          default=False):
             typer.echo("not approved; nothing was done")
             return 1
-        store = _open_store(database_url, incident)
+        summary = f"failover test {method.value} on {h.name} {b}"
+        store, incident_id = _open_incident(database_url, incident, host=h.name, bond=b, actor=actor,
+                                            purpose=f"bondbot {summary}")
         try:
-            _record_approval(store, incident, plan.plan_hash, actor, f"failover test {method.value} on {h.name} {b}")
+            _record_approval(store, incident_id, plan.plan_hash, actor, summary)
             report = await run_failover_test(plan, pool=pool, actor=actor, maintenance_window_confirmed=True,
                                              link_control=link_control, notify=typer.echo,
-                                             incident_store=store, incident_id=incident)
+                                             incident_store=store, incident_id=incident_id)
         finally:
-            if store is not None:
-                store.close()
+            store.close()
         typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render_text())
         return 0 if report.passed else 1
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import subprocess
 import sys
@@ -91,6 +92,13 @@ def test_seed_story_fail_fix_pass_reboot_persisted(lab_env: Any, tmp_path: Path)
     after = json.loads(proc.stdout[proc.stdout.index("{\n"):])
     assert after["passed"] and after["failed_over_to"] == "eno2", after["verdict"]
     assert after["outage_ms"] <= PASS_OUTAGE_MS and after["primary_returned"]
+    # Without --incident the CLI opened an incident of its own: the test is on the record too.
+    new_id = re.search(r"recording into new incident (\S+)", proc.stderr).group(1)
+    recorded = IncidentStore.open(url)
+    kinds = [e.kind for e in recorded.events(new_id)]
+    assert kinds.count("approval") == 1 and "command" in kinds, kinds
+    assert recorded.get(new_id).channel == "cli" and recorded.verify(new_id).ok
+    recorded.close()
 
     # 3b. Method manual: the "operator" (here: QMP, driven by bondbot's own instructions) shuts the
     #     switch port when told; bondbot watches the carrier, measures, waits for the port to return.
