@@ -29,13 +29,13 @@ from bot.commands import BondCommand, CommandError, parse_command
 from bot.domain import RawOutput, StepProgress, TriageReport, TriageService, UnknownTarget
 from bot.incident_view import (
     card_from_log,
-    diagnosis_to_json,
     open_proposals,
     parse_time,
     proposals,
     slack_message_of,
 )
 from bot.remediation import ActionKind, PlanLike, Remediation, plan_hash
+from runbooks.recording import record_diagnosis
 
 __all__ = ["BOT_ACTOR", "BondBot", "BotDeps", "build_app"]
 
@@ -219,27 +219,12 @@ class BondBot:
             "append", incident_id, actor=BOT_ACTOR, kind="note",
             payload={"triage_steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in report.steps]},
         )
-        if report.error:
-            await self._store("append", incident_id, actor=BOT_ACTOR, kind="note", payload={"triage_error": report.error})
-            return
-        diagnosis = report.diagnosis
-        if diagnosis is None:
-            return
-        events = await self._store("events", incident_id)
-        if not any(e.kind == "diagnosis" and "findings" in e.payload for e in events):
-            await self._store("append", incident_id, actor=BOT_ACTOR, kind="diagnosis", payload=diagnosis_to_json(diagnosis))
-        incident = await self._store("get", incident_id)
-        if diagnosis.root_cause is None:
-            return
-        if incident.root_cause is None:
-            root = diagnosis.root_cause
-            await self._store(
-                "set_root_cause", incident_id, root.summary, actor=BOT_ACTOR,
-                details={"code": root.code, "evidence": [e.to_json() for e in root.evidence]},
-            )
-        if getattr(incident.status, "value", incident.status) == "open":
-            await self._store("set_status", incident_id, "diagnosed", actor=BOT_ACTOR, reason="root cause found")
-        if self.deps.remediation is not None:
+        # The diagnosis, root cause and status are recorded as ``bondbot triage --record`` does.
+        root_cause_found = await asyncio.to_thread(
+            record_diagnosis, self.deps.store, incident_id, report.diagnosis, actor=BOT_ACTOR, error=report.error
+        )
+        if root_cause_found and self.deps.remediation is not None:
+            incident = await self._store("get", incident_id)
             await self._propose(incident_id, incident.host, incident.bond)
 
     async def _propose(

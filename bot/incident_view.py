@@ -32,7 +32,6 @@ from runbooks.findings import Diagnosis, Evidence, Finding, Severity
 __all__ = [
     "card_from_log",
     "diagnosis_from_json",
-    "diagnosis_to_json",
     "open_proposals",
     "parse_time",
     "proposals",
@@ -42,13 +41,6 @@ __all__ = [
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def diagnosis_to_json(diagnosis: Diagnosis) -> dict[str, Any]:
-    """Like ``Diagnosis.to_json`` but with each finding's explanation, so a card can be rebuilt."""
-    data = diagnosis.to_json()
-    data["findings"] = [f.to_json(with_explanation=True) for f in diagnosis.findings]
-    return data
 
 
 def _finding(data: dict[str, Any]) -> Finding:

@@ -1,9 +1,9 @@
 """The bot's seams, implemented over the real domain: the runbook engine and the remediation.
 
 ``EngineTriage`` runs ``runbooks.engine.run_triage`` through one shared ``ssh_exec.SshPool`` and
-writes every step (command, status, output) to the incident log. ``EngineRemediation`` plans and
-applies the fix with ``runbooks.bonding.remediation`` and runs the failover test with
-``runbooks.bonding.failover``. Nothing here runs a command or parses output itself.
+writes every step (command, status, output) to the incident log with ``runbooks.recording``.
+``EngineRemediation`` plans and applies the fix with ``runbooks.bonding.remediation`` and runs the
+failover test with ``runbooks.bonding.failover``. Nothing here runs a command or parses output itself.
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ from typing import Any
 from bot.domain import OnStep, RawOutput, StepProgress, TriageReport, UnknownTarget
 
 __all__ = ["DomainPlan", "DomainResult", "EngineRemediation", "EngineTriage", "FailoverNotReady", "LinkControl"]
-
-#: Raw output kept per step in the incident log (the exported timeline shows it).
-_LOGGED_OUTPUT_LIMIT = 256 * 1024
-
 
 def _step_status(status: str) -> str:
     return {"ok": "ok", "partial": "ok", "skipped": "skipped", "running": "running"}.get(status, "failed")
@@ -69,6 +65,7 @@ class EngineTriage:
 
     async def run(self, host: str, bond: str, *, incident_id: str, actor: str, on_step: OnStep) -> TriageReport:
         from runbooks.engine import StepEvent, run_triage
+        from runbooks.recording import record_connect_failure, record_steps
         from ssh_exec import SshExecError
 
         queue: asyncio.Queue[StepProgress | None] = asyncio.Queue()
@@ -89,10 +86,7 @@ class EngineTriage:
             queue.put_nowait(None)
             await relay_task
             if incident_id:
-                await asyncio.to_thread(
-                    self.store.append, incident_id, actor=actor, kind="triage_step",
-                    payload={"step": "connect", "status": "failed", "reason": str(exc)},
-                )
+                await asyncio.to_thread(record_connect_failure, self.store, incident_id, str(exc), actor=actor)
             return TriageReport(None, (), (), error=str(exc))
         queue.put_nowait(None)
         await relay_task
@@ -100,13 +94,12 @@ class EngineTriage:
         outputs: list[RawOutput] = []
         steps: list[StepProgress] = []
         for record in result.steps:
-            stdout = record.result.stdout if record.result else ""
             steps.append(StepProgress(record.command, _step_status(record.status), record.reason or ""))  # type: ignore[arg-type]
             if record.result is not None:
-                outputs.append(RawOutput(record.command, stdout, record.exit_status))
-            if incident_id:
-                payload = record.to_json() | {"stdout": stdout[:_LOGGED_OUTPUT_LIMIT]}
-                await asyncio.to_thread(self.store.append, incident_id, actor=actor, kind="triage_step", payload=payload)
+                outputs.append(RawOutput(record.command, record.result.stdout, record.exit_status))
+        if incident_id:
+            # The diagnosis is recorded by the bot after its own progress note (``record_diagnosis``).
+            await asyncio.to_thread(record_steps, self.store, incident_id, result.steps, actor=actor)
         error = f"diagnosis failed: {result.diagnosis_error}" if result.diagnosis_error else None
         return TriageReport(result.diagnosis, tuple(outputs), tuple(steps), error=error)
 
