@@ -2,12 +2,16 @@
 
 Each group of commands lives in its own module under ``bondbot.commands`` and exposes
 ``register(app)``. Command modules import heavy libraries (asyncssh, SQLAlchemy, slack-bolt)
-inside the command functions, so that ``bondbot triage`` does not pay for the bot's imports.
+inside the command functions, so that ``bondbot triage`` does not pay for the bot's imports; and
+``main()`` registers only the module of the command being run (every module for ``--help`` or a
+mistyped command), so it does not pay for the other command modules either.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import typer
 
@@ -23,23 +27,43 @@ COMMAND_MODULES = (
     "serve",
 )
 
-app = typer.Typer(
-    name="bondbot",
-    help="Triage and fix Linux bonding failover incidents over SSH, with an auditable incident log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# Top-level command name -> the module that registers it, where the two differ.
+_MODULE_OF_COMMAND = {"fix": "remediate", "failover-test": "remediate"}
 
 
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"bondbot.commands.{name}")
-        module.register(app)
+def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The Typer application with the commands of ``modules`` registered."""
+    app = typer.Typer(
+        name="bondbot",
+        help="Triage and fix Linux bonding failover incidents over SSH, with an auditable incident log.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def bondbot() -> None:
+        """Triage and fix Linux bonding failover incidents over SSH, with an auditable incident log."""
+        # A callback keeps ``bondbot`` a command group even when main() registered one command.
+
+    for name in modules:
+        importlib.import_module(f"bondbot.commands.{name}").register(app)
+    return app
 
 
-_register_commands()
+def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    command = argv[0] if argv else ""
+    module = _MODULE_OF_COMMAND.get(command, command)
+    return (module,) if module in COMMAND_MODULES else COMMAND_MODULES
+
+
+def __getattr__(name: str) -> Any:
+    # ``from bondbot.cli import app`` (tests, embedding) gets every command.
+    if name == "app":
+        globals()["app"] = full = build_app()
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    build_app(_modules_for(sys.argv[1:]))()

@@ -7,36 +7,43 @@ instances on one machine never share state by accident.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
-def _dir_from_env(var: str, default: Path) -> Path:
+def _dir_from_env(var: str, default: Callable[[], Path]) -> Path:
     value = os.environ.get(var)
-    return Path(value).expanduser() if value else default
+    return Path(value).expanduser() if value else default()
 
 
 def data_dir() -> Path:
     """Per-user data: the incident database, the lab image, known_hosts (``BONDBOT_DATA_DIR``)."""
-    from platformdirs import user_data_dir
+    def default() -> Path:
+        from platformdirs import user_data_dir
 
-    return _dir_from_env("BONDBOT_DATA_DIR", Path(user_data_dir("bondbot")))
+        return Path(user_data_dir("bondbot"))
+
+    return _dir_from_env("BONDBOT_DATA_DIR", default)
 
 
 def config_dir() -> Path:
     """Per-user configuration: the inventory (``BONDBOT_CONFIG_DIR``)."""
-    from platformdirs import user_config_dir
+    def default() -> Path:
+        from platformdirs import user_config_dir
 
-    return _dir_from_env("BONDBOT_CONFIG_DIR", Path(user_config_dir("bondbot")))
+        return Path(user_config_dir("bondbot"))
+
+    return _dir_from_env("BONDBOT_CONFIG_DIR", default)
 
 
 def inventory_path() -> Path:
     """The YAML inventory of hosts (``BONDBOT_INVENTORY``)."""
-    return _dir_from_env("BONDBOT_INVENTORY", config_dir() / "inventory.yaml")
+    return _dir_from_env("BONDBOT_INVENTORY", lambda: config_dir() / "inventory.yaml")
 
 
 def known_hosts_path() -> Path:
     """bondbot's own known_hosts file; never the user's, never auto-filled (``BONDBOT_KNOWN_HOSTS``)."""
-    return _dir_from_env("BONDBOT_KNOWN_HOSTS", data_dir() / "known_hosts")
+    return _dir_from_env("BONDBOT_KNOWN_HOSTS", lambda: data_dir() / "known_hosts")
 
 
 def database_url() -> str:
