@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import getpass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
@@ -57,6 +57,22 @@ async def _with_pool(inventory: str | None, fn: Any) -> Any:
     inv = load_inventory(inventory)
     async with SshPool(inv) as pool:
         return await fn(pool)
+
+
+def _run_and_exit(inventory: str | None, main: Any) -> NoReturn:
+    """Run ``main(pool)`` and exit with its status; a refused plan, an unreachable host or an
+    incident-log error is one line on stderr and exit status 2."""
+    import asyncio
+
+    from incidents.errors import IncidentError
+    from runbooks.bonding.remediation import RemediationError
+    from ssh_exec.errors import SshExecError
+
+    try:
+        code = asyncio.run(_with_pool(inventory, main))
+    except (RemediationError, SshExecError, IncidentError) as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
 
 
 def _open_incident(url: str | None, incident: str | None, *, host: str, bond: str, actor: str,
@@ -103,11 +119,9 @@ def fix(
     as_json: JsonOpt = False,
 ) -> None:
     """Enable link monitoring on a bond: show the plan and rollback, ask, apply, verify (or roll back)."""
-    import asyncio
     import json
 
     from runbooks.bonding.remediation import Monitor, RemediationError, apply_fix, plan_fix
-    from ssh_exec.errors import SshExecError
 
     try:
         if arp_target or arp_interval is not None or arp_validate is not None:
@@ -145,17 +159,7 @@ def fix(
         typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
         return 0 if result.ok else 1
 
-    try:
-        code = asyncio.run(_with_pool(inventory, main))
-    except (RemediationError, SshExecError) as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:
-        from incidents import IncidentError
-
-        if isinstance(exc, IncidentError):
-            raise _fail(str(exc)) from None
-        raise
-    raise typer.Exit(code)
+    _run_and_exit(inventory, main)
 
 
 def failover_test(
@@ -173,12 +177,9 @@ def failover_test(
     as_json: JsonOpt = False,
 ) -> None:
     """Cut the bond's active port, measure failover and outage on the host, always restore the port."""
-    import asyncio
     import json
 
     from runbooks.bonding.failover import plan_failover_test, run_failover_test
-    from runbooks.bonding.remediation import RemediationError
-    from ssh_exec.errors import SshExecError
 
     actor = f"cli:{getpass.getuser()}"
     link_control: Any = None
@@ -216,11 +217,7 @@ def failover_test(
         typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render_text())
         return 0 if report.passed else 1
 
-    try:
-        code = asyncio.run(_with_pool(inventory, main))
-    except (RemediationError, SshExecError) as exc:
-        raise _fail(str(exc)) from None
-    raise typer.Exit(code)
+    _run_and_exit(inventory, main)
 
 
 def register(app: typer.Typer) -> None:
