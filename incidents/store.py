@@ -599,6 +599,27 @@ def _safe(url: Any) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _enable_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Put the database in WAL mode, waiting like any other statement would.
+
+    Turning a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at
+    once, without its busy handler, while another process holds the file (two bots opening a new log
+    together): so retry here, up to the busy timeout.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
     from sqlalchemy import create_engine, event
 
@@ -623,7 +644,7 @@ def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cur, busy_timeout_s)
         cur.execute("PRAGMA synchronous = FULL")  # an audit log: a commit survives power loss
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
