@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.views import IncidentCard, Offer, Outcome, StepLine
+from bot.domain import StepProgress
+from bot.views import IncidentCard, Offer, Outcome
 from runbooks.findings import Diagnosis, Evidence, Finding, Severity
 
 __all__ = [
@@ -101,11 +102,11 @@ def card_from_log(
     events: Sequence[Any],
     *,
     now: datetime,
-    running_steps: Sequence[StepLine] = (),
+    running_steps: Sequence[StepProgress] = (),
     error: str | None = None,
 ) -> IncidentCard:
     """The card for ``incident`` as of ``now``: offers still open, outcomes of the others."""
-    steps: tuple[StepLine, ...] = tuple(running_steps)
+    steps: tuple[StepProgress, ...] = tuple(running_steps)
     diagnosis: Diagnosis | None = None
     offered = proposals(events)
     current = open_proposals(events)
@@ -122,7 +123,7 @@ def card_from_log(
             last_offer_at[payload["action"]] = index
         if event.kind == "note" and isinstance(payload.get("triage_steps"), list):
             steps = tuple(
-                StepLine(str(s.get("name", "")), s.get("status", "ok"), str(s.get("detail", "")))
+                StepProgress(str(s.get("name", "")), s.get("status", "ok"), str(s.get("detail", "")))
                 for s in payload["triage_steps"]
             )
         elif event.kind == "note" and isinstance(payload.get("triage_error"), str):

@@ -28,6 +28,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.commands import USAGE
+from bot.domain import StepProgress
 from runbooks.findings import Diagnosis, Finding, Severity
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "Offer",
     "Outcome",
     "Rendered",
-    "StepLine",
     "audit_message",
     "button_value",
     "error_message",
@@ -72,15 +72,6 @@ _SEVERITY_ICONS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity
 class Rendered:
     text: str
     blocks: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class StepLine:
-    """One triage step as the incident message lists it while the triage runs."""
-
-    name: str
-    status: Literal["pending", "running", "ok", "failed", "skipped"]
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,7 +111,7 @@ class IncidentCard:
     requester: str
     opened_at: datetime
     status: str
-    steps: tuple[StepLine, ...] = ()
+    steps: tuple[StepProgress, ...] = ()
     diagnosis: Diagnosis | None = None
     error: str | None = None
     offers: tuple[Offer, ...] = ()

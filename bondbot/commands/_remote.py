@@ -1,4 +1,4 @@
-"""What ``bondbot triage``, ``audit`` and ``hosts`` share: inventory loading, limits, error exits.
+"""What the command modules share: inventory loading, limits, error exits, diagnosis output.
 
 Not a command module (it registers nothing). Heavy imports stay inside functions.
 """

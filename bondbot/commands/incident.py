@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+
 if TYPE_CHECKING:
     from incidents import IncidentStore
 
@@ -41,11 +43,6 @@ class ExportFormat(str, enum.Enum):
     html = "html"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 @contextmanager
 def _store(url: str | None) -> Iterator[IncidentStore]:
     """Open the store; any ``IncidentError`` inside becomes a one-line message and exit status 2."""
@@ -55,7 +52,7 @@ def _store(url: str | None) -> Iterator[IncidentStore]:
         with IncidentStore.open(url) as store:
             yield store
     except IncidentError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), EXIT_BAD_INPUT)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -18,6 +18,8 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
+from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+
 __all__ = ["register"]
 
 
@@ -35,11 +37,6 @@ IncidentOpt = Annotated[Optional[str], typer.Option("--incident", help="Record i
 DbOpt = Annotated[Optional[str], typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL.", show_default=False)]  # noqa: UP045
 TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Address to ping through the bond (default: the bond's gateway).")]  # noqa: UP045
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _approve(text: str, yes: bool) -> bool:
@@ -71,7 +68,7 @@ def _run_and_exit(inventory: str | None, main: Any) -> NoReturn:
     try:
         code = asyncio.run(_with_pool(inventory, main))
     except (RemediationError, SshExecError, IncidentError) as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), EXIT_BAD_INPUT)
     raise typer.Exit(code)
 
 
@@ -134,7 +131,7 @@ def fix(
         else:
             monitor = Monitor.mii(miimon if miimon is not None else 100)
     except RemediationError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), EXIT_BAD_INPUT)
     actor = f"cli:{getpass.getuser()}"
 
     async def main(pool: Any) -> int:
