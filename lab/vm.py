@@ -48,6 +48,9 @@ __all__ = ["LabVM", "VMState", "CommandResult", "INVENTORY_NAME", "qemu_binary",
 
 INVENTORY_NAME = "lab-host"
 QEMU = "qemu-system-x86_64"
+KVM_DEVICE = "/dev/kvm"
+# A working KVM guest prints its kernel banner within a second; where KVM is broken it never does.
+KVM_PROBE_SECONDS = 15.0
 Progress = Callable[[str], None]
 
 
@@ -83,7 +86,14 @@ class VMState:
 
 
 def qemu_binary() -> str:
-    """The QEMU executable, or a clear error saying which package provides it."""
+    """The QEMU executable: ``BONDBOT_QEMU`` (a path or a command name, e.g. a wrapper the tests
+    put in front of the real one), else qemu-system-x86_64 on PATH; a clear error if missing."""
+    override = os.environ.get("BONDBOT_QEMU")
+    if override:
+        path = shutil.which(override)
+        if path is None:
+            raise QemuMissing(f"BONDBOT_QEMU={override!r} is not an executable")
+        return path
     path = shutil.which(QEMU)
     if path is None:
         raise QemuMissing(
@@ -92,14 +102,20 @@ def qemu_binary() -> str:
     return path
 
 
-def kvm_usable() -> bool:
+def kvm_usable(device: str | None = None) -> bool:
     """Whether /dev/kvm can be opened; a usable device still may not boot a guest (see ``up``)."""
     try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(device or KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     os.close(fd)
     return True
+
+
+def _qemu_reason(message: str, limit: int = 300) -> str:
+    """QEMU's own words, on one line: what the fallback message and the verdict file quote."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _free_port() -> int:
@@ -119,9 +135,14 @@ def _pid_alive(pid: int) -> bool:
 class LabVM:
     """A lab VM instance. Construction touches nothing; ``up()`` boots, ``down()`` stops."""
 
-    def __init__(self, instance: Path | None = None, *, image: Image | None = None) -> None:
+    def __init__(self, instance: Path | None = None, *, image: Image | None = None,
+                 kvm_verdict: Path | None = None, kvm_device: str | None = None) -> None:
         self.dir = instance or instance_dir()
         self._image = image
+        self._kvm_device = kvm_device or KVM_DEVICE
+        # Where a failed KVM start is remembered; tests give their own, so a wrapper that fails
+        # under KVM does not teach the developer's lab that KVM is broken.
+        self._kvm_verdict = kvm_verdict
 
     # --- files -----------------------------------------------------------------------------
     @property
@@ -257,9 +278,10 @@ class LabVM:
             if proc.returncode == 0:
                 pid = int((self.dir / "qemu.pid").read_text().strip())
                 return pid, ssh_port, bond_ssh_port
-            last_error = proc.stderr.strip()
+            last_error = proc.stderr.strip() or f"exit status {proc.returncode}"
             if "hostfwd" not in last_error and "forward" not in last_error:
                 break
+        overlay.unlink(missing_ok=True)
         raise BootError(f"QEMU did not start: {last_error}")
 
     def up(
@@ -270,14 +292,19 @@ class LabVM:
         inventory_path: Path | None = None,
         known_hosts_path: Path | None = None,
         progress: Progress = lambda _msg: None,
+        kvm_probe_seconds: float = KVM_PROBE_SECONDS,
     ) -> VMState:
         """Boot the VM and wait until SSH answers with the pinned host key.
 
         ``accel``: ``tcg``, ``kvm`` or ``auto`` (default: ``BONDBOT_LAB_ACCEL`` or ``auto``). With
-        ``auto``, KVM is tried when /dev/kvm opens, but only if it has not failed before on this
-        machine; a KVM guest that does not answer in 45 s is stopped, the failure remembered, and
-        the VM booted with TCG. Then the inventory entry ``lab-host`` and the pinned host key are
-        written (when the paths are given).
+        ``auto``, KVM is tried when /dev/kvm opens, unless it failed before on this host (same
+        kernel and QEMU). *Any* failure of that KVM start falls back to TCG: QEMU refusing to
+        start or aborting at once (as it does with "failed to set MSR 0x10a" where nested KVM
+        cannot run a guest), QEMU exiting during the boot, or a guest that prints no kernel banner
+        within ``kvm_probe_seconds`` or never answers SSH. The reason (QEMU's own message where
+        there is one) is reported once through ``progress`` and remembered, so the next ``up``
+        goes straight to TCG. An explicit ``kvm`` or ``tcg`` never falls back. Then the inventory
+        entry and the pinned host key are written (when the paths are given).
         """
         qemu_binary()
         if self.is_running():
@@ -290,33 +317,41 @@ class LabVM:
         accel = (accel or os.environ.get("BONDBOT_LAB_ACCEL") or "auto").lower()
         if accel not in {"auto", "kvm", "tcg"}:
             raise InvalidArgument(f"unknown accelerator {accel!r}: use auto, kvm or tcg")
-        verdict_file = lab_dir() / "kvm-verdict.json"
+        verdict_file = self.kvm_verdict_file
         candidates = [accel]
+        note = ""
         if accel == "auto":
             candidates = ["tcg"]
-            if kvm_usable() and not self._kvm_failed_before(verdict_file):
+            if not kvm_usable(self._kvm_device):
+                note = f"; {self._kvm_device} cannot be opened"
+            elif self._kvm_failed_before(verdict_file):
+                note = f"; KVM failed on this host before, see {verdict_file}"
+            else:
                 candidates = ["kvm", "tcg"]
         for choice in candidates:
+            may_fall_back = choice == "kvm" and len(candidates) > 1
             started = time.time()
-            progress(f"booting the lab VM ({choice})")
-            pid, ssh_port, bond_ssh_port = self._start_qemu(choice)
+            progress(f"booting the lab VM ({choice}{note if choice == 'tcg' else ''})")
+            try:
+                pid, ssh_port, bond_ssh_port = self._start_qemu(choice)
+            except BootError as exc:
+                if not may_fall_back:
+                    raise
+                self._fall_back(verdict_file, str(exc), progress)
+                continue
             state = VMState(pid=pid, ssh_port=ssh_port, bond_ssh_port=bond_ssh_port, accel=choice,
                             image=str(image.directory), started_at=started)
             self._write_state(state)
             for port in (ssh_port, bond_ssh_port):
                 pin_known_host(self.known_hosts, "127.0.0.1", port, image.host_key_line())
-            may_fall_back = choice == "kvm" and len(candidates) > 1
             try:
                 if may_fall_back:
-                    # Where KVM does not work (nested virtualization), the guest hangs before
-                    # its kernel prints a line; a working KVM guest prints one within a second.
-                    self._wait_console(b"Linux version", timeout=15.0, state=state)
+                    self._wait_console(b"Linux version", timeout=kvm_probe_seconds, state=state)
                 self.wait_ssh(timeout=60.0 if may_fall_back else timeout, state=state)
-            except BootError:
+            except BaseException as exc:
                 self.down()
-                if may_fall_back:
-                    self._remember_kvm_failure(verdict_file)
-                    progress("KVM guest did not come up; falling back to TCG")
+                if may_fall_back and isinstance(exc, BootError):
+                    self._fall_back(verdict_file, str(exc), progress)
                     continue
                 raise
             state.boot_seconds = round(time.time() - started, 1)
@@ -327,10 +362,24 @@ class LabVM:
             return state
         raise BootError("the lab VM did not boot")  # pragma: no cover - loop always returns/raises
 
+    @property
+    def kvm_verdict_file(self) -> Path:
+        """Where a failed KVM start is remembered (per host fingerprint)."""
+        return self._kvm_verdict or lab_dir() / "kvm-verdict.json"
+
+    def _fall_back(self, verdict_file: Path, error: str, progress: Progress) -> None:
+        """Remember that KVM failed here and say why, once: the next ``up`` skips KVM silently."""
+        reason = _qemu_reason(error)
+        self._remember_kvm_failure(verdict_file, reason)
+        progress(f"KVM did not work on this host ({reason}); falling back to TCG "
+                 f"(remembered in {verdict_file})")
+
     @staticmethod
     def _host_fingerprint() -> str:
-        qemu = subprocess.run([qemu_binary(), "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-        return f"{os.uname().release}|{qemu}"
+        """Kernel release, QEMU binary and version: a change to any of them may make KVM work."""
+        binary = qemu_binary()
+        qemu = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        return f"{os.uname().release}|{binary}|{qemu}"
 
     def _kvm_failed_before(self, verdict_file: Path) -> bool:
         try:
@@ -338,8 +387,11 @@ class LabVM:
         except (OSError, ValueError):
             return False
 
-    def _remember_kvm_failure(self, verdict_file: Path) -> None:
-        verdict_file.write_text(json.dumps({"failed_on": self._host_fingerprint()}) + "\n")
+    def _remember_kvm_failure(self, verdict_file: Path, reason: str) -> None:
+        verdict_file.parent.mkdir(parents=True, exist_ok=True)
+        verdict = {"failed_on": self._host_fingerprint(), "reason": reason,
+                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        verdict_file.write_text(json.dumps(verdict) + "\n")
 
     def down(self) -> bool:
         """Stop the VM (politely through QMP, then by signal); returns whether one was running.
