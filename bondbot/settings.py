@@ -46,9 +46,28 @@ def known_hosts_path() -> Path:
     return _dir_from_env("BONDBOT_KNOWN_HOSTS", lambda: data_dir() / "known_hosts")
 
 
+def secret(name: str) -> str | None:
+    """A secret such as ``SLACK_BOT_TOKEN``: the environment variable, else systemd's credential.
+
+    Under systemd, ``LoadCredential=NAME:/path`` puts the file in ``$CREDENTIALS_DIRECTORY/NAME``,
+    readable only by the service, so tokens never sit in an environment file or ``/proc/PID/environ``.
+    A set environment variable wins, so a manual run can override what the unit loads.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not creds or "/" in name or name in ("", ".", ".."):
+        return None
+    try:
+        return (Path(creds) / name).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def database_url() -> str:
-    """The incident store: ``BONDBOT_DATABASE_URL``, or SQLite in the data directory."""
-    url = os.environ.get("BONDBOT_DATABASE_URL")
+    """The incident store: ``BONDBOT_DATABASE_URL`` (or that credential), else SQLite in the data directory."""
+    url = secret("BONDBOT_DATABASE_URL")
     if url:
         return url
     return f"sqlite:///{data_dir() / 'incidents.sqlite3'}"

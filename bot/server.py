@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_bolt.app.async_app import AsyncApp
 
+    from bot.health import HealthCheck
+
 __all__ = ["EVENTS_PATH", "HttpServer", "make_web_client", "start_http", "start_socket_mode"]
 
 EVENTS_PATH = "/slack/events"
@@ -34,8 +36,11 @@ def make_web_client(token: str, api_url: str | None = None) -> Any:
     return AsyncWebClient(token=token)
 
 
-def web_application(app: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
-    """An aiohttp application that hands every POST on ``path`` to Bolt (which checks signatures)."""
+def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck | None = None) -> web.Application:
+    """An aiohttp application that hands every POST on ``path`` to Bolt (which checks signatures).
+
+    With ``health``, ``/healthz`` and ``/livez`` report real checks (``bot.health``); without, a
+    bare ``/healthz`` says only that the server answers."""
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
     async def handle(request: web.Request) -> web.Response:
@@ -43,12 +48,17 @@ def web_application(app: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
-    async def health(_: web.Request) -> web.Response:
+    async def answers(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     web_app = web.Application()
     web_app.router.add_post(path, handle)
-    web_app.router.add_get("/healthz", health)
+    if health is not None:
+        from bot.health import add_health_routes
+
+        add_health_routes(web_app, health)
+    else:
+        web_app.router.add_get("/healthz", answers)
     return web_app
 
 
@@ -62,9 +72,11 @@ class HttpServer:
         await self.runner.cleanup()
 
 
-async def start_http(app: AsyncApp, *, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
+async def start_http(
+    app: AsyncApp, *, host: str = "127.0.0.1", port: int = 0, health: HealthCheck | None = None
+) -> HttpServer:
     """Serve ``app`` on ``host:port`` (0: any free port); ``url`` is the request URL to give Slack."""
-    runner = web.AppRunner(web_application(app), access_log=None)
+    runner = web.AppRunner(web_application(app, health=health), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
