@@ -8,6 +8,10 @@ Public API::
     store.add_rollback_note(inc.id, actor="bot", before={...}, restore_commands=[...], for_change="...")
     store.record_approval(inc.id, actor="U123", plan_hash="...")   # None if already approved
     store.claim("run:INC-7K3F:<plan_hash>", actor="bot")           # True exactly once, across replicas
+    lease = store.take_lease(inc.id, work="triage", owner="replica-a", ttl_s=30)  # running work
+    store.renew_leases("replica-a", ttl_s=30)                      # the owner's heartbeat
+    store.take_over_lease(expired, owner="replica-b", ttl_s=30)    # a dead owner's: one winner
+    store.record_interruption(lease.key, owner="replica-b", actor="bot", payload={"reason": "..."})
     store.set_status(inc.id, "diagnosed", actor="bot")
     store.verify(inc.id)                                          # VerifyResult: ok / first break
     store.export(inc.id, "html").text
@@ -21,7 +25,7 @@ from incidents.errors import (
     StoreUnavailable,
     UnknownIncident,
 )
-from incidents.model import Approval, Break, Event, EventKind, Incident, Status, VerifyResult
+from incidents.model import Approval, Break, Event, EventKind, Incident, Lease, Status, VerifyResult
 from incidents.store import IncidentStore, utc_now
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "EventKind",
     "Status",
     "Approval",
+    "Lease",
     "Break",
     "VerifyResult",
     "IncidentError",

@@ -18,6 +18,8 @@ __all__ = [
     "Incident",
     "Event",
     "Approval",
+    "Lease",
+    "WORK_KINDS",
     "Break",
     "VerifyResult",
 ]
@@ -31,16 +33,24 @@ class Status(str, enum.Enum):
     FIXING = "fixing"
     VERIFIED = "verified"
     ROLLED_BACK = "rolled_back"
+    #: The triage or change running on it stopped without a result (the replica running it was
+    #: stopped or died); the ``interrupted`` event says what was cut, where, and the host's state.
+    INTERRUPTED = "interrupted"
     CLOSED = "closed"
 
 
 #: Allowed status changes. ``closed`` is final: a new problem on the same bond is a new incident.
+#: Any incident not closed can be interrupted; an interrupted one goes on once the work is re-run
+#: (or a result that arrived late is recorded).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.OPEN: frozenset({Status.DIAGNOSED, Status.CLOSED}),
-    Status.DIAGNOSED: frozenset({Status.FIXING, Status.CLOSED}),
-    Status.FIXING: frozenset({Status.VERIFIED, Status.ROLLED_BACK}),
-    Status.VERIFIED: frozenset({Status.CLOSED, Status.ROLLED_BACK}),
-    Status.ROLLED_BACK: frozenset({Status.DIAGNOSED, Status.FIXING, Status.CLOSED}),
+    Status.OPEN: frozenset({Status.DIAGNOSED, Status.CLOSED, Status.INTERRUPTED}),
+    Status.DIAGNOSED: frozenset({Status.FIXING, Status.CLOSED, Status.INTERRUPTED}),
+    Status.FIXING: frozenset({Status.VERIFIED, Status.ROLLED_BACK, Status.INTERRUPTED}),
+    Status.VERIFIED: frozenset({Status.CLOSED, Status.ROLLED_BACK, Status.INTERRUPTED}),
+    Status.ROLLED_BACK: frozenset({Status.DIAGNOSED, Status.FIXING, Status.CLOSED, Status.INTERRUPTED}),
+    Status.INTERRUPTED: frozenset(
+        {Status.DIAGNOSED, Status.FIXING, Status.VERIFIED, Status.ROLLED_BACK, Status.CLOSED}
+    ),
     Status.CLOSED: frozenset(),
 }
 
@@ -63,13 +73,17 @@ class EventKind(str, enum.Enum):
     NOTE = "note"
     EXPORT = "export"
     STATUS_CHANGE = "status_change"
+    INTERRUPTED = "interrupted"  # work, reason, owner, and for a change: where it was cut, host state
 
 
 #: Kinds only the store itself writes, because they must agree with other rows (the incident row,
-#: the approvals table); ``append`` refuses them.
+#: the approvals table, the leases); ``append`` refuses them.
 RESERVED_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.OPENED, EventKind.STATUS_CHANGE, EventKind.ROOT_CAUSE, EventKind.APPROVAL}
+    {EventKind.OPENED, EventKind.STATUS_CHANGE, EventKind.ROOT_CAUSE, EventKind.APPROVAL, EventKind.INTERRUPTED}
 )
+
+#: What a lease can cover: work that runs for a while on a host and must end with a result.
+WORK_KINDS: frozenset[str] = frozenset({"triage", "fix", "failover_test"})
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,40 @@ class Approval:
             "approved_at": self.approved_at,
             "seq": self.seq,
             "key": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Running work (a triage, a fix, a failover test) and the bot replica that owns it.
+
+    The owner renews ``expires_at`` while it runs (its heartbeat). A lease whose ``expires_at`` has
+    passed belongs to a replica that stopped or died: any live replica may take it over (once, by
+    a compare-and-set on owner and expiry) and record the work as interrupted. ``taken_over_from``
+    is the owner that died, once another replica holds the lease to recover it.
+    """
+
+    key: str
+    incident_id: str
+    work: str
+    owner: str
+    started_at: str
+    heartbeat_at: str
+    expires_at: str
+    detail: dict[str, Any] = field(hash=False)
+    taken_over_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "incident_id": self.incident_id,
+            "work": self.work,
+            "owner": self.owner,
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
+            "expires_at": self.expires_at,
+            "detail": self.detail,
+            "taken_over_from": self.taken_over_from,
         }
 
 

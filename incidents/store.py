@@ -13,6 +13,10 @@ Why it is built this way:
   either the whole event or none of it.
 * ``claim`` is an idempotency key backed by a primary key: the database decides which replica runs a
   change, never process memory.
+* Leases (``take_lease`` ... ``record_interruption``) say which replica runs a triage or change and
+  until when; taking over a dead replica's lease is a compare-and-set on (owner, expiry), and the
+  ``interrupted`` event is written in the same transaction that deletes the lease, so work cut off
+  by a crash is recorded once, whichever replica finds it.
 
 The store keeps no mutable state besides its SQLAlchemy engine, which is thread-safe: one store may
 be shared by threads (asyncio callers use ``asyncio.to_thread``).
@@ -26,7 +30,7 @@ import secrets
 import string
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +50,10 @@ from incidents.model import (
     Event,
     EventKind,
     Incident,
+    Lease,
     Status,
     VerifyResult,
+    WORK_KINDS,
 )
 
 if TYPE_CHECKING:
@@ -68,8 +74,18 @@ _BUSY_TIMEOUT_S = 30.0
 
 def utc_now() -> str:
     """The current UTC time as stored and hashed: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return _iso(datetime.now(UTC))
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _ttl(ttl_s: float) -> float:
+    if not isinstance(ttl_s, int | float) or isinstance(ttl_s, bool) or not 0.1 <= ttl_s <= 86400:
+        raise InvalidInput(f"a lease lasts 0.1 s to one day, got {ttl_s!r}")
+    return float(ttl_s)
 
 
 def _text(name: str, value: object, *, max_len: int = 200) -> str:
@@ -437,6 +453,166 @@ class IncidentStore:
         """The incident's approvals, oldest first."""
         return self._snapshot(incident_id)[2]
 
+    # ----------------------------------------------------------------- leases (running work)
+
+    def take_lease(
+        self, incident_id: str, *, work: str, owner: str, ttl_s: float, detail: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> Lease | None:
+        """Record that ``owner`` (a bot replica) runs ``work`` on the incident, until ``ttl_s`` from now.
+
+        ``key`` defaults to ``<work>:<incident>``; None when that key is already held (the work is
+        already running somewhere). The owner keeps it alive with ``renew_leases``.
+        """
+        from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
+
+        from incidents.tables import incidents, leases
+
+        if work not in WORK_KINDS:
+            raise InvalidInput(f"unknown work {work!r}: one of {', '.join(sorted(WORK_KINDS))}")
+        _text("owner", owner)
+        ttl = _ttl(ttl_s)
+        norm = _normalise_id(incident_id)
+        key = key if key is not None else f"{work}:{norm}"
+        _text("key", key, max_len=255)
+        text = _payload_text(detail or {})
+        now = datetime.now(UTC)
+        row = {
+            "key": key, "incident_id": norm, "work": work, "owner": owner, "started_at": _iso(now),
+            "heartbeat_at": _iso(now), "expires_at": _iso(now + timedelta(seconds=ttl)), "detail": text,
+            "taken_over_from": None,
+        }
+        try:
+            with self._write() as conn:
+                if conn.execute(select(incidents.c.id).where(incidents.c.id == norm)).first() is None:
+                    raise UnknownIncident(incident_id)
+                conn.execute(leases.insert().values(**row))
+        except IntegrityError:
+            return None
+        return _lease_from(row)
+
+    def renew_leases(self, owner: str, *, ttl_s: float) -> int:
+        """The owner's heartbeat: push the expiry of every lease it holds to ``ttl_s`` from now.
+
+        Returns how many it still holds (a lease another replica took over is no longer its own).
+        """
+        from incidents.tables import leases
+
+        _text("owner", owner)
+        ttl = _ttl(ttl_s)
+        now = datetime.now(UTC)
+        with self._write() as conn:
+            result = conn.execute(
+                leases.update().where(leases.c.owner == owner)
+                .values(heartbeat_at=_iso(now), expires_at=_iso(now + timedelta(seconds=ttl)))
+            )
+            return int(result.rowcount or 0)
+
+    def leases(self, *, owner: str | None = None, incident_id: str | None = None) -> list[Lease]:
+        """Leases held now, oldest first, optionally only ``owner``'s or one incident's."""
+        from sqlalchemy import select
+
+        from incidents.tables import leases
+
+        query = select(leases).order_by(leases.c.started_at, leases.c.key)
+        if owner is not None:
+            query = query.where(leases.c.owner == owner)
+        if incident_id is not None:
+            query = query.where(leases.c.incident_id == _normalise_id(incident_id))
+        with self._read() as conn:
+            return [_lease(r) for r in conn.execute(query)]
+
+    def expired_leases(self, *, now: str | None = None) -> list[Lease]:
+        """Leases whose owner stopped renewing them: its work needs recovering."""
+        from sqlalchemy import select
+
+        from incidents.tables import leases
+
+        moment = now or utc_now()
+        query = select(leases).where(leases.c.expires_at < moment).order_by(leases.c.expires_at, leases.c.key)
+        with self._read() as conn:
+            return [_lease(r) for r in conn.execute(query)]
+
+    def take_over_lease(self, lease: Lease, *, owner: str, ttl_s: float) -> Lease | None:
+        """Take an expired ``lease`` for ``owner``, to recover its work; None if anyone else did.
+
+        A compare-and-set: it succeeds only while the lease still has the owner and expiry that
+        ``lease`` shows and that expiry has passed, so of several replicas (or several scans)
+        exactly one wins. ``taken_over_from`` keeps the first owner that died.
+        """
+        from incidents.tables import leases
+
+        _text("owner", owner)
+        ttl = _ttl(ttl_s)
+        now = datetime.now(UTC)
+        if lease.expires_at >= _iso(now):
+            return None
+        values = {
+            "owner": owner, "heartbeat_at": _iso(now), "expires_at": _iso(now + timedelta(seconds=ttl)),
+            "taken_over_from": lease.taken_over_from or lease.owner,
+        }
+        with self._write() as conn:
+            result = conn.execute(
+                leases.update()
+                .where(leases.c.key == lease.key, leases.c.owner == lease.owner,
+                       leases.c.expires_at == lease.expires_at, leases.c.expires_at < _iso(now))
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return None
+        return Lease(lease.key, lease.incident_id, lease.work, owner, lease.started_at, values["heartbeat_at"],
+                     values["expires_at"], lease.detail, values["taken_over_from"])
+
+    def release_lease(self, key: str, *, owner: str) -> bool:
+        """The work ended with its result on the log: drop the lease. False if ``owner`` no longer held it."""
+        from incidents.tables import leases
+
+        with self._write() as conn:
+            result = conn.execute(leases.delete().where(leases.c.key == key, leases.c.owner == owner))
+            return result.rowcount == 1
+
+    def record_interruption(
+        self, key: str, *, owner: str, actor: str, payload: Mapping[str, Any],
+        notes: list[Mapping[str, Any]] | None = None,
+    ) -> Event | None:
+        """Record that the work under lease ``key`` was cut off; None if ``owner`` no longer holds it.
+
+        One transaction: the ``interrupted`` event (``payload``: what, why, where it stopped),
+        any ``notes`` (``note`` events, e.g. the action's result for the incident's message), the
+        move to status ``interrupted`` where the life cycle allows it, and the lease's removal.
+        Holding the lease is what makes it happen once across replicas.
+        """
+        from sqlalchemy import select
+
+        from incidents.tables import incidents, leases
+
+        _text("actor", actor)
+        _payload_text(payload)
+        for note in notes or []:
+            _payload_text(note)
+        with self._write() as conn:
+            held = conn.execute(
+                select(leases).where(leases.c.key == key, leases.c.owner == owner).with_for_update()
+            ).one_or_none()
+            if held is None:
+                return None
+            row = self._lock(conn, held.incident_id)
+            full = {"work": held.work, "lease": key, **dict(payload)}
+            event = self._append_locked(conn, row, actor=actor, kind=EventKind.INTERRUPTED, payload=full)
+            for note in notes or []:
+                row = self._lock(conn, held.incident_id)
+                self._append_locked(conn, row, actor=actor, kind=EventKind.NOTE, payload=note)
+            row = self._lock(conn, held.incident_id)
+            old = Status(row.status)
+            if Status.INTERRUPTED in TRANSITIONS[old]:
+                change = {"from": old.value, "to": Status.INTERRUPTED.value,
+                          "reason": f"{held.work} interrupted: {str(payload.get('reason', ''))[:300]}"}
+                self._append_locked(conn, row, actor=actor, kind=EventKind.STATUS_CHANGE, payload=change)
+                conn.execute(incidents.update().where(incidents.c.id == row.id).values(status=Status.INTERRUPTED.value))
+            conn.execute(leases.delete().where(leases.c.key == key, leases.c.owner == owner))
+            return event
+
     # ----------------------------------------------------------------- verification and export
 
     def verify(self, incident_id: str) -> VerifyResult:
@@ -585,6 +761,18 @@ def _incident(row: Row[Any]) -> Incident:
         status=Status(row.status), root_cause=row.root_cause, created_at=row.created_at,
         head_seq=row.head_seq, head_hash=row.head_hash,
     )
+
+
+def _lease_from(row: Mapping[str, Any]) -> Lease:
+    return Lease(
+        key=row["key"], incident_id=row["incident_id"], work=row["work"], owner=row["owner"],
+        started_at=row["started_at"], heartbeat_at=row["heartbeat_at"], expires_at=row["expires_at"],
+        detail=_parse_payload(row["detail"]), taken_over_from=row["taken_over_from"],
+    )
+
+
+def _lease(row: Row[Any]) -> Lease:
+    return _lease_from(row._mapping)
 
 
 def _approval(row: Row[Any]) -> Approval:

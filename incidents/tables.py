@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "incidents", "events", "claims", "approvals", "VERSION_TABLE"]
+__all__ = ["metadata", "incidents", "events", "claims", "approvals", "leases", "VERSION_TABLE"]
 
 #: Alembic's bookkeeping table, named so that other parts of bondbot can share the database.
 VERSION_TABLE = "incidents_alembic_version"
@@ -78,4 +79,22 @@ approvals = Table(
     Column("key", String(255), ForeignKey("incident_claims.key"), nullable=False),
     PrimaryKeyConstraint("incident_id", "seq", name="pk_incident_approvals"),
     UniqueConstraint("key", name="uq_incident_approvals_key"),
+)
+
+#: Running work and the replica that owns it (migration 0002). Not part of the hash chain: a lease
+#: is bookkeeping that lives only while the work runs; what happened is in the events.
+leases = Table(
+    "incident_leases",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=False),
+    Column("work", String(32), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("started_at", String(24), nullable=False),
+    Column("heartbeat_at", String(24), nullable=False),
+    Column("expires_at", String(24), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("taken_over_from", String(200), nullable=True),
+    Index("ix_incident_leases_expires_at", "expires_at"),
+    Index("ix_incident_leases_owner", "owner"),
 )

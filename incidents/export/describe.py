@@ -81,6 +81,9 @@ def describe(event: Event) -> str:
         verdict = {True: "passed", False: "FAILED"}.get(p.get("ok"), "")
         text = f"Verification {verdict}".rstrip()
         return text + (f": {_short(p['summary'])}" if p.get("summary") else "")
+    if k == "interrupted":
+        state = {True: "; host as before", False: "; host CHANGED"}.get(p.get("host_as_before"), "")
+        return f"Interrupted {p.get('work', 'work')}: {_short(p.get('reason', ''), 240)}{state}"
     if k == "export":
         return f"Exported as {p.get('format')} (sha256 {str(p.get('sha256', ''))[:12]}…), covering seq {p.get('covers_seq')}"
     for key in ("summary", "text", "root_cause", "reason"):

@@ -13,6 +13,9 @@ workers together by creating GO_FILE.
         append one event but stop just before COMMIT (the transaction holds its lock and has written
         the event row and the new head), create READY_FILE and sleep until killed: the parent then
         SIGKILLs it mid-append
+    python incident_worker.py URL takeover INCIDENT_ID GO_FILE RESULT_FILE
+        wait for GO_FILE, take over every expired lease of INCIDENT_ID and record it interrupted;
+        write how many interruptions this process recorded to RESULT_FILE
     python incident_worker.py URL open GO_FILE
         wait for GO_FILE, open (and so migrate) the store, create one incident
 """
@@ -58,6 +61,19 @@ def main() -> None:
         wait_for(go)
         won = store.claim(key, actor=f"pid-{os.getpid()}")
         Path(result).write_text("won" if won else "lost")
+    elif mode == "takeover":
+        incident_id, go, result = args
+        wait_for(go)
+        me, recorded = f"replica-{os.getpid()}", 0
+        for lease in store.expired_leases():
+            if lease.incident_id != incident_id:
+                continue
+            mine = store.take_over_lease(lease, owner=me, ttl_s=30)
+            if mine is not None and store.record_interruption(
+                mine.key, owner=me, actor="bondbot", payload={"reason": f"taken over by {me}"}
+            ):
+                recorded += 1
+        Path(result).write_text(str(recorded))
     elif mode == "hang":
         incident_id, ready = args
 
