@@ -108,7 +108,7 @@ async def test_socket_mode_health_follows_slack_and_the_store(tmp_path: Path) ->
                 assert probed.returncode == 1 and "unhealthy (503)" in probed.stderr
                 assert (await _get(f"http://127.0.0.1:{port}/livez"))[0] == 200  # alive, just not ready
             finally:
-                proc.terminate()
+                proc.kill()  # a graceful stop would wait for the database this test took away
                 proc.wait(timeout=30)
     finally:
         if pg_running:
