@@ -3,8 +3,9 @@
 The inventory is an allowlist: a name that is not in it is refused before anything connects,
 unless the inventory says ``settings: {allow_unlisted_hosts: true}``. Hosts come from bondbot's
 own YAML file (format below) and, because users already keep them, from Ansible inventories
-(INI and YAML) and OpenSSH client config files, pulled in with ``include:`` or given directly with
-``--inventory FILE`` (the format is detected from the content).
+(``ssh_exec.ansible_inventory``: files, directories, group_vars/host_vars, or ``ansible-inventory``
+itself) and OpenSSH client config files (``ssh_exec.ssh_config``), pulled in with ``include:``
+or given directly with ``--inventory PATH`` (the format is detected from the content).
 
 bondbot's YAML::
 
@@ -13,22 +14,22 @@ bondbot's YAML::
         address: 10.0.0.5      # default: the name
         port: 22               # default: 22
         user: root             # default: the local user name
-        key: ~/.ssh/id_ed25519 # default: asyncssh's defaults (~/.ssh/id_*)
+        key: ~/.ssh/id_ed25519 # or keys: [a, b] (tried in order); default: ~/.ssh/id_* and ssh-agent
         sudo: false            # run commands through ``sudo -n``
         bond: bond0            # the default bond for ``bondbot triage``
         groups: [web, dc1]
         jump: bastion          # optional: another host of this inventory to go through
     include:                   # optional: other inventories merged in (own entries win)
-      - {path: /etc/ansible/hosts}             # format detected; or format: ansible-ini|ansible-yaml|ssh-config
+      - {path: /etc/ansible/hosts}             # format detected; or format: ansible|ssh-config|bondbot
       - {path: ~/.ssh/config}
+      - {path: inventories/prod, ansible_inventory: false}   # built-in Ansible parser only
     settings:
       allow_unlisted_hosts: false
+      ansible_inventory: auto  # auto (use `ansible-inventory` when on PATH) | never
 
-From Ansible: ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``,
-``ansible_become`` and the bondbot-specific ``bondbot_bond`` / ``bondbot_jump``; group membership
-(with ``:children``) becomes ``groups``. From ``ssh_config``: every ``Host`` alias without
-wildcards, with ``HostName``, ``Port``, ``User``, ``IdentityFile`` and ``ProxyJump`` (a single
-hop that is itself an alias in the same inventory).
+One bad entry never refuses the whole inventory: it is skipped, and ``Inventory.warnings`` says
+which file and line, and why (``bondbot hosts list`` prints them). Asking for a skipped host says
+why it was skipped. ``Inventory.origins`` says where each value of each host came from.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import ipaddress
+import os
 import re
-import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from ssh_exec.errors import HostNotAllowed, InvalidValue, InventoryError
 __all__ = [
     "Host",
     "Inventory",
+    "InventoryWarning",
     "load_inventory",
     "parse_bondbot_yaml",
     "parse_ansible_ini",
@@ -56,18 +58,37 @@ __all__ = [
     "validate_host_name",
     "validate_address",
     "validate_user",
+    "safe_text",
 ]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: object) -> str:
+    """``value`` with control characters (terminal escapes, bidi overrides) shown as ``\\xNN``.
+
+    Inventory files are user input that ends up on terminals and in Slack: a host name or a
+    warning quoting a line must not be able to move the cursor or recolour the screen.
+    """
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                           str(value))
 
 
 def validate_host_name(name: object) -> str:
-    """An inventory name: letters, digits, ``_ . -``, not starting with ``-`` or ``.``; max 253."""
+    """An inventory name: letters, digits, ``_ . -``, not starting with ``-`` or ``.``; max 253;
+    or an IP address (Ansible inventories list hosts by address, IPv6 too)."""
+    if isinstance(name, str) and ":" in name and not _NAME_RE.fullmatch(name):
+        try:
+            ipaddress.IPv6Address(name)
+            return name
+        except ValueError:
+            pass
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValue(
-            f"invalid host name {name!r}: use 1-253 characters from A-Z a-z 0-9 _ . - "
+            f"invalid host name {safe_text(repr(name))}: use 1-253 characters from A-Z a-z 0-9 _ . - "
             "not starting with '-' or '.'"
         )
     return name
@@ -82,12 +103,13 @@ def validate_address(address: object) -> str:
             pass
         if 0 < len(address) <= 253 and all(_LABEL_RE.fullmatch(p) for p in address.split(".")):
             return address
-    raise InvalidValue(f"invalid address {address!r}: expected an IP address or a DNS name")
+    raise InvalidValue(f"invalid address {safe_text(repr(address))}: expected an IP address or a DNS name")
 
 
 def validate_user(user: object) -> str:
     if not isinstance(user, str) or not _USER_RE.fullmatch(user):
-        raise InvalidValue(f"invalid user name {user!r}: use A-Z a-z 0-9 _ . - (max 32), not starting with '-'")
+        raise InvalidValue(
+            f"invalid user name {safe_text(repr(user))}: use A-Z a-z 0-9 _ . - (max 32), not starting with '-'")
     return user
 
 
@@ -97,21 +119,29 @@ def _validate_port(port: object) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= 65535 or isinstance(port, bool):
-        raise InvalidValue(f"invalid port {port!r}: expected a number from 1 to 65535")
+        raise InvalidValue(f"invalid port {safe_text(repr(port))}: expected a number from 1 to 65535")
     return value
 
 
 def _as_bool(value: object, what: str) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"true", "yes", "1", "on", "false", "no", "0", "off"}:
-        return value.lower() in {"true", "yes", "1", "on"}
-    raise InvalidValue(f"invalid {what} {value!r}: expected true or false")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "on", "false", "no", "0", "off", "y", "n"}:
+        return value.strip().lower() in {"true", "yes", "1", "on", "y"}
+    raise InvalidValue(f"invalid {what} {safe_text(repr(value))}: expected true or false")
 
 
 @dataclass(frozen=True)
 class Host:
-    """How to reach one host. ``name`` is what operators type; ``address`` is what we dial."""
+    """How to reach one host. ``name`` is what operators type; ``address`` is what we dial.
+
+    ``key`` is the first of ``keys`` (kept for callers that name one key); ``keys`` are tried in
+    order, after the ssh-agent's keys when ``SSH_AUTH_SOCK`` is set. ``jump`` names the last hop
+    (a host of the inventory, or one of ``Inventory.hops``); ``proxy_jump`` is the whole chain as
+    the user wrote it (``a,ops@b:2200``), for display.
+    """
 
     name: str
     address: str
@@ -122,6 +152,14 @@ class Host:
     bond: str | None = None
     groups: tuple[str, ...] = ()
     jump: str | None = None
+    keys: tuple[Path, ...] = ()
+    proxy_jump: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None and not self.keys:
+            object.__setattr__(self, "keys", (self.key,))
+        elif self.keys and self.key is None:
+            object.__setattr__(self, "key", self.keys[0])
 
     @property
     def privileged(self) -> bool:
@@ -140,34 +178,34 @@ class Host:
             "port": self.port,
             "user": self.user,
             "key": str(self.key) if self.key else None,
+            "keys": [str(k) for k in self.keys],
             "sudo": self.sudo,
             "bond": self.bond,
             "groups": list(self.groups),
             "jump": self.jump,
+            "proxy_jump": self.proxy_jump,
         }
 
 
-def _make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
-    try:
-        validate_host_name(name)
-        address = validate_address(str(fields.get("address") or name))
-        port = _validate_port(fields.get("port", 22))
-        user = validate_user(str(fields["user"])) if fields.get("user") is not None else getpass.getuser()
-        key = Path(str(fields["key"])).expanduser() if fields.get("key") else None
-        sudo = _as_bool(fields.get("sudo", False), "sudo")
-        bond = fields.get("bond")
-        if bond is not None and not isinstance(bond, str):
-            raise InvalidValue(f"invalid bond {bond!r}: expected an interface name")
-        groups_raw = fields.get("groups", ())
-        if isinstance(groups_raw, str):
-            groups_raw = [groups_raw]
-        groups = tuple(validate_host_name(str(g)) for g in groups_raw or ())
-        jump = fields.get("jump")
-        if jump is not None:
-            jump = validate_host_name(str(jump))
-    except InvalidValue as exc:
-        raise InventoryError(f"{where}: host {name!r}: {exc}") from None
-    return Host(name, address, port, user, key, sudo, bond, groups, jump)
+@dataclass(frozen=True)
+class InventoryWarning:
+    """Something in an inventory that bondbot skipped or does not follow, and where it is."""
+
+    where: str  # "file:line", or "file" when the line is not known
+    message: str
+    host: str | None = None
+    setting: str | None = None
+
+    def __str__(self) -> str:
+        who = f"{self.host}: " if self.host else ""
+        return safe_text(f"{self.where}: {who}{self.message}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"where": self.where, "host": self.host, "setting": self.setting, "message": self.message}
+
+
+#: A resolver for names matched by a wildcard pattern: name -> (host, origins, warnings, hops).
+PatternResolver = Callable[[str], "tuple[Host | None, dict[str, str], list[InventoryWarning], dict[str, Host]]"]
 
 
 @dataclass
@@ -177,12 +215,41 @@ class Inventory:
     hosts: dict[str, Host] = field(default_factory=dict)
     allow_unlisted_hosts: bool = False
     source: Path | None = None
+    warnings: list[InventoryWarning] = field(default_factory=list)
+    #: host name -> field -> where it came from ("file:line", "file:line (group web)", "default")
+    origins: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: jump hops that are not inventory hosts themselves (ProxyJump ``user@host:port`` specs)
+    hops: dict[str, Host] = field(default_factory=dict)
+    #: names that were skipped -> why (asking for one says so instead of "not in the inventory")
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: ssh config wildcard ``Host`` patterns: (pattern, where, resolver) for names not listed
+    patterns: list[tuple[str, str, PatternResolver]] = field(default_factory=list)
+
+    def warn(self, where: str, message: str, *, host: str | None = None, setting: str | None = None) -> None:
+        w = InventoryWarning(str(where), message, host, setting)
+        if w not in self.warnings:
+            self.warnings.append(w)
 
     def get(self, name: str) -> Host:
         """The host called ``name``; unlisted names are refused unless explicitly allowed."""
         if name in self.hosts:
             return self.hosts[name]
         validate_host_name(name)
+        if name in self.skipped:
+            raise InventoryError(f"{name}: skipped when reading the inventory: {safe_text(self.skipped[name])}")
+        for pattern, where, resolver in self.patterns:
+            pats = pattern.split(",")
+            if any(fnmatch.fnmatchcase(name, p) for p in pats if not p.startswith("!")) and not any(
+                    fnmatch.fnmatchcase(name, p[1:]) for p in pats if p.startswith("!")):
+                host, origins, warnings, hops = resolver(name)
+                for w in warnings:
+                    self.warn(w.where, w.message, host=w.host, setting=w.setting)
+                self.hops.update(hops)
+                if host is None:
+                    reason = "; ".join(w.message for w in warnings) or "cannot be used"
+                    raise InventoryError(f"{name}: matched by 'Host {pattern}' ({where}) but {safe_text(reason)}")
+                self.origins[name] = origins
+                return host
         if not self.allow_unlisted_hosts:
             where = f" ({self.source})" if self.source else ""
             raise HostNotAllowed(
@@ -191,6 +258,12 @@ class Inventory:
                 host=name,
             )
         return Host(name=name, address=validate_address(name))
+
+    def jump_host(self, name: str) -> Host:
+        """A host to jump through: an inventory host or one of ``hops``."""
+        if name in self.hops:
+            return self.hops[name]
+        return self.get(name)
 
     def select(self, groups: Iterable[str] = ()) -> list[Host]:
         """Hosts in any of ``groups`` (all hosts when none are given), in inventory order."""
@@ -204,256 +277,223 @@ class Inventory:
         return [h for h in self.hosts.values() if h.name in wanted or set(h.groups) & set(wanted)]
 
     def check_jumps(self) -> None:
-        """Every ``jump`` names a host of this inventory, with no loop."""
-        for host in self.hosts.values():
+        """Every ``jump`` names a known host, with no loop; a host that fails this is skipped."""
+        for host in list(self.hosts.values()):
             seen = [host.name]
             current = host
+            problem = None
             while current.jump is not None:
-                if current.jump not in self.hosts:
-                    raise InventoryError(f"host {current.name!r}: jump host {current.jump!r} is not in the inventory")
+                if current.jump not in self.hosts and current.jump not in self.hops:
+                    problem = f"jump host {current.jump!r} is not in the inventory"
+                    break
                 if current.jump in seen:
-                    raise InventoryError(f"jump hosts loop: {' -> '.join(seen + [current.jump])}")
+                    problem = f"jump hosts loop: {' -> '.join(seen + [current.jump])}"
+                    break
                 seen.append(current.jump)
-                current = self.hosts[current.jump]
+                current = self.hosts.get(current.jump) or self.hops[current.jump]
+            if problem:
+                self.skip(host.name, self.origins.get(host.name, {}).get("jump", str(self.source or "inventory")),
+                          f"{problem}; host skipped", setting="jump")
+
+    def skip(self, name: str, where: str, message: str, *, setting: str | None = None) -> None:
+        """Drop ``name`` with a warning (one bad entry never refuses the whole inventory)."""
+        self.hosts.pop(name, None)
+        self.skipped[name] = f"{message} ({where})"
+        self.warn(where, message, host=name, setting=setting)
 
     def merge(self, other: Inventory) -> None:
-        """Add ``other``'s hosts that this inventory does not already define."""
+        """Add ``other``'s hosts that this inventory does not already define, with its warnings."""
         for name, host in other.hosts.items():
-            self.hosts.setdefault(name, host)
+            if name not in self.hosts and name not in self.skipped:
+                self.hosts[name] = host
+                self.origins[name] = other.origins.get(name, {})
+        for name, why in other.skipped.items():
+            if name not in self.hosts:
+                self.skipped.setdefault(name, why)
+        for name, hop in other.hops.items():
+            self.hops.setdefault(name, hop)
+        self.patterns.extend(other.patterns)
+        for w in other.warnings:
+            if w not in self.warnings:
+                self.warnings.append(w)
+
+
+def make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
+    """A validated ``Host``; raises ``InvalidValue`` naming the bad field."""
+    validate_host_name(name)
+    address = validate_address(str(fields.get("address") or name))
+    port = _validate_port(fields.get("port", 22) if fields.get("port") is not None else 22)
+    user = validate_user(str(fields["user"])) if fields.get("user") is not None else getpass.getuser()
+    keys_raw = fields.get("keys")
+    if keys_raw is None and fields.get("key"):
+        keys_raw = [fields["key"]]
+    if isinstance(keys_raw, str):
+        keys_raw = [keys_raw]
+    keys = tuple(Path(os.path.expanduser(str(k))) for k in keys_raw or ())
+    sudo = _as_bool(fields.get("sudo", False), "sudo")
+    bond = fields.get("bond")
+    if bond is not None and not isinstance(bond, str):
+        raise InvalidValue(f"invalid bond {bond!r}: expected an interface name")
+    groups_raw = fields.get("groups", ())
+    if isinstance(groups_raw, str):
+        groups_raw = [groups_raw]
+    groups = tuple(validate_host_name(str(g)) for g in groups_raw or ())
+    jump = fields.get("jump")
+    if jump is not None:
+        jump = str(jump)
+        if jump not in (fields.get("_hop_names") or ()):
+            validate_host_name(jump)
+    return Host(name, address, port, user, keys[0] if keys else None, sudo, bond, groups, jump, keys,
+                fields.get("proxy_jump"))
+
+
+def _make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
+    """``make_host`` with the error naming the file (bondbot YAML: refuse, the caller skips)."""
+    try:
+        return make_host(name, fields, where)
+    except InvalidValue as exc:
+        raise InventoryError(f"{where}: host {safe_text(repr(name))}: {exc}") from None
+
+
+# --- YAML with line numbers ------------------------------------------------------------------------
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers the line (1-based) of each key."""
+
+    lines: dict[Any, int]
+
+
+def yaml_load(text: str, where: str, *, lines: bool = False) -> Any:
+    """YAML (libyaml when present: a 1,000-host inventory loads ~7x faster); mappings are
+    ``LineDict`` with each key's line when ``lines``."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = base
+    if lines:
+        class _Loader(base):  # type: ignore[valid-type, misc]
+            pass
+
+        def construct(loader: Any, node: Any) -> LineDict:
+            loader.flatten_mapping(node)
+            out = LineDict()
+            out.lines = {}
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    key = str(key)
+                out[key] = loader.construct_object(value_node, deep=True)
+                out.lines[key] = key_node.start_mark.line + 1
+            return out
+
+        _Loader.add_constructor("tag:yaml.org,2002:map", construct)
+        loader = _Loader
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"{where}: not valid YAML: {safe_text(exc)}") from None
+
+
+def _line_of(mapping: Any, key: Any) -> int | None:
+    return getattr(mapping, "lines", {}).get(key)
 
 
 # --- bondbot YAML ---------------------------------------------------------------------------------
 
-
-def _yaml_load(text: str, where: str) -> Any:
-    import yaml
-
-    try:
-        # libyaml when present: a 1,000-host inventory loads ~7x faster
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"{where}: not valid YAML: {exc}") from None
+_BONDBOT_FIELDS = {"address", "port", "user", "key", "keys", "sudo", "bond", "groups", "jump"}
 
 
-def parse_bondbot_yaml(text: str, *, where: str = "inventory", base: Path | None = None) -> Inventory:
-    data = _yaml_load(text, where) or {}
+def parse_bondbot_yaml(text: str, *, where: str = "inventory", base: Path | None = None,
+                       use_ansible_inventory: bool | None = None) -> Inventory:
+    """bondbot's own format; a bad host entry is skipped with a warning, a bad file is refused."""
+    data = yaml_load(text, where, lines=True) or {}
     if not isinstance(data, dict):
         raise InventoryError(f"{where}: expected a mapping with 'hosts:' at the top")
     unknown = set(data) - {"hosts", "settings", "include"}
     if unknown:
         raise InventoryError(f"{where}: unknown top-level key(s) {sorted(unknown)}; expected hosts, settings, include")
     settings = data.get("settings") or {}
-    if not isinstance(settings, dict) or set(settings) - {"allow_unlisted_hosts"}:
-        raise InventoryError(f"{where}: 'settings' accepts only allow_unlisted_hosts")
+    if not isinstance(settings, dict) or set(settings) - {"allow_unlisted_hosts", "ansible_inventory"}:
+        raise InventoryError(f"{where}: 'settings' accepts only allow_unlisted_hosts and ansible_inventory")
     inv = Inventory(allow_unlisted_hosts=_as_bool(settings.get("allow_unlisted_hosts", False), "allow_unlisted_hosts"))
+    mode = str(settings.get("ansible_inventory", "auto")).lower()
+    if mode not in {"auto", "never", "false", "no"}:
+        raise InventoryError(f"{where}: settings.ansible_inventory must be auto or never, got {mode!r}")
+    if use_ansible_inventory is None and mode != "auto":
+        use_ansible_inventory = False
     hosts = data.get("hosts") or {}
     if not isinstance(hosts, dict):
         raise InventoryError(f"{where}: 'hosts' must be a mapping of name -> settings")
-    allowed = {"address", "port", "user", "key", "sudo", "bond", "groups", "jump"}
     for name, fields in hosts.items():
+        line = _line_of(hosts, name)
+        here = f"{where}:{line}" if line else where
+        name = str(name)
         fields = fields or {}
         if not isinstance(fields, dict):
-            raise InventoryError(f"{where}: host {name!r}: expected a mapping")
-        extra = set(fields) - allowed
+            inv.skip(name, here, "expected a mapping of settings; host skipped")
+            continue
+        extra = set(fields) - _BONDBOT_FIELDS
         if extra:
-            raise InventoryError(f"{where}: host {name!r}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")
-        inv.hosts[str(name)] = _make_host(str(name), fields, where)
+            inv.skip(name, here, f"unknown key(s) {sorted(extra)} (allowed: {sorted(_BONDBOT_FIELDS)}); host skipped")
+            continue
+        try:
+            inv.hosts[name] = make_host(name, fields, where)
+        except InvalidValue as exc:
+            inv.skip(name, here, f"{exc}; host skipped")
+            continue
+        inv.origins[name] = {
+            k: (f"{where}:{_line_of(fields, k)}" if _line_of(fields, k) else here) for k in fields
+        }
     for item in data.get("include") or []:
         if isinstance(item, str):
             item = {"path": item}
         if not isinstance(item, dict) or "path" not in item:
-            raise InventoryError(f"{where}: each 'include' entry needs a 'path'")
-        path = Path(str(item["path"])).expanduser()
+            inv.warn(where, "each 'include' entry needs a 'path'; entry ignored")
+            continue
+        path = Path(os.path.expanduser(str(item["path"])))
         if base is not None and not path.is_absolute():
             path = base / path
-        inv.merge(load_inventory(path, fmt=item.get("format", "auto"), check=False))
+        use = use_ansible_inventory
+        if "ansible_inventory" in item:
+            use = _as_bool(item["ansible_inventory"], "ansible_inventory") if use is not False else False
+        try:
+            inv.merge(load_inventory(path, fmt=str(item.get("format", "auto")), check=False,
+                                     use_ansible_inventory=use))
+        except InventoryError as exc:
+            inv.warn(where, f"include {path}: {exc}; its hosts are not loaded")
     return inv
 
 
-# --- Ansible --------------------------------------------------------------------------------------
-
-_ANSIBLE_KEYS = {
-    "ansible_host": "address",
-    "ansible_ssh_host": "address",
-    "ansible_port": "port",
-    "ansible_ssh_port": "port",
-    "ansible_user": "user",
-    "ansible_ssh_user": "user",
-    "ansible_ssh_private_key_file": "key",
-    "ansible_private_key_file": "key",
-    "ansible_become": "sudo",
-    "bondbot_bond": "bond",
-    "bondbot_jump": "jump",
-}
-
-
-class _AnsibleTree:
-    """Groups, their hosts, vars and children, resolved like Ansible does (host vars win)."""
-
-    def __init__(self) -> None:
-        self.group_hosts: dict[str, list[str]] = {}
-        self.group_vars: dict[str, dict[str, Any]] = {}
-        self.children: dict[str, list[str]] = {}
-        self.host_vars: dict[str, dict[str, Any]] = {}
-        self.order: list[str] = []
-
-    def add_host(self, group: str, name: str, vars_: Mapping[str, Any]) -> None:
-        self.group_hosts.setdefault(group, [])
-        if name not in self.group_hosts[group]:
-            self.group_hosts[group].append(name)
-        if name not in self.host_vars:
-            self.order.append(name)
-            self.host_vars[name] = {}
-        self.host_vars[name].update(vars_)
-
-    def _ancestors(self, group: str, seen: set[str]) -> list[str]:
-        parents = [p for p, kids in self.children.items() if group in kids and p not in seen]
-        out: list[str] = []
-        for p in parents:
-            seen.add(p)
-            out += self._ancestors(p, seen) + [p]
-        return out
-
-    def inventory(self, where: str) -> Inventory:
-        inv = Inventory()
-        for name in self.order:
-            direct = [g for g, hs in self.group_hosts.items() if name in hs]
-            groups: list[str] = []
-            for g in direct:
-                for anc in self._ancestors(g, set()) + [g]:
-                    if anc not in groups:
-                        groups.append(anc)
-            merged: dict[str, Any] = dict(self.group_vars.get("all", {}))
-            for g in groups:
-                merged.update(self.group_vars.get(g, {}))
-            merged.update(self.host_vars[name])
-            fields: dict[str, Any] = {v: merged[k] for k, v in _ANSIBLE_KEYS.items() if k in merged}
-            fields["groups"] = [g for g in groups if g not in {"all", "ungrouped"}]
-            inv.hosts[name] = _make_host(name, fields, where)
-        return inv
-
-
-def _expand_range(pattern: str) -> list[str]:
-    m = re.search(r"\[([0-9]+):([0-9]+)\]", pattern)
-    if not m:
-        return [pattern]
-    lo, hi = m.group(1), m.group(2)
-    width = len(lo) if lo.startswith("0") else 0
-    out: list[str] = []
-    for i in range(int(lo), int(hi) + 1):
-        out += _expand_range(pattern[: m.start()] + str(i).zfill(width) + pattern[m.end() :])
-    return out
-
-
-def _parse_kv(tokens: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for tok in tokens:
-        key, sep, value = tok.partition("=")
-        if sep:
-            out[key] = value
-    return out
+# --- other formats (kept here as the stable entry points) -----------------------------------------
 
 
 def parse_ansible_ini(text: str, *, where: str = "ansible inventory") -> Inventory:
-    tree = _AnsibleTree()
-    section, kind = "ungrouped", "hosts"
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section, _, kind = line[1:-1].partition(":")
-            kind = kind or "hosts"
-            if kind not in {"hosts", "vars", "children"}:
-                raise InventoryError(f"{where}:{lineno}: unknown section kind {kind!r}")
-            continue
-        try:
-            tokens = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise InventoryError(f"{where}:{lineno}: {exc}") from None
-        if not tokens:
-            continue
-        if kind == "vars":
-            tree.group_vars.setdefault(section, {}).update(_parse_kv(tokens))
-        elif kind == "children":
-            tree.children.setdefault(section, []).append(tokens[0])
-        else:
-            for name in _expand_range(tokens[0]):
-                tree.add_host(section, name, _parse_kv(tokens[1:]))
-    return tree.inventory(where)
+    """An Ansible INI inventory given as text, read by the built-in parser."""
+    from ssh_exec.ansible_inventory import builtin_inventory_from_text
+
+    return builtin_inventory_from_text(text, where, "ini")
 
 
 def parse_ansible_yaml(text: str, *, where: str = "ansible inventory") -> Inventory:
-    data = _yaml_load(text, where) or {}
-    if not isinstance(data, dict):
-        raise InventoryError(f"{where}: expected a mapping of groups")
-    tree = _AnsibleTree()
+    """An Ansible YAML inventory given as text, read by the built-in parser."""
+    from ssh_exec.ansible_inventory import builtin_inventory_from_text
 
-    def walk(group: str, body: Any) -> None:
-        body = body or {}
-        if not isinstance(body, dict):
-            raise InventoryError(f"{where}: group {group!r} must be a mapping")
-        for pattern, hvars in (body.get("hosts") or {}).items():
-            for name in _expand_range(str(pattern)):
-                tree.add_host(group, name, hvars or {})
-        tree.group_vars.setdefault(group, {}).update(body.get("vars") or {})
-        for child, child_body in (body.get("children") or {}).items():
-            tree.children.setdefault(group, []).append(str(child))
-            walk(str(child), child_body)
-
-    for group, body in data.items():
-        walk(str(group), body)
-    return tree.inventory(where)
-
-
-# --- OpenSSH client config ------------------------------------------------------------------------
+    return builtin_inventory_from_text(text, where, "yaml")
 
 
 def parse_ssh_config(text: str, *, where: str = "ssh config") -> Inventory:
-    """Concrete ``Host`` aliases, each with the first value of every option that applies to it."""
-    blocks: list[tuple[list[str], dict[str, str]]] = [(["*"], {})]
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"([A-Za-z]+)(?:\s*=\s*|\s+)(.*)", line)
-        if not m:
-            raise InventoryError(f"{where}:{lineno}: cannot read {line!r}")
-        key, value = m.group(1).lower(), m.group(2).strip().strip('"')
-        if key == "host":
-            blocks.append((value.split(), {}))
-        elif key == "match":
-            blocks.append(([], {}))  # Match blocks need runtime facts; their options are ignored
-        else:
-            blocks[-1][1].setdefault(key, value)
-    aliases: list[str] = []
-    for patterns, _ in blocks[1:]:
-        for p in patterns:
-            if not p.startswith("!") and not set(p) & set("*?") and p not in aliases:
-                aliases.append(p)
-    inv = Inventory()
-    for alias in aliases:
-        opts: dict[str, str] = {}
-        for patterns, values in blocks:
-            neg = any(fnmatch.fnmatchcase(alias, p[1:]) for p in patterns if p.startswith("!"))
-            if not neg and any(fnmatch.fnmatchcase(alias, p) for p in patterns if not p.startswith("!")):
-                for k, v in values.items():
-                    opts.setdefault(k, v)
-        fields: dict[str, Any] = {}
-        if "hostname" in opts:
-            fields["address"] = opts["hostname"].replace("%h", alias)
-        if "port" in opts:
-            fields["port"] = opts["port"]
-        if "user" in opts:
-            fields["user"] = opts["user"]
-        if "identityfile" in opts:
-            fields["key"] = opts["identityfile"]
-        if opts.get("proxyjump", "none").lower() != "none":
-            hop = opts["proxyjump"]
-            if "," in hop or "@" in hop or ":" in hop:
-                raise InventoryError(f"{where}: host {alias!r}: only a single ProxyJump alias is supported, got {hop!r}")
-            fields["jump"] = hop
-        inv.hosts[alias] = _make_host(alias, fields, where)
+    """An OpenSSH client config given as text (relative Includes resolve in ~/.ssh, as ssh does)."""
+    import tempfile
+
+    from ssh_exec.ssh_config_inventory import ssh_config_inventory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "config"
+        p.write_text(text, encoding="utf-8")
+        inv = ssh_config_inventory(p, shown_as=where)
     return inv
 
 
@@ -461,51 +501,70 @@ def parse_ssh_config(text: str, *, where: str = "ssh config") -> Inventory:
 
 
 def _detect_format(path: Path, text: str) -> str:
-    if path.suffix in {".ini", ".cfg"} or re.search(r"^\s*\[[^\]]+\]\s*$", text, re.M):
-        return "ansible-ini"
-    if re.search(r"^\s*Host\s+\S", text, re.M | re.I) and not re.search(r"^\s*hosts\s*:", text, re.M):
+    if path.is_dir():
+        return "ansible"
+    if path.suffix in {".ini", ".cfg"} or re.search(r"^\s*\[[^\]]+\]\s*(#.*)?$", text, re.M):
+        return "ansible"
+    if re.search(r"^\s*(Host|Match)\s+\S", text, re.M | re.I) and not re.search(r"^\s*hosts\s*:", text, re.M):
         return "ssh-config"
-    data = _yaml_load(text, str(path))
+    try:
+        data = yaml_load(text, str(path))
+    except InventoryError:
+        return "ansible" if text.strip() else "bondbot"
     if isinstance(data, dict) and set(data) & {"hosts", "settings", "include"} and set(data) <= {"hosts", "settings", "include"}:
-        if not (isinstance(data.get("hosts"), dict) and any(
-            isinstance(v, dict) and set(v) & set(_ANSIBLE_KEYS) for v in data["hosts"].values()
-        )):
+        hosts = data.get("hosts")
+        ansible_like = isinstance(hosts, dict) and any(
+            isinstance(v, dict) and any(str(k).startswith("ansible_") for k in v) for v in hosts.values())
+        if not ansible_like:
             return "bondbot"
     if isinstance(data, dict):
-        return "ansible-yaml"
+        return "ansible"
     if data is None:
         return "bondbot"
+    if isinstance(data, str) and not re.search(r"\s", text.strip()):
+        return "ansible"  # one bare host name: an INI inventory of one host
     raise InventoryError(f"{path}: cannot tell which inventory format this is")
 
 
-def load_inventory(path: Path | str | None = None, *, fmt: str = "auto", check: bool = True) -> Inventory:
-    """Read an inventory file (bondbot's default location when ``path`` is None).
+_FORMAT_ALIASES = {"ansible-ini": "ansible", "ansible-yaml": "ansible", "ssh_config": "ssh-config"}
+
+
+def load_inventory(path: Path | str | None = None, *, fmt: str = "auto", check: bool = True,
+                   use_ansible_inventory: bool | None = None) -> Inventory:
+    """Read an inventory file or directory (bondbot's default location when ``path`` is None).
 
     A missing default inventory is an empty one (every host refused, with a message saying where
-    to add it); a missing file named explicitly is an error.
+    to add it); a missing file named explicitly is an error. ``use_ansible_inventory``: None =
+    use ``ansible-inventory`` for Ansible sources when it is installed (``BONDBOT_ANSIBLE_INVENTORY``
+    can say ``never`` or give its path), False = the built-in parser only.
     """
     from bondbot import settings
 
     explicit = path is not None
-    p = Path(path).expanduser() if path is not None else settings.inventory_path()
+    p = Path(os.path.expanduser(str(path))) if path is not None else settings.inventory_path()
     if not p.exists():
         if explicit:
             raise InventoryError(f"inventory file {p} does not exist")
         return Inventory(source=p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(f"cannot read inventory {p}: {exc}") from None
-    kind = _detect_format(p, text) if fmt == "auto" else fmt
-    parsers = {
-        "bondbot": lambda: parse_bondbot_yaml(text, where=str(p), base=p.parent),
-        "ansible-ini": lambda: parse_ansible_ini(text, where=str(p)),
-        "ansible-yaml": lambda: parse_ansible_yaml(text, where=str(p)),
-        "ssh-config": lambda: parse_ssh_config(text, where=str(p)),
-    }
-    if kind not in parsers:
-        raise InventoryError(f"unknown inventory format {kind!r}; use one of {sorted(parsers)}")
-    inv = parsers[kind]()
+    text = ""
+    if not p.is_dir():
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InventoryError(f"cannot read inventory {p}: {exc}") from None
+    kind = _detect_format(p, text) if fmt == "auto" else _FORMAT_ALIASES.get(fmt, fmt)
+    if kind == "bondbot":
+        inv = parse_bondbot_yaml(text, where=str(p), base=p.parent, use_ansible_inventory=use_ansible_inventory)
+    elif kind == "ansible":
+        from ssh_exec.ansible_inventory import load_ansible
+
+        inv = load_ansible(p, use_ansible_inventory=use_ansible_inventory)
+    elif kind == "ssh-config":
+        from ssh_exec.ssh_config_inventory import ssh_config_inventory
+
+        inv = ssh_config_inventory(p)
+    else:
+        raise InventoryError(f"unknown inventory format {fmt!r}; use one of auto, bondbot, ansible, ssh-config")
     inv.source = p
     if check:
         inv.check_jumps()

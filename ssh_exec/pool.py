@@ -12,6 +12,7 @@ fails the connection with the fingerprint seen and the command that records it a
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ class _Client(asyncssh.SSHClient):
 
     def __init__(self) -> None:
         self.presented_key: asyncssh.SSHKey | None = None
+        self.encrypted_keys: list[Path] = []  # named keys that need a passphrase (used via the agent)
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.presented_key = key
@@ -114,6 +116,7 @@ class SshPool:
         self.known_hosts_path = known_hosts or kh.default_path()
         self.limits = limits or ExecLimits()
         self._entries: dict[str, _Entry] = {}
+        self._keys: dict[Path, tuple[int, asyncssh.SSHKey | None]] = {}
 
     async def __aenter__(self) -> SshPool:
         return self
@@ -149,7 +152,8 @@ class SshPool:
         h = self.host(host)
         tunnel: object = ()
         if h.jump:
-            tunnel = await self._acquire(self.inventory.get(h.jump), time.monotonic() + self.limits.connect_timeout, pin=True)
+            tunnel = await self._acquire(self.inventory.jump_host(h.jump), time.monotonic() + self.limits.connect_timeout,
+                                         pin=True)
         try:
             key = await asyncio.wait_for(
                 asyncssh.get_server_host_key(h.address, h.port, tunnel=tunnel, config=None),  # type: ignore[arg-type]
@@ -219,18 +223,11 @@ class SshPool:
         timeout = max(0.0, min(self.limits.connect_timeout, deadline - time.monotonic()))
         tunnel: object = ()
         if host.jump:
-            tunnel = await self._acquire(self.inventory.get(host.jump), deadline, pin=True)
+            # every hop is a connection of its own, its host key checked against bondbot's known_hosts
+            tunnel = await self._acquire(self.inventory.jump_host(host.jump), deadline, pin=True)
         known = kh.load_known_hosts(self.known_hosts_path)
         client = _Client()
-        if host.key is not None and not host.key.is_file():
-            raise AuthenticationFailed(
-                f"{host.name}: the private key {host.key} named in the inventory does not exist or is "
-                "not a file. Fix 'key:' for this host.",
-                host=host.name,
-            )
-        options: dict[str, object] = {}
-        if host.key is not None:
-            options = {"client_keys": [str(host.key)], "agent_path": None}
+        options = self._auth_options(host, client)
         try:
             conn, _ = await asyncio.wait_for(
                 asyncssh.create_connection(
@@ -243,6 +240,7 @@ class SshPool:
                     tunnel=tunnel,  # type: ignore[arg-type]
                     password_auth=False,
                     kbdint_auth=False,
+                    agent_forwarding=False,
                     keepalive_interval=self.limits.keepalive_interval,
                     **options,  # type: ignore[arg-type]
                 ),
@@ -251,6 +249,59 @@ class SshPool:
         except (OSError, asyncio.TimeoutError, asyncssh.Error, ValueError) as exc:
             raise self._map_error(exc, host, client, timeout) from None
         return conn
+
+    def _load_key(self, path: Path) -> asyncssh.SSHKey | None:
+        """The private key at ``path``, or None when it needs a passphrase (cached by mtime)."""
+        st = path.stat()
+        cached = self._keys.get(path)
+        if cached is not None and cached[0] == st.st_mtime_ns:
+            return cached[1]
+        try:
+            key: asyncssh.SSHKey | None = asyncssh.read_private_key(str(path))
+        except asyncssh.KeyImportError as exc:
+            if "passphrase" not in str(exc).lower():
+                raise
+            key = None
+        self._keys[path] = (st.st_mtime_ns, key)
+        return key
+
+    def _auth_options(self, host: Host, client: _Client) -> dict[str, object]:
+        """Keys named for ``host`` (in order) plus ssh-agent's when SSH_AUTH_SOCK is set.
+
+        Like ssh: missing key files are passed over; keys with a passphrase are used through the
+        agent (which must hold them: bondbot never asks for a passphrase). Agent forwarding is off.
+        """
+        agent = os.environ.get("SSH_AUTH_SOCK") or None
+        if not host.keys:
+            return {}  # asyncssh's defaults: ~/.ssh/id_* without a passphrase, and the agent
+        present = [k for k in host.keys if k.is_file()]
+        if not present and agent is None:
+            named = ", ".join(str(k) for k in host.keys)
+            raise AuthenticationFailed(
+                f"{host.name}: the private key {named} named in the inventory does not exist or is not a "
+                "file, and no ssh-agent is available (SSH_AUTH_SOCK is not set). Fix 'key:' for this host.",
+                host=host.name,
+            )
+        loaded: list[asyncssh.SSHKey] = []
+        for k in present:
+            try:
+                key = self._load_key(k)
+            except (OSError, asyncssh.KeyImportError) as exc:
+                raise AuthenticationFailed(f"{host.name}: cannot read the private key {k}: {exc}.", host=host.name) from None
+            if key is None:
+                client.encrypted_keys.append(k)
+            else:
+                loaded.append(key)
+        if not loaded and client.encrypted_keys and agent is None:
+            named = ", ".join(str(k) for k in client.encrypted_keys)
+            raise AuthenticationFailed(
+                f"{host.name}: the private key {named} is protected by a passphrase and no ssh-agent is "
+                "available (SSH_AUTH_SOCK is not set); bondbot never asks for passphrases. Start an agent and "
+                f"add the key (eval \"$(ssh-agent)\"; ssh-add {client.encrypted_keys[0]}), then run bondbot "
+                "where SSH_AUTH_SOCK is set.",
+                host=host.name,
+            )
+        return {"client_keys": loaded, "agent_path": agent}
 
     def _map_error(self, exc: BaseException, host: Host, client: _Client | None, timeout: float = 0.0) -> SshExecError:
         where = f"{host.address}:{host.port}"
@@ -274,9 +325,17 @@ class SshPool:
                 host=name,
             )
         if isinstance(exc, asyncssh.PermissionDenied):
-            key = f"the key {host.key}" if host.key else "the default keys (~/.ssh/id_*, ssh-agent)"
+            agent = " and the ssh-agent's keys" if os.environ.get("SSH_AUTH_SOCK") else ""
+            if host.keys:
+                key = ("the key " if len(host.keys) == 1 else "the keys ") + ", ".join(str(k) for k in host.keys) + agent
+            else:
+                key = "the default keys (~/.ssh/id_*" + (", ssh-agent)" if agent else ")")
+            hint = ""
+            if client is not None and client.encrypted_keys:
+                hint = (f" {', '.join(str(k) for k in client.encrypted_keys)} has a passphrase and the agent does "
+                        f"not hold it: add it with ssh-add {client.encrypted_keys[0]}.")
             return AuthenticationFailed(
-                f"{name}: authentication failed for user {host.user!r} at {where} with {key}. Check 'user' "
+                f"{name}: authentication failed for user {host.user!r} at {where} with {key}.{hint} Check 'user' "
                 f"and 'key' in the inventory and that the public key is in ~{host.user}/.ssh/authorized_keys "
                 "on the host.",
                 host=name,

@@ -42,7 +42,9 @@ def seed_replay(scenario: str = "seed-active-backup-miimon0", bond: str = "bond0
         table[f"ip link show {f.stem.removeprefix('ip_link_show_')}"] = (0, f.read_text(), "")
     for f in folder.glob("ethtool_*.txt"):
         table[f"ethtool {f.stem.removeprefix('ethtool_')}"] = (0, f.read_text(), "")
-    return table
+    from tests.triage_replay import with_discovery  # the host-level reads, derived from the same files
+
+    return with_discovery(table, (bond,))
 
 
 @dataclass

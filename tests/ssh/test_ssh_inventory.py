@@ -54,24 +54,37 @@ def test_bondbot_yaml() -> None:
         ("hosts:\n  h: {user: '-oProxyCommand=x'}\n", "invalid user name"),
         ("hosts:\n  '-h': {}\n", "invalid host name"),
         ("hosts:\n  h: {pasword: x}\n", "unknown key"),
-        ("hostz: {}\n", "unknown top-level key"),
-        ("hosts: [\n", "not valid YAML"),
         ("hosts:\n  h: {sudo: maybe}\n", "invalid sudo"),
     ],
 )
-def test_bondbot_yaml_refuses_bad_entries(text: str, message: str) -> None:
+def test_bondbot_yaml_skips_bad_entries_with_a_warning(text: str, message: str) -> None:
+    inv = parse_bondbot_yaml(text + "  ok: {address: 192.0.2.9}\n", where="inv.yaml")
+    assert list(inv.hosts) == ["ok"]  # the rest loads
+    (w,) = inv.warnings
+    assert w.where == "inv.yaml:2" and message in w.message and "host skipped" in w.message
+    name = "-h" if "'-h'" in text else "h"
+    assert w.host == name
+    if name == "h":
+        with pytest.raises(InventoryError, match=f"skipped when reading the inventory: .*{message}"):
+            inv.get("h")
+
+
+@pytest.mark.parametrize("text, message", [("hostz: {}\n", "unknown top-level key"), ("hosts: [\n", "not valid YAML")])
+def test_bondbot_yaml_refuses_a_file_it_cannot_read(text: str, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
         parse_bondbot_yaml(text)
 
 
 def test_jump_must_exist_and_not_loop(tmp_path: Path) -> None:
     p = tmp_path / "inv.yaml"
-    p.write_text("hosts:\n  a: {jump: b}\n  b: {jump: a}\n")
-    with pytest.raises(InventoryError, match="loop: a -> b -> a"):
-        load_inventory(p)
+    p.write_text("hosts:\n  a: {jump: b}\n  b: {jump: a}\n  c: {}\n")
+    inv = load_inventory(p)
+    assert list(inv.hosts) == ["c"]
+    assert any("loop: a -> b -> a" in w.message for w in inv.warnings)
     p.write_text("hosts:\n  a: {jump: ghost}\n")
-    with pytest.raises(InventoryError, match="'ghost' is not in the inventory"):
-        load_inventory(p)
+    inv = load_inventory(p)
+    assert inv.hosts == {} and "'ghost' is not in the inventory" in inv.warnings[0].message
+    assert inv.warnings[0].where == f"{p}:2"
 
 
 def test_ansible_ini(tmp_path: Path) -> None:
@@ -147,8 +160,12 @@ def test_ssh_config(tmp_path: Path) -> None:
     assert (w.address, w.port, w.user, w.jump, w.key) == (
         "web-01.example.com", 2022, "deploy", "bastion", Path("~/.ssh/id_ed25519").expanduser())
     assert inv.get("bastion").user == "jump"
-    with pytest.raises(InventoryError, match="single ProxyJump"):
-        parse_ssh_config("Host a\n  ProxyJump x,y\n")
+    chain = parse_ssh_config("Host a\n  ProxyJump x,ops@y:2200\n")
+    a = chain.get("a")
+    assert a.proxy_jump == "x,ops@y:2200" and a.jump == "ops@y:2200 via x"
+    y = chain.jump_host(a.jump)
+    assert (y.address, y.port, y.user, y.jump) == ("y", 2200, "ops", "x")
+    assert chain.jump_host("x").address == "x"
 
 
 def test_bondbot_yaml_includes_other_sources(tmp_path: Path) -> None:
