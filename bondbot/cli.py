@@ -37,12 +37,16 @@ def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
         name="bondbot",
         help="Triage and fix Linux bonding failover incidents over SSH, with an auditable incident log.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
         pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @app.callback()
-    def bondbot() -> None:
+    def bondbot(
+        version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                     help="Print bondbot's version and exit."),
+    ) -> None:
         """Triage and fix Linux bonding failover incidents over SSH, with an auditable incident log."""
         # A callback keeps ``bondbot`` a command group even when main() registered one command.
 
@@ -51,7 +55,17 @@ def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
     return app
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from bondbot import __version__
+
+        typer.echo(f"bondbot {__version__}")
+        raise typer.Exit()
+
+
 def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    if argv and argv[0] in ("--version", "-V"):
+        return ()  # nothing to register: the eager option prints and exits
     command = argv[0] if argv else ""
     module = _MODULE_OF_COMMAND.get(command, command)
     return (module,) if module in COMMAND_MODULES else COMMAND_MODULES

@@ -110,6 +110,7 @@ def _config_class() -> type:
             self.files: list[Path] = []
             self._collect = collect
             self._depth = 0
+            self._default_path = Path(home_dir()) / ".ssh"  # relative Includes: ~/.ssh, as ssh finds ~
 
         def _include(self, option: str, args: list[str]) -> None:
             matching = self._matching

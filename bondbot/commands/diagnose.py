@@ -18,6 +18,9 @@ import typer
 __all__ = ["register"]
 
 _IFNAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+#: What commands and fix steps show when the files do not tell the bond's name: never a guess.
+BOND_PLACEHOLDER = "<BOND>"
+_SAVED_NAME_RE = re.compile(r"proc_net_bonding_([A-Za-z0-9_.:@-]{1,15}?)(?:\.txt)?|([A-Za-z0-9_:@-]{1,15})")
 
 
 class _InputError(Exception):
@@ -64,9 +67,12 @@ def _infer_bond(ip_json_text: str | None, nmcli_text: str | None, proc_text: str
     m = re.search(r"^bond (\S+) has no active aggregator$", proc_text, re.M)
     if m:
         return m.group(1)
-    if _IFNAME_RE.fullmatch(proc_path.name):
-        return proc_path.name  # saved under its own name, as in /proc/net/bonding/<bond>
-    return "unknown"
+    m = _SAVED_NAME_RE.fullmatch(proc_path.name)
+    if m:
+        # copied as /proc/net/bonding/<bond> keeps the bond's name (no extension), or saved as
+        # proc_net_bonding_<bond>[.txt]; any other file name says nothing about the bond
+        return m.group(1) or m.group(2)
+    return BOND_PLACEHOLDER
 
 
 def _print_human(diagnosis) -> None:
@@ -177,6 +183,9 @@ def diagnose_command(
     if as_json:
         typer.echo(json.dumps(diagnosis.to_json()))
     else:
+        if name == BOND_PLACEHOLDER:
+            typer.echo(f"The bond's name is not in these files: commands below show {BOND_PLACEHOLDER}; "
+                       "replace it with the bond's name, or run again with --bond NAME.", err=True)
         _print_human(diagnosis)
 
 
