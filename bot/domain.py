@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from runbooks.findings import Diagnosis
 
-__all__ = ["RawOutput", "StepProgress", "TriageReport", "TriageService", "UnknownTarget"]
+__all__ = ["BondListing", "RawOutput", "StepProgress", "TriageReport", "TriageService", "UnknownTarget"]
 
 
 class UnknownTarget(ValueError):
@@ -42,15 +42,31 @@ class TriageReport:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class BondListing:
+    """The bonds a host has. ``bonds`` None: they could not be listed (``error``; ``unreachable``
+    when the host itself could not be reached); empty: the host has no bond (``why_none``)."""
+
+    bonds: tuple[str, ...] | None
+    error: str | None = None
+    why_none: str = ""
+    unreachable: bool = False
+
+
 OnStep = Callable[[StepProgress], Awaitable[None]]
 
 
 class TriageService(Protocol):
-    def resolve(self, host: str, bond: str | None) -> tuple[str, str]:
-        """The inventory host name and the bond to triage (the inventory's default if None).
+    def resolve(self, host: str, bond: str | None) -> tuple[str, str | None]:
+        """The inventory host name and the bond named (the command's, else the inventory's, else
+        None: discover). Never a guess.
 
         Raises ``UnknownTarget`` with a message for the user when the host is not in the inventory.
         """
+        ...
+
+    async def bonds(self, host: str) -> BondListing:
+        """The bonds ``host`` has; never raises for host problems."""
         ...
 
     def step_names(self, host: str, bond: str) -> list[str]:
@@ -63,6 +79,6 @@ class TriageService(Protocol):
         """Run the triage on ``host``; never raises for host problems (they come back in ``error``)."""
         ...
 
-    def group_hosts(self, group: str | None) -> list[tuple[str, str]]:
-        """(host, bond) of every inventory host in ``group`` (all hosts if None); ``UnknownTarget``."""
+    def group_hosts(self, group: str | None) -> list[tuple[str, str | None]]:
+        """(host, bond or None) of every inventory host in ``group`` (all if None); ``UnknownTarget``."""
         ...

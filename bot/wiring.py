@@ -9,13 +9,18 @@ failover test with ``runbooks.bonding.failover``. Nothing here runs a command or
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import OnStep, RawOutput, StepProgress, TriageReport, UnknownTarget
+from bot.domain import BondListing, OnStep, RawOutput, StepProgress, TriageReport, UnknownTarget
 
 __all__ = ["DomainPlan", "DomainResult", "EngineRemediation", "EngineTriage", "FailoverNotReady", "LinkControl"]
+
+#: Seconds a bond list read just before a triage stands in for the triage's own read of it.
+_LISTING_TTL = 10.0
+
 
 def _step_status(status: str) -> str:
     return {"ok": "ok", "partial": "ok", "skipped": "skipped", "running": "running"}.get(status, "failed")
@@ -30,8 +35,9 @@ class EngineTriage:
         self.pool = pool
         self.store = store
         self.runbook = load_runbook()
+        self._listed: dict[str, tuple[float, Any]] = {}  # host -> (when, discover_bonds' answer)
 
-    def resolve(self, host: str, bond: str | None) -> tuple[str, str]:
+    def resolve(self, host: str, bond: str | None) -> tuple[str, str | None]:
         from runbooks.engine import resolve_bond
         from runbooks.validation import InvalidValue
         from ssh_exec import SshExecError
@@ -42,18 +48,33 @@ class EngineTriage:
         except (SshExecError, InvalidValue) as exc:
             raise UnknownTarget(str(exc)) from None
 
+    async def bonds(self, host: str) -> BondListing:
+        """The bonds the host has (one read of /sys/class/net/bonding_masters); never raises."""
+        from runbooks.engine import discover_bonds
+        from ssh_exec import SshExecError
+
+        try:
+            found, record = await discover_bonds(self.pool, host, runbook=self.runbook)
+        except SshExecError as exc:
+            return BondListing(None, error=str(exc), unreachable=True)
+        # The triages that follow use this read instead of reading the list again (and log it).
+        self._listed[host] = (time.monotonic(), (found, record))
+        return BondListing(found.names, error=found.error, why_none=found.why_none)
+
     def step_names(self, host: str, bond: str) -> list[str]:
         from runbooks.engine import render_command
 
-        names = []
+        names = [d.command for d in self.runbook.discover]
         for step in self.runbook.triage:
             if step.for_each:
                 names.append(step.command.replace("{{ " + step.for_each + " }}", "<each slave>"))
+            elif step.needs:
+                names.append(step.command.replace("{{ " + step.needs + " }}", f"<the profile that owns {bond}>"))
             else:
                 names.append(render_command(step.command, {"bond": bond}, self.runbook.parameters))
         return names
 
-    def group_hosts(self, group: str | None) -> list[tuple[str, str]]:
+    def group_hosts(self, group: str | None) -> list[tuple[str, str | None]]:
         from runbooks.engine import resolve_bond
         from ssh_exec import SshExecError
 
@@ -64,7 +85,7 @@ class EngineTriage:
         return [(h.name, resolve_bond(h, None, self.runbook)) for h in hosts]
 
     async def run(self, host: str, bond: str, *, incident_id: str, actor: str, on_step: OnStep) -> TriageReport:
-        from runbooks.engine import StepEvent, run_triage
+        from runbooks.engine import BondSelectionError, StepEvent, run_triage
         from runbooks.recording import record_connect_failure, record_steps
         from ssh_exec import SshExecError
 
@@ -81,7 +102,16 @@ class EngineTriage:
 
         relay_task = asyncio.create_task(relay())
         try:
-            result = await run_triage(self.pool, host, bond=bond, runbook=self.runbook, progress=progress)
+            listed = self._listed.get(host)
+            known = listed[1] if listed is not None and time.monotonic() - listed[0] < _LISTING_TTL else None
+            result = await run_triage(self.pool, host, bond=bond, runbook=self.runbook, progress=progress,
+                                      known_bonds=known)
+        except BondSelectionError as exc:  # the bond went away since it was listed
+            queue.put_nowait(None)
+            await relay_task
+            if incident_id:
+                await asyncio.to_thread(record_connect_failure, self.store, incident_id, str(exc), actor=actor)
+            return TriageReport(None, (), (), error=str(exc))
         except SshExecError as exc:
             queue.put_nowait(None)
             await relay_task

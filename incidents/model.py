@@ -29,6 +29,7 @@ class Status(str, enum.Enum):
     """Where an incident is in its life cycle."""
 
     OPEN = "open"
+    INCONCLUSIVE = "inconclusive"  # triaged, but the bond's state could not be fully read: not healthy
     DIAGNOSED = "diagnosed"
     FIXING = "fixing"
     VERIFIED = "verified"

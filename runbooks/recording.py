@@ -12,8 +12,10 @@ What a triage leaves in the log, in order:
 * ``note`` ``{"triage_error": ...}`` when there is no diagnosis (connect or diagnosis failure);
 * ``diagnosis``: ``Diagnosis.to_json()`` with each finding's explanation (so a card can be rebuilt);
 * ``root_cause`` (the root cause's summary, with its ``code`` and ``evidence``) unless the incident
-  already has one, and ``status_change`` to ``diagnosed`` where the life cycle allows. A healthy
-  bond sets neither.
+  already has one, and ``status_change`` to ``diagnosed`` where the life cycle allows. An
+  *inconclusive* diagnosis (the bond's state could not be fully read) moves the incident to
+  ``inconclusive`` with the reasons, never to a healthy-looking open incident. A healthy bond sets
+  neither.
 
 ``store`` is an ``incidents.IncidentStore`` (any object with its methods). The functions are
 blocking, like the store: asyncio callers run them with ``asyncio.to_thread``. Nothing here imports
@@ -90,6 +92,13 @@ def record_diagnosis(
     store.append(incident_id, actor=actor, kind="diagnosis", payload=diagnosis_payload(diagnosis))
     root = diagnosis.root_cause
     if root is None:
+        if getattr(diagnosis, "verdict", "") == "inconclusive":
+            incident = store.get(incident_id)
+            status = Status(getattr(incident.status, "value", incident.status))
+            inconclusive = Status("inconclusive")
+            if status is not inconclusive and inconclusive in TRANSITIONS[status]:
+                reason = "; ".join(diagnosis.reasons) or "the bond's state could not be fully read"
+                store.set_status(incident_id, inconclusive, actor=actor, reason=f"inconclusive: {reason}"[:1000])
         return False
     incident = store.get(incident_id)
     if incident.root_cause is None:

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidValue",
     "IFNAMSIZ",
     "validate_interface_name",
+    "validate_uuid",
     "validate_host",
     "validator_for",
     "shell_quote",
@@ -52,6 +53,21 @@ def validate_interface_name(value: object) -> str:
     return value
 
 
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def validate_uuid(value: object) -> str:
+    """A NetworkManager connection UUID in its canonical 8-4-4-4-12 hex form.
+
+    UUIDs come from the host (``nmcli`` output) and go back into ``nmcli ... uuid <UUID>``: only
+    hex digits and dashes pass, so the value can never be an option, a glob or a second word.
+    """
+    if not isinstance(value, str) or not _UUID_RE.fullmatch(value):
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise InvalidValue(f"invalid connection UUID {shown!r}: expected 8-4-4-4-12 hex digits")
+    return value
+
+
 def validate_host(value: object, inventory: Inventory) -> Host:
     """A host the inventory lists (or, if it allows unlisted hosts, a well-formed name)."""
     return inventory.get(validate_host_name(value))
@@ -66,6 +82,7 @@ def _validate_int(value: object) -> int:
 _VALIDATORS: dict[str, Callable[[object], object]] = {
     "interface": validate_interface_name,
     "int": _validate_int,
+    "uuid": validate_uuid,
 }
 
 

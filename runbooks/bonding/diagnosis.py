@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from runbooks.findings import Diagnosis, Finding, Severity
+from runbooks.findings import DIAGNOSED, HEALTHY, INCONCLUSIVE, Diagnosis, Finding, Severity
 
 from .context import build_context
 from .outputs import TriageOutputs
@@ -48,9 +48,9 @@ def render_finding(code: str, variables: dict[str, Any]) -> tuple[str, str]:
     return summary, explanation
 
 
-def _finding(rule: Rule, hit: Hit, bond: str, mode: str) -> Finding:
+def _finding(rule: Rule, hit: Hit, bond: str, mode: str, common: dict[str, Any]) -> Finding:
     variables = {"bond": bond, "mode": mode, "severity": hit.severity.value,
-                 "evidence": hit.evidence, **hit.facts}
+                 "evidence": hit.evidence, **common, **hit.facts}
     summary, explanation = render_finding(rule.code, variables)
     return Finding(code=rule.code, severity=hit.severity, summary=summary,
                    explanation=explanation, evidence=tuple(hit.evidence),
@@ -67,14 +67,41 @@ def _bond_name(outputs: TriageOutputs, ctx) -> str:
     return "unknown"
 
 
-def diagnose(outputs: TriageOutputs, *, strict: bool = False) -> Diagnosis:
-    """Run every rule on the triage outputs.
+def _inconclusive_reasons(outputs: TriageOutputs, ctx) -> tuple[list[str], bool]:
+    """(what could not be read, whether that includes the bond's own state)."""
+    reasons: list[str] = []
+    own_unread = ctx.proc is None
+    if own_unread:
+        why = next((r for step, r in outputs.failed_steps.items() if step.split(" ")[0] == "proc_bonding"), None)
+        if outputs.proc_bonding is not None and outputs.proc_bonding.command in ctx.parse_errors:
+            why = f"unparseable: {ctx.parse_errors[outputs.proc_bonding.command].message}"
+        reasons.append(f"the bond's own state (/proc/net/bonding/{outputs.bond or '?'}) could not be read: "
+                       f"{why or 'not collected'}")
+    for step, reason in outputs.failed_steps.items():
+        if own_unread and step == "proc_bonding":
+            continue
+        reasons.append(f"{step}: {reason}")
+    for command, err in ctx.parse_errors.items():
+        if own_unread and outputs.proc_bonding is not None and command == outputs.proc_bonding.command:
+            continue
+        reasons.append(f"{command}: unparseable output ({err.message})")
+    return reasons, own_unread
 
-    The root cause is the most severe finding that can explain an incident (highest rank among
-    equals), or None when nothing is wrong. Findings come most severe first. With ``strict``, an
-    output that does not parse raises :class:`~runbooks.bonding.parsers.ParseError`; otherwise it
-    becomes an ``OUTPUT_UNPARSEABLE`` info finding and the rest is still diagnosed. Failed triage
-    steps become ``STEP_FAILED`` info findings: what could not be checked is said, not assumed.
+
+def diagnose(outputs: TriageOutputs, *, strict: bool = False) -> Diagnosis:
+    """Run every rule on the triage outputs and reach a verdict.
+
+    The root cause is the most severe *critical* finding that can explain an incident (highest
+    rank among equals); a warning is never the root cause, it is a risk. Findings come most severe
+    first. With ``strict``, an output that does not parse raises
+    :class:`~runbooks.bonding.parsers.ParseError`; otherwise it becomes an ``OUTPUT_UNPARSEABLE``
+    info finding and the rest is still diagnosed. Failed triage steps become ``STEP_FAILED`` info
+    findings: what could not be checked is said, not assumed.
+
+    Verdict: ``inconclusive`` when the bond's own state (/proc/net/bonding/<bond>) is missing or
+    unparseable, whatever else was found (what was seen is still listed); else ``diagnosed`` when
+    there is a root cause; else ``inconclusive`` when any step failed, was refused or did not parse
+    (nothing wrong was seen, but not everything was read); else ``healthy``.
     """
     ctx = build_context(outputs, strict=strict)
     bond = _bond_name(outputs, ctx)
@@ -85,10 +112,27 @@ def diagnose(outputs: TriageOutputs, *, strict: bool = False) -> Diagnosis:
         range(len(hits)),
         key=lambda i: (-hits[i][1].severity.rank, -(hits[i][0].root_rank or -1), i),
     )
-    findings = [_finding(*hits[i], bond, mode) for i in order]
+    import shlex
+
+    profile = ctx.nmcli.id if ctx.nmcli is not None and ctx.nmcli.id else None
+    common = {  # every template may name the bond's profile; always shell-quoted in commands
+        "bond_q": shlex.quote(bond),
+        "connection": profile,
+        "connection_q": shlex.quote(profile) if profile is not None else None,
+        "nm_note": outputs.not_applicable.get("nmcli"),
+    }
+    findings = [_finding(*hits[i], bond, mode, common) for i in order]
     candidates = [
         (f, r) for f, (r, h) in zip(findings, (hits[i] for i in order))
-        if r.root_rank is not None and f.severity is not Severity.INFO
+        if r.root_rank is not None and f.severity is Severity.CRITICAL
     ]
-    root = candidates[0][0] if candidates else None
-    return Diagnosis(bond=bond, mode=mode, root_cause=root, findings=tuple(findings))
+    reasons, own_unread = _inconclusive_reasons(outputs, ctx)
+    root = candidates[0][0] if candidates and not own_unread else None
+    if root is not None:
+        verdict = DIAGNOSED
+    elif reasons:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = HEALTHY
+    return Diagnosis(bond=bond, mode=mode, root_cause=root, findings=tuple(findings),
+                     verdict=verdict, reasons=tuple(reasons) if verdict == INCONCLUSIVE else ())

@@ -22,9 +22,11 @@ class SourceOutput:
 class TriageOutputs:
     """Everything the triage collected about one bond; any part may be missing.
 
-    A step that could not run (no nmcli on the host, permission denied, timeout) is left out of the
+    A step that could not run (permission denied, timeout, unreadable output) is left out of the
     outputs and named in ``failed_steps`` with the reason, so the diagnosis can say what it could not
-    check instead of concluding from silence.
+    check instead of concluding from silence: any failed step makes a bond without a root cause
+    *inconclusive*, never healthy. ``proc_bonding`` is the bond's own state: without it the result is
+    inconclusive whatever else was read.
     """
 
     bond: str
@@ -32,5 +34,8 @@ class TriageOutputs:
     ip_details_json: SourceOutput | None = None  # ip -d -j link show <bond>
     ip_link: dict[str, SourceOutput] = field(default_factory=dict)  # ip link show <slave>, per slave
     ethtool: dict[str, SourceOutput] = field(default_factory=dict)  # ethtool <slave>, per slave
-    nmcli: SourceOutput | None = None  # nmcli -t con show <bond> (terse) or plain
+    nmcli: SourceOutput | None = None  # nmcli -t con show uuid <UUID> (terse) or plain
     failed_steps: dict[str, str] = field(default_factory=dict)  # step name -> reason
+    #: Steps that did not apply, with why (NetworkManager not installed, or no profile owns the
+    #: bond). Unlike ``failed_steps`` they hide nothing: the diagnosis may still call the bond healthy.
+    not_applicable: dict[str, str] = field(default_factory=dict)

@@ -12,6 +12,7 @@ reminders, what could not be checked). Codes are stable: add new ones, never ren
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,14 @@ def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
 # -- what the fix looks like ---------------------------------------------------------------
 
 def _fix_facts(ctx: TriageContext) -> dict[str, Any]:
-    """The nmcli commands that enable MII monitoring while keeping every other bond option."""
+    """The commands that enable MII monitoring while keeping every other bond option.
+
+    The NetworkManager profile is the one that owns the bond (found by device, read by UUID), named
+    by its real ``connection.id``, shell-quoted: ``bond-uplink0``, ``'Bond connection 1'``. Every
+    host-sourced value in a command shown to people is quoted (the option string too), so a
+    copied command does what it says. Without a profile (NetworkManager absent or not managing the
+    bond) the commands are the runtime change through sysfs, and the text says where to persist it.
+    """
     if ctx.nmcli is not None and ctx.nmcli.bond_options:
         options = dict(ctx.nmcli.bond_options)
     else:
@@ -87,15 +95,25 @@ def _fix_facts(ctx: TriageContext) -> dict[str, Any]:
                     "arp_missed_max", "ns_ip6_target"):
         options.pop(arp_key, None)  # miimon and arp_interval are mutually exclusive
     options["miimon"] = "100"
-    conn = (ctx.nmcli.id if ctx.nmcli and ctx.nmcli.id else ctx.bond)
     opts = ",".join(f"{k}={v}" for k, v in options.items())
-    return {
-        "connection": conn,
-        "fix_options": opts,
-        "fix_commands": [
-            f'nmcli con modify {conn} bond.options "{opts}"',
+    name = ctx.nmcli.id if ctx.nmcli is not None and ctx.nmcli.id else None
+    if name is not None:
+        conn = shlex.quote(name)
+        commands = [
+            f"nmcli con modify {conn} bond.options {shlex.quote(opts)}",
             f"nmcli con down {conn} && nmcli con up {conn}",
-        ],
+        ]
+    else:
+        sysfs = shlex.quote(f"/sys/class/net/{ctx.bond}/bonding")
+        commands = []
+        if ctx.arp_interval:
+            commands.append(f"echo 0 > {sysfs}/arp_interval")
+        commands.append(f"echo 100 > {sysfs}/miimon")
+    return {
+        "connection": name,
+        "connection_q": shlex.quote(name) if name is not None else None,
+        "fix_options": opts,
+        "fix_commands": commands,
     }
 
 

@@ -13,9 +13,12 @@ FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
 from tests.bot.conftest import ALICE, INCIDENTS, RANDOM, World
 
 SEED_COMMANDS = [
+    "cat /sys/class/net/bonding_masters",  # read once, before the incident is opened
+    "grep -H . /sys/class/net/*/bonding/slaves",
+    "nmcli -t -f UUID,TYPE,DEVICE,NAME connection show",
     "cat /proc/net/bonding/bond0",
     "ip -d -j link show bond0",
-    "nmcli -t con show bond0",
+    "nmcli -t con show uuid 6d1f9b3e-2a4c-4f7e-9c1a-5b8e0d7f3a21",
     "ip link show eno1",
     "ip link show eno2",
     "ethtool eno1",

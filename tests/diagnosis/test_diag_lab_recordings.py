@@ -16,18 +16,19 @@ from runbooks.bonding.outputs import SourceOutput, TriageOutputs
 
 LAB_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
 
-# scenario -> (mode, root cause, codes that must be present, codes that must be absent)
+# scenario -> (mode, root cause, codes that must be present, codes that must be absent).
+# A warning is never the root cause: a bond with only warnings is healthy, its warnings are risks.
 EXPECTED: dict[str, tuple[str, str | None, set[str], set[str]]] = {
     "incident": ("active-backup", "NO_LINK_MONITORING", set(), {"ACTIVE_SLAVE_NO_CARRIER"}),
     "incident-eno1-down": ("active-backup", "NO_LINK_MONITORING", {"ACTIVE_SLAVE_NO_CARRIER"}, set()),
     "ssh-via-bond": ("active-backup", "NO_LINK_MONITORING", set(), set()),
     "healthy": ("active-backup", None, set(), {"NO_LINK_MONITORING", "SLAVE_DOWN"}),
-    "healthy-eno1-down": ("active-backup", "SLAVE_DOWN", {"ACTIVE_NOT_PRIMARY"},
+    "healthy-eno1-down": ("active-backup", None, {"SLAVE_DOWN", "ACTIVE_NOT_PRIMARY"},
                           {"NO_LINK_MONITORING", "ACTIVE_SLAVE_NO_CARRIER"}),
-    "arp": ("active-backup", "ARP_SINGLE_TARGET", set(), {"NO_LINK_MONITORING", "MIIMON_AND_ARP_BOTH_SET"}),
+    "arp": ("active-backup", None, {"ARP_SINGLE_TARGET"}, {"NO_LINK_MONITORING", "MIIMON_AND_ARP_BOTH_SET"}),
     "lacp-no-partner": ("802.3ad", "LACP_NO_PARTNER", {"LACP_AGGREGATOR_SPLIT", "SWITCH_CONFIG_REQUIRED"},
                         {"LACP_INFO_UNPRIVILEGED"}),
-    "single-port": ("active-backup", "SINGLE_SLAVE", set(), {"NO_LINK_MONITORING"}),
+    "single-port": ("active-backup", None, {"SINGLE_SLAVE"}, {"NO_LINK_MONITORING"}),
     "rr-no-monitor": ("balance-rr", "NO_LINK_MONITORING", {"SWITCH_CONFIG_REQUIRED"}, set()),
 }
 
@@ -49,7 +50,7 @@ def recorded_outputs(folder: Path) -> TriageOutputs:
             outputs.ip_link[argv[-1]] = out
         elif argv[0] == "ethtool":
             outputs.ethtool[argv[-1]] = out
-        elif argv[0] == "nmcli":
+        elif argv[:4] == ["nmcli", "-t", "con", "show"]:
             outputs.nmcli = out
     return outputs
 
@@ -70,6 +71,9 @@ def test_diagnosis_of_real_kernel_output(scenario: str) -> None:
 
     assert diagnosis.mode == mode
     assert (diagnosis.root_cause.code if diagnosis.root_cause else None) == root
+    assert diagnosis.verdict == ("diagnosed" if root else "healthy")
+    if root is None:  # every warning is listed as a risk, none is the cause
+        assert {f.code for f in diagnosis.risks} == {f.code for f in diagnosis.findings if f.severity.value == "warning"}
     codes = set(diagnosis.codes())
     assert present <= codes, f"missing {present - codes}"
     assert not (absent & codes), f"unexpected {absent & codes}"

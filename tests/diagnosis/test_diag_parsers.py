@@ -188,4 +188,7 @@ def test_rules_on_variants() -> None:
     on_backup = SEED_PROC.replace("MII Polling Interval (ms): 0", "MII Polling Interval (ms): 100") \
         .replace("Currently Active Slave: eno1", "Currently Active Slave: eno2")
     diagnosis = diagnose(proc_only(on_backup))
-    assert diagnosis.root_cause.code == "ACTIVE_NOT_PRIMARY"  # primary up, reselect always
+    # primary up, reselect always: a warning, so a risk of a healthy bond, never its root cause
+    assert diagnosis.root_cause is None and diagnosis.verdict == "healthy"
+    assert [f.code for f in diagnosis.risks] == ["ACTIVE_NOT_PRIMARY"]
+    assert diagnosis.headline() == "healthy, 1 risk"

@@ -18,14 +18,17 @@ from runbooks.bonding.parsers import (
     parse_nmcli,
     parse_proc_bonding,
 )
+from runbooks.bonding.parsers import parse_bonding_masters, parse_nmcli_list, parse_sysfs_slaves
 
-# file -> (root cause code or None, codes that must be present, codes that must be absent)
+# file -> (root cause code or None, codes that must be present, codes that must be absent).
+# Only a critical finding is a root cause: flapping, a backup port down, a slave down in an LACP
+# bond with others carrying traffic are risks of a healthy bond (warnings), listed, not the cause.
 PROC_SAMPLES: dict[str, tuple[str | None, set[str], set[str]]] = {
     "insights-core__balance-rr_v3.7.1_healthy.txt": (None, {"SWITCH_CONFIG_REQUIRED"}, set()),
     "insights-core__balance-xor_v3.7.1_healthy.txt": (None, {"SWITCH_CONFIG_REQUIRED"}, set()),
     "insights-core__active_backup_v3.7.1_healthy.txt": (None, {"PRIMARY_NOT_SET"}, set()),
     "insights-core__active_backup_v3.7.1_arpmon_primary_failure_flapping.txt": (
-        "LINK_FLAPPING", {"ARP_SINGLE_TARGET", "DUPLICATE_PERM_HWADDR"},
+        None, {"LINK_FLAPPING", "ARP_SINGLE_TARGET", "DUPLICATE_PERM_HWADDR"},
         {"NO_LINK_MONITORING", "MIIMON_AND_ARP_BOTH_SET"}),
     "insights-core__8023ad_v3.2.4_partner_mac_zero_aggid_mismatch.txt": (
         "LACP_NO_PARTNER", {"LACP_AGGREGATOR_SPLIT", "SWITCH_CONFIG_REQUIRED"},
@@ -34,11 +37,11 @@ PROC_SAMPLES: dict[str, tuple[str | None, set[str], set[str]]] = {
         "LACP_NO_PARTNER", {"SLAVE_DOWN", "LACP_CHURN", "LACP_NOT_DISTRIBUTING"},
         {"LACP_INFO_UNPRIVILEGED"}),
     "telegraf__active_backup_v3.6.0_backup_slave_down.txt": (
-        "SLAVE_DOWN", {"SPEED_MISMATCH"}, {"NO_LINK_MONITORING"}),
+        None, {"SLAVE_DOWN", "SPEED_MISMATCH"}, {"NO_LINK_MONITORING"}),
     "telegraf__8023ad_v3.7.1_nonroot_no_agg_info.txt": (
         None, {"LACP_INFO_UNPRIVILEGED"}, {"LACP_NO_PARTNER", "SLAVE_DOWN"}),
     "telegraf__8023ad_v3.7.1_second_slave_down.txt": (
-        "SLAVE_DOWN", {"LACP_INFO_UNPRIVILEGED"}, {"LACP_NO_PARTNER"}),
+        None, {"SLAVE_DOWN", "LACP_INFO_UNPRIVILEGED"}, {"LACP_NO_PARTNER"}),
     "telegraf__8023ad_v3.5.0_no_active_aggregator.txt": (
         "LACP_NO_ACTIVE_AGGREGATOR", set(), {"LACP_INFO_UNPRIVILEGED"}),
     "checkmk__balance-rr_v3.7.1_no_slaves_miimon0_down.txt": (
@@ -48,7 +51,7 @@ PROC_SAMPLES: dict[str, tuple[str | None, set[str], set[str]]] = {
     "blackmetalz-linux-notes__8023ad_v3.7.1_partner_mac_zero_aggid_mismatch_slave_down.txt": (
         "LACP_NO_PARTNER", {"SLAVE_DOWN"}, {"LACP_INFO_UNPRIVILEGED"}),
     "huatuo__8023ad_v4.18.0-vendor_lacp_churn_slave_not_distributing.txt": (
-        "LINK_FLAPPING", {"LACP_NOT_DISTRIBUTING", "LACP_CHURN"}, {"LACP_NO_PARTNER"}),
+        None, {"LINK_FLAPPING", "LACP_NOT_DISTRIBUTING", "LACP_CHURN"}, {"LACP_NO_PARTNER"}),
     "huatuo__balance-rr_v4.18.0-vendor_no_slaves_down.txt": (
         "NO_SLAVES", {"NO_LINK_MONITORING", "BOND_DOWN"}, set()),
     "dashdiag__8023ad_v6.12-deb13_negotiated_healthy_EDITED.txt": (
@@ -133,7 +136,11 @@ def check_ip_8023ad_slaves(samples: Path) -> None:
 def check_ip_systemd(samples: Path) -> None:
     name = "issue-systemd-31338__ip_-d_link_show_bond_active_backup_no_slaves_down.txt"
     diagnosis = _diag_ip(samples, name, "bondtest")
-    assert diagnosis.root_cause.code == "BOND_DOWN"
+    # ip -d link only: the bond's own status file is missing, so the verdict is inconclusive and
+    # the critical finding is listed as seen, not called the root cause.
+    assert diagnosis.verdict == "inconclusive" and diagnosis.root_cause is None
+    assert "own state" in diagnosis.reasons[0]
+    assert diagnosis.findings[0].code == "BOND_DOWN"
     assert "SLOW_LINK_MONITOR" in diagnosis.codes()  # miimon 1000
     assert "NO_LINK_MONITORING" not in diagnosis.codes()
 
@@ -142,8 +149,9 @@ def check_ip_openshift(samples: Path) -> None:
     name = "issue-openshift-mco-3120__ip_-d_addr_bond0_8023ad_partner_mac_zero_EXCERPT.txt"
     diagnosis = _diag_ip(samples, name, "bond0")
     assert diagnosis.mode == "802.3ad"
-    assert diagnosis.root_cause.code == "LACP_NO_PARTNER"
-    assert diagnosis.root_cause.evidence[0].line.lstrip().startswith("bond mode 802.3ad")
+    assert diagnosis.verdict == "inconclusive" and diagnosis.root_cause is None  # no /proc/net/bonding
+    seen = next(f for f in diagnosis.findings if f.code == "LACP_NO_PARTNER")
+    assert seen.evidence[0].line.lstrip().startswith("bond mode 802.3ad")
 
 
 def check_ethtool_i(samples: Path) -> None:
@@ -182,9 +190,11 @@ def check_nmcli_synthetic(samples: Path) -> None:
 
 
 def check_sysfs_ttar(samples: Path) -> None:
-    # sysfs, which bondbot does not read: every parser must refuse it cleanly.
+    # node_exporter's sysfs archive (ttar), which no triage command prints: every parser, the two
+    # sysfs ones included, must refuse it cleanly.
     text = _read(samples, "node_exporter__sysfs_bonding_fixture_ttar_EXTRACT.txt")
-    for parse in (parse_proc_bonding, parse_ip_link, parse_ethtool, parse_nmcli, parse_ip_details):
+    for parse in (parse_proc_bonding, parse_ip_link, parse_ethtool, parse_nmcli, parse_ip_details,
+                  parse_bonding_masters, parse_sysfs_slaves, parse_nmcli_list):
         with pytest.raises(ParseError):
             parse(text)
 

@@ -28,7 +28,8 @@ def test_seed_incident_root_cause_and_evidence() -> None:
     assert ("ethtool eno1", "\tLink detected: no") in sources
     # The explanation follows the seed: why ip link says UP, the fix, what to watch out for.
     text = root.explanation
-    assert 'nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"' in text
+    # The profile's own name (connection.id), shell-quoted, and the option string quoted too.
+    assert "nmcli con modify bond0 bond.options mode=active-backup,miimon=100,primary=eno1" in text
     assert "mutually exclusive" in text and "maintenance window" in text
     assert "miimon=200" in text and "NO-CARRIER" in text
     assert root.facts["fix_commands"][1] == "nmcli con down bond0 && nmcli con up bond0"
@@ -46,7 +47,8 @@ def test_seed_incident_root_cause_and_evidence() -> None:
 
 def test_seed_json_shape() -> None:
     data = diagnose(seed_outputs()).to_json()
-    assert set(data) == {"bond", "mode", "root_cause", "findings"}
+    assert set(data) == {"bond", "mode", "verdict", "reasons", "root_cause", "risks", "findings"}
+    assert (data["verdict"], data["reasons"], data["risks"]) == ("diagnosed", [], [])
     assert data["root_cause"] == {"code": "NO_LINK_MONITORING", "severity": "critical",
                                   "summary": data["findings"][0]["summary"]}
     for f in data["findings"]:
@@ -82,8 +84,9 @@ def test_backup_without_carrier_is_slave_no_carrier() -> None:
                               "ethtool_eno1.txt": (SEED / "ethtool_eno2.txt").read_text()
                               .replace("eno2", "eno1")})
     diagnosis = diagnose(outputs)
-    assert diagnosis.root_cause.code == "SLAVE_NO_CARRIER"
-    assert diagnosis.root_cause.severity.value == "warning"  # a backup: no redundancy left
+    # A backup without carrier: no redundancy left, a warning; the bond itself works: healthy, 1 risk.
+    assert diagnosis.root_cause is None and diagnosis.verdict == "healthy"
+    assert [f.code for f in diagnosis.risks] == ["SLAVE_NO_CARRIER"]
 
 
 def test_failed_steps_are_reported_not_concluded() -> None:

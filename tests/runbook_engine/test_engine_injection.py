@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbooks.engine import load_runbook, render_command, run_triage
+from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES
 from runbooks.validation import InvalidValue
 from ssh_exec import HostNotAllowed, SshPool, load_inventory
 from tests.ssh.fixtures import seed_replay
@@ -90,6 +91,9 @@ def remote(sshd_server: SshServer, tmp_path_factory: pytest.TempPathFactory) -> 
     r.close()
 
 
+DISCOVERY = [shlex.split(c) for c in (BONDING_MASTERS, SYSFS_SLAVES, NM_LIST)]
+
+
 @COMMON
 @given(bond=values)
 def test_bond_argument_over_ssh(sshd_server: SshServer, remote: _Remote, bond: str) -> None:
@@ -109,23 +113,31 @@ def test_bond_argument_over_ssh(sshd_server: SshServer, remote: _Remote, bond: s
         return
     assert SAFE.fullmatch(bond)
     assert sorted(shlex.split(c) for c in received) == sorted(
-        [["cat", f"/proc/net/bonding/{bond}"], ["ip", "-d", "-j", "link", "show", bond], ["nmcli", "-t", "con", "show", bond]])
+        [["cat", f"/proc/net/bonding/{bond}"], ["ip", "-d", "-j", "link", "show", bond], *DISCOVERY])
 
 
 @settings(COMMON, max_examples=40)  # each example is a whole triage over SSH
 @given(slave=values)
 def test_slave_names_reported_by_the_host(sshd_server: SshServer, remote: _Remote, slave: str) -> None:
-    table = seed_replay()
-    proc = table["cat /proc/net/bonding/bond0"][1]
-    table["cat /proc/net/bonding/bond0"] = (0, proc.replace("Slave Interface: eno2", f"Slave Interface: {slave}"), "")
-    sshd_server.set_replay(table)
-    sshd_server.clear_log()
-    remote.run(run_triage(remote.pool, "test-host", diagnose=False))
-    for command in sshd_server.commands():
-        words = shlex.split(command)
-        assert words[:-1] in (["cat"], ["ip", "-d", "-j", "link", "show"], ["nmcli", "-t", "con", "show"],
-                              ["ip", "link", "show"], ["ethtool"]), command
-        assert SAFE.fullmatch(words[-1].removeprefix("/proc/net/bonding/")), command
+    # The ports come from sysfs (and from /proc/net/bonding when that read fails): hostile in both.
+    for sysfs_fails in (False, True):
+        table = seed_replay()
+        proc = table["cat /proc/net/bonding/bond0"][1]
+        table["cat /proc/net/bonding/bond0"] = (0, proc.replace("Slave Interface: eno2", f"Slave Interface: {slave}"), "")
+        table[SYSFS_SLAVES] = (2, "", "grep: denied\n") if sysfs_fails else (
+            0, f"/sys/class/net/bond0/bonding/slaves:eno1 {slave}\n", "")
+        sshd_server.set_replay(table)
+        sshd_server.clear_log()
+        remote.run(run_triage(remote.pool, "test-host", diagnose=False))
+        for command in sshd_server.commands():
+            words = shlex.split(command)
+            if words in DISCOVERY:
+                continue
+            assert words[:-1] in (["cat"], ["ip", "-d", "-j", "link", "show"], ["nmcli", "-t", "con", "show", "uuid"],
+                                  ["ip", "link", "show"], ["ethtool"]), command
+            last = words[-1].removeprefix("/proc/net/bonding/")
+            assert (re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", last) if words[0] == "nmcli"
+                    else SAFE.fullmatch(last)), command
 
 
 @COMMON

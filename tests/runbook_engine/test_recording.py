@@ -13,7 +13,8 @@ from incidents import IncidentStore
 from tests.ssh.fixtures import SshTestHost, seed_replay
 
 BONDBOT = Path(sys.executable).parent / "bondbot"
-SEED_STEPS = ["proc_bonding", "ip_details", "nmcli", "ip_link eno1", "ip_link eno2", "ethtool eno1", "ethtool eno2"]
+SEED_STEPS = ["discover bonds", "discover slaves", "discover nm_profiles", "proc_bonding", "ip_details",
+              "nmcli 6d1f9b3e-2a4c-4f7e-9c1a-5b8e0d7f3a21", "ip_link eno1", "ip_link eno2", "ethtool eno1", "ethtool eno2"]
 
 
 def _bondbot(*args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,12 +51,12 @@ def test_record_creates_a_diagnosed_incident_with_every_step(ssh_host: SshTestHo
     assert incident.requester.startswith("cli:") and incident.channel == "cli"
     steps = [e.payload for e in events if e.kind == "triage_step"]
     assert [s["step"] for s in steps] == SEED_STEPS
-    proc_bonding = steps[0]
+    proc_bonding = steps[3]
     assert proc_bonding["command"] == "cat /proc/net/bonding/bond0" and proc_bonding["exit_status"] == 0
     assert "MII Polling Interval (ms): 0" in proc_bonding["stdout"]  # the raw output, as the host sent it
     assert {"sent", "status", "duration", "stderr", "truncated", "timed_out"} <= set(proc_bonding)
     kinds = [e.kind for e in events]
-    assert kinds == ["opened", *["triage_step"] * 7, "diagnosis", "root_cause", "status_change"]
+    assert kinds == ["opened", *["triage_step"] * 10, "diagnosis", "root_cause", "status_change"]
     diagnosis = next(e.payload for e in events if e.kind == "diagnosis")
     assert diagnosis["root_cause"]["code"] == "NO_LINK_MONITORING"
     assert all("explanation" in f for f in diagnosis["findings"])
@@ -77,7 +78,7 @@ def test_record_into_existing_incident_with_database_url_option(ssh_host: SshTes
     with IncidentStore.open(db) as store:
         events = store.events(incident_id)
         assert store.get(incident_id).status.value == "diagnosed" and store.verify(incident_id).ok
-    assert [e.kind for e in events].count("triage_step") == 7 and len(_store_ids(db)) == 1
+    assert [e.kind for e in events].count("triage_step") == 10 and len(_store_ids(db)) == 1
 
 
 def test_unknown_incident_exits_2_and_contacts_nothing(ssh_host: SshTestHost, tmp_path: Path) -> None:

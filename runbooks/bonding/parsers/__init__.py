@@ -7,7 +7,7 @@ on text that is not that command's output. They never run anything.
 from .errors import ParseError
 from .ethtool import EthtoolInfo, parse_ethtool
 from .ip_link import BondDetails, IpLink, parse_ip_details, parse_ip_link
-from .nmcli import NmcliConnection, parse_nmcli
+from .nmcli import NmcliConnection, NmcliListRow, parse_nmcli, parse_nmcli_list
 from .proc_bonding import (
     Ad8023Info,
     AggregatorInfo,
@@ -17,6 +17,7 @@ from .proc_bonding import (
     ProcSlave,
     parse_proc_bonding,
 )
+from .sysfs import parse_bonding_masters, parse_sysfs_slaves
 
 __all__ = [
     "Ad8023Info",
@@ -27,12 +28,16 @@ __all__ = [
     "LacpPduDetails",
     "LacpPortState",
     "NmcliConnection",
+    "NmcliListRow",
     "ParseError",
     "ProcBonding",
     "ProcSlave",
+    "parse_bonding_masters",
     "parse_ethtool",
     "parse_ip_details",
     "parse_ip_link",
     "parse_nmcli",
+    "parse_nmcli_list",
     "parse_proc_bonding",
+    "parse_sysfs_slaves",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .errors import ParseError
 
-__all__ = ["NmcliConnection", "parse_bond_options", "parse_nmcli"]
+__all__ = ["NmcliConnection", "NmcliListRow", "parse_bond_options", "parse_nmcli", "parse_nmcli_list", "split_terse"]
 
 _KEY_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+|\[\d+\])+):(.*)$")
 _RULE_RE = re.compile(r"^[=-]{5,}$")
@@ -133,3 +133,56 @@ def parse_nmcli(text: str, source: str = "nmcli con show") -> NmcliConnection:
         raise ParseError(source, 0, "", "no connection.id, connection.uuid or bond.options: "
                          "not nmcli con show output of a profile")
     return conn
+
+
+@dataclass(frozen=True)
+class NmcliListRow:
+    """One profile of ``nmcli -t -f UUID,TYPE,DEVICE,NAME connection show``.
+
+    ``device`` is the device the profile is active on ("" when inactive): the device's active
+    connection is the row whose ``device`` is the bond's name.
+    """
+
+    uuid: str
+    type: str
+    device: str
+    name: str
+    line: str
+
+
+def split_terse(line: str) -> list[str]:
+    """Split an ``nmcli -t`` line on unescaped ':' and unescape ``\\:`` and ``\\\\`` in each field."""
+    fields, cur, esc = [], [], False
+    for ch in line:
+        if esc:
+            cur.append(ch)
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif ch == ":":
+            fields.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    fields.append("".join(cur))
+    return fields
+
+
+def parse_nmcli_list(text: str, source: str = "nmcli -t -f UUID,TYPE,DEVICE,NAME connection show") -> list[NmcliListRow]:
+    """Parse the terse profile list (fields UUID, TYPE, DEVICE, NAME in that order).
+
+    Format: one line per profile, four fields separated by ':'; a ':' or '\\' inside a field (a
+    profile name such as ``Bond: "uplink"``) is escaped with a backslash. An empty list is valid.
+    """
+    rows: list[NmcliListRow] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line:
+            continue
+        fields = split_terse(line)
+        if len(fields) != 4:
+            raise ParseError(source, n, line, f"expected 4 ':'-separated fields (UUID:TYPE:DEVICE:NAME), got {len(fields)}")
+        uuid, type_, device, name = fields
+        if not re.fullmatch(r"[0-9a-fA-F-]{36}", uuid):
+            raise ParseError(source, n, line, f"{uuid!r} is not a connection UUID")
+        rows.append(NmcliListRow(uuid, type_, device, name, line))
+    return rows
