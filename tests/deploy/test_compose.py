@@ -25,6 +25,9 @@ PATH_VARS = ("BONDBOT_INVENTORY", "BONDBOT_SLACK_AUTHZ", "BONDBOT_KNOWN_HOSTS", 
 
 
 def _podman_compose() -> str | None:
+    """podman-compose with a ``config`` command, and podman, which it runs first (``podman version``)."""
+    if shutil.which("podman") is None:
+        return None
     local = Path(sys.executable).parent / "podman-compose"
     for exe in (str(local), shutil.which("podman-compose")):
         if exe and Path(exe).exists():
@@ -62,7 +65,7 @@ def _mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
 def test_podman_compose_accepts_it() -> None:
     exe = _podman_compose()
     if exe is None:
-        pytest.skip("podman-compose with 'config' is not installed (pip install podman-compose)")
+        pytest.skip("podman-compose with 'config' (pip install podman-compose) or podman (apt-get install podman) missing")
     broken = COMPOSE.read_text().replace("condition: service_healthy", "condition: service_happy")
     bad = DEPLOY / ".compose-broken-test.yaml"
     bad.write_text(broken)
