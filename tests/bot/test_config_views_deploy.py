@@ -31,7 +31,7 @@ def test_manifest_names_the_command_socket_mode_and_scopes() -> None:
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
-    assert compose["services"]["bondbot"]["build"]["dockerfile"] == "deploy/Containerfile"
+    assert compose["services"]["bondbot-1"]["build"]["dockerfile"] == "deploy/Containerfile"  # tests/deploy: the rest
     assert "ENTRYPOINT [\"bondbot\", \"serve\"]" in (REPO / "deploy" / "Containerfile").read_text()
     assert "ExecStart=/opt/bondbot/venv/bin/bondbot serve" in (REPO / "deploy" / "bondbot.service").read_text()
     load_policy(REPO / "deploy" / "authz.example.yaml", env={})
