@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import socket
 import time
 from collections.abc import Sequence
@@ -358,7 +359,7 @@ class SshPool:
                 f"{name}: HOST KEY CHANGED. {host.known_hosts_pattern} presented {seen_desc}, but bondbot's "
                 f"known_hosts ({self.known_hosts_path}) has {old}. This may be a man-in-the-middle attack; "
                 f"nothing was run. If the host was reinstalled and you have verified the new key out of band, "
-                f"run `bondbot hosts trust {name}` to replace it.",
+                f"run `bondbot hosts trust {shlex.quote(name)}` to replace it.",
                 host=name,
                 fingerprint=seen_fp,
             )
@@ -367,7 +368,7 @@ class SshPool:
         return HostKeyUnknown(
             f"{name}: host key unknown. {host.known_hosts_pattern} presented {seen_desc}, which is not in "
             f"bondbot's known_hosts ({self.known_hosts_path}); nothing was run. Check the fingerprint on "
-            f"the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then run `bondbot hosts trust {name}`.",
+            f"the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then run `bondbot hosts trust {shlex.quote(name)}`.",
             host=name,
             fingerprint=seen_fp,
         )

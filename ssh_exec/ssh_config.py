@@ -22,6 +22,7 @@ name by itself). Negated patterns never allow a name.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -96,11 +97,70 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+_TOKEN_CACHE: dict[tuple[Path, int, int], list[tuple[int, str | None, Any]]] = {}
+
+
+def _tokenize(path: Path) -> list[tuple[int, str | None, Any]] | str:
+    """``path``'s lines as (line number, option lowercased, args), or (line, None, error); read once
+    per file version (an inventory resolves every alias against the same files)."""
+    try:
+        st = path.stat()
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key in _TOKEN_CACHE:
+            return _TOKEN_CACHE[key]
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    out: list[tuple[int, str | None, Any]] = []
+    for line_no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        first = re.match(r"([A-Za-z][A-Za-z0-9]*)\s*(=\s*|\s+|$)", line)
+        loption = first.group(1).lower() if first else ""
+        if loption in _WHOLE_LINE:
+            out.append((line_no, loption, [line[first.end():].strip()] if first else []))  # type: ignore[union-attr]
+            continue
+        try:
+            split = shlex.split(_strip_comment(line))
+        except ValueError as exc:
+            out.append((line_no, None, f"{exc}: {line!r}"))
+            continue
+        args: list[str] = []
+        for i, arg in enumerate(split):
+            if i == 0:
+                opt, _, val = arg.partition("=")
+                loption = opt.lower()
+                if val:
+                    args.append(val)
+            elif i == 1 and not args and arg.startswith("="):
+                if len(arg) > 1:
+                    args.append(arg[1:])
+            else:
+                args.append(arg)
+        out.append((line_no, loption, args))
+    if len(_TOKEN_CACHE) > 256:
+        _TOKEN_CACHE.clear()
+    _TOKEN_CACHE[key] = out
+    return out
+
+
+@functools.lru_cache(maxsize=1)
 def _config_class() -> type:
     """asyncssh's SSHClientConfig with bondbot's fixes (imported lazily: asyncssh costs ~90 ms)."""
     from asyncssh.config import SSHClientConfig
+    from asyncssh.pattern import WildcardPatternList
+
+    patterns = functools.lru_cache(maxsize=4096)(WildcardPatternList)
+
+    def match_host(self: Any, option: str, args: list[str]) -> None:
+        # asyncssh's Host handler, with the pattern list compiled once per pattern, not per alias
+        self._matching = patterns(",".join(args)).matches(self._orig_host)
+        args.clear()
 
     class _Config(SSHClientConfig):  # type: ignore[misc, valid-type]
+        _handlers = dict(SSHClientConfig._handlers, host=("Host", match_host))
+
         def __init__(self, host: str, user: Any, port: Any, collect: bool = False, final: bool = False) -> None:
             super().__init__(None, False, False, final, getpass.getuser(), user, host, port)  # type: ignore[arg-type]
             self.origins: dict[str, list[str]] = {}
@@ -131,40 +191,18 @@ def _config_class() -> type:
             self._path, self._line_no, self._matching = path, 0, True
             if path not in self.files:
                 self.files.append(path)
-            try:
-                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError as exc:
-                self.errors.append((str(path), f"cannot read: {exc.strerror or exc}"))
+            tokens = _tokenize(path)
+            if isinstance(tokens, str):
+                self.errors.append((str(path), tokens))
                 self._depth -= 1
                 return
-            for raw in lines:
-                self._line_no += 1
-                line = raw.strip()
-                if not line or line[0] == "#":
+            for line_no, loption, args_or_error in tokens:
+                self._line_no = line_no
+                if loption is None:
+                    self.errors.append((self._where(), str(args_or_error)))
                     continue
-                first = re.match(r"([A-Za-z][A-Za-z0-9]*)\s*(=\s*|\s+|$)", line)
-                loption = first.group(1).lower() if first else ""
-                if loption in _WHOLE_LINE:
-                    args = [line[first.end():].strip()] if first else []  # type: ignore[union-attr]
-                else:
-                    try:
-                        split = shlex.split(_strip_comment(line))
-                    except ValueError as exc:
-                        self.errors.append((self._where(), f"{exc}: {line!r}"))
-                        continue
-                    args = []
-                    for i, arg in enumerate(split):
-                        if i == 0:
-                            opt, eq, val = arg.partition("=")
-                            loption = opt.lower()
-                            if val:
-                                args.append(val)
-                        elif i == 1 and not args and arg.startswith("="):
-                            if len(arg) > 1:
-                                args.append(arg[1:])
-                        else:
-                            args.append(arg)
-                if loption == "host":
+                args = list(args_or_error)
+                if loption == "host" and self._collect:
                     self.host_patterns.append(([a for p in args for a in p.split(",")], self._where()))
                 if loption == "include" and self._collect:
                     self._matching = True  # collecting Host lines: follow every Include
