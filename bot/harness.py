@@ -69,6 +69,7 @@ class RunningBot:
 
     async def stop(self) -> None:
         await self.bot.drain()
+        await self.bot.supervisor.stop()
         self.bot.cancel_timers()
         if self.http is not None:
             await self.http.stop()
@@ -96,6 +97,7 @@ async def start_bot(
         socket_mode=mode == "socket",
     )
     running = RunningBot(slack, app, bot, mode)
+    await bot.supervisor.start()  # heartbeat and recovery scan, as in ``bondbot serve``
     if mode == "http":
         running.http = await start_http(app)
         if slack.request_url is None:

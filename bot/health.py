@@ -83,8 +83,10 @@ class HealthCheck:
         slack_connected: Callable[[], Awaitable[bool]] | None = None,
         store_timeout_s: float = 3.0,
         cache_s: float = 1.0,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
-        """``mode`` is ``"socket"`` (``slack_connected`` required) or ``"http"``."""
+        """``mode`` is ``"socket"`` (``slack_connected`` required) or ``"http"``. ``draining`` says
+        the bot is shutting down (``bot.recovery``): then it is not ready for new work."""
         if mode not in ("socket", "http"):
             raise ValueError(f"mode must be 'socket' or 'http', got {mode!r}")
         if mode == "socket" and slack_connected is None:
@@ -96,6 +98,7 @@ class HealthCheck:
         self._cache_s = cache_s
         self._store_result: tuple[float, dict[str, Any]] | None = None
         self._store_lock = asyncio.Lock()
+        self._draining = draining
 
     async def _slack(self) -> dict[str, Any]:
         if self._mode == "http":
@@ -129,7 +132,10 @@ class HealthCheck:
     async def check(self) -> HealthReport:
         """Both checks, concurrently."""
         slack, store = await asyncio.gather(self._slack(), self._store_check())
-        return HealthReport({"slack": slack, "store": store})
+        checks = {"slack": slack, "store": store}
+        if self._draining is not None and self._draining():
+            checks["accepting_work"] = {"ok": False, "detail": "shutting down: finishing running work, taking none"}
+        return HealthReport(checks)
 
 
 def add_health_routes(web_app: Any, health: HealthCheck) -> None:

@@ -18,6 +18,8 @@ are ignored here and still appear in the exported timeline):
   offered (shown until the action is offered again).
 * ``refusal``   ``{"action", "user", "reason", "plan_hash", "stale": bool}`` — a click refused.
 * ``export``    written by ``IncidentStore.record_export``.
+* ``interrupted`` written by ``IncidentStore.record_interruption`` (``work``, ``reason``, for a change
+  ``phase`` and ``host_state``): the work stopped without a result (see ``bot.recovery``).
 """
 
 from __future__ import annotations
@@ -62,11 +64,8 @@ def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
     root = next((f for f in findings if f.code == root_code), None)
     if root is None and data.get("root_cause"):
         root = _finding(data["root_cause"])
-    verdict = str(data.get("verdict") or "")  # absent in diagnoses logged before verdicts existed
     return Diagnosis(
-        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings,
-        verdict=verdict if verdict in ("diagnosed", "healthy", "inconclusive") else "",
-        reasons=tuple(str(r) for r in data.get("reasons") or ()),
+        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings
     )
 
 
@@ -120,6 +119,7 @@ def card_from_log(
     stale: dict[str, str] = {}
     exports: list[str] = []
     notes: list[str] = []
+    interrupted: str | None = None
     for index, event in enumerate(events):
         payload = event.payload
         if _is_offer(event):
@@ -143,6 +143,11 @@ def card_from_log(
             action = str(payload["plan_error"].get("action", ""))
             what = "Fix" if action == "fix" else "Failover test"
             plan_errors.append((index, action, f"{what} not offered: {payload['plan_error'].get('error', '')}"))
+        elif event.kind == "interrupted":
+            what = {"fix": "the fix", "failover_test": "the failover test"}.get(str(payload.get("work")), "the triage")
+            interrupted = f"{what} stopped without a result: {payload.get('reason', '')}"
+            if payload.get("host_state"):
+                interrupted += f". Host now: {payload['host_state']}"
         elif event.kind == "export":
             fmt, sha = _mrkdwn_escape(str(payload.get("format", "?"))), _mrkdwn_escape(str(payload.get("sha256", ""))[:12])
             exports.append(f"Timeline exported as {fmt} by {_who(event.actor)} (sha256 {sha}…)")
@@ -199,6 +204,7 @@ def card_from_log(
         outcomes=tuple(outcomes),
         exports=tuple(exports),
         notes=tuple(notes),
+        interrupted=interrupted,
     )
 
 

@@ -178,14 +178,20 @@ class SshServer:
 
     # --- what the host answers -----------------------------------------------------------------
 
-    def set_replay(self, table: Replay) -> None:
-        """Answer from ``table`` from now on (replaces the previous table atomically)."""
+    def set_replay(self, table: Replay, *, delays: Mapping[str, float] | None = None) -> None:
+        """Answer from ``table`` from now on (replaces the previous table atomically).
+
+        ``delays`` makes the host slow: it waits that many seconds before answering a command
+        (e.g. to stop or kill the bot in the middle of a triage or a change).
+        """
         self._replays += 1
         target = self.workdir / f"replay.{self._replays}"
         target.mkdir(mode=0o755)
         lines = ['case "$cmd" in']
         for command, (status, stdout, stderr) in table.items():
             lines.append(f"{_sh_literal(command)})")
+            if delays and delays.get(command):
+                lines.append(f"  sleep {float(delays[command]):.3f}")
             lines.append(f"  printf '%s' {_sh_literal(stdout)}")
             lines.append(f"  printf '%s' {_sh_literal(stderr)} >&2")
             lines.append(f"  exit {int(status)};;")

@@ -5,16 +5,30 @@ Configuration comes from the environment so that secrets never sit in a command 
 ``SLACK_API_URL`` (another Web API base URL, e.g. a local stand-in), ``BONDBOT_SLACK_AUTHZ``
 (the authorization YAML, see ``bot.authz``). slack-bolt and friends are imported only when the
 command runs, so other commands do not pay for them.
+
+Stopping: SIGTERM (``systemctl stop``, ``docker stop``, a Kubernetes rollout) and SIGINT (Ctrl-C)
+stop it gracefully: new commands and clicks are answered "bondbot is restarting, try again"
+(Slack does not retry slash commands or clicks, so an unanswered one would just fail), ``/healthz``
+turns 503 so load balancers stop routing here, running triages and changes get ``--grace-period``
+seconds (``BONDBOT_SHUTDOWN_GRACE``, default 25) to finish, and whatever is still running then is
+cancelled and recorded as interrupted (``bot.recovery``) before the connections close and the
+process exits 0. A second signal cuts the grace period short. Work of a replica that died without
+this (``kill -9``) is found by the others through its lease (``--lease-seconds``).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 
-__all__ = ["register", "serve"]
+__all__ = ["DEFAULT_GRACE_S", "register", "serve", "serve_bot"]
+
+#: Default grace period on SIGTERM (the same as ``bot.recovery.DEFAULT_GRACE_S``; a test checks).
+DEFAULT_GRACE_S = 25.0
 
 
 def _require(name: str, why: str) -> str:
@@ -37,6 +51,15 @@ def serve(
         help="Also serve /healthz and /livez on this port (Socket Mode's only health endpoint; in HTTP mode they are on --port too).",
     ),
     health_host: str = typer.Option("127.0.0.1", "--health-host", envvar="BONDBOT_HEALTH_HOST", help="Health listener address."),
+    grace_period: float = typer.Option(
+        DEFAULT_GRACE_S, "--grace-period", envvar="BONDBOT_SHUTDOWN_GRACE", min=0, max=3600,
+        help="On SIGTERM/SIGINT, seconds running work gets to finish before it is recorded as interrupted. "
+             "Give the service manager at least this + 15 s before it kills the process.",
+    ),
+    lease_seconds: float = typer.Option(
+        30.0, "--lease-seconds", envvar="BONDBOT_LEASE_SECONDS", min=0.5, max=3600,
+        help="A replica silent this long is presumed dead; another records its running work as interrupted.",
+    ),
 ) -> None:
     """Run the /bond Slack bot until interrupted."""
     token = _require("SLACK_BOT_TOKEN", "the bot token, xoxb-...")
@@ -61,19 +84,19 @@ def serve(
     import asyncio
 
     asyncio.run(_run(token, app_token, secret, policy, http=http, host=host, port=port,
-                     health_host=health_host, health_port=health_port))
+                     health_host=health_host, health_port=health_port, grace_s=grace_period,
+                     lease_s=lease_seconds))
 
 
 async def _run(
     token: str, app_token: str | None, secret: str | None, policy: object, *, http: bool, host: str, port: int,
-    health_host: str = "127.0.0.1", health_port: int | None = None,
+    health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
+    lease_s: float = 30.0,
 ) -> None:
-    import asyncio
     import logging
 
-    from bot.app import BotDeps, build_app
-    from bot.health import HealthCheck, socket_mode_connected, start_health_server
-    from bot.server import make_web_client, start_http, start_socket_mode
+    from bot.app import BotDeps
+    from bot.recovery import LeaseSettings
     from bot.wiring import EngineRemediation, EngineTriage
     from incidents import IncidentStore
     from ssh_exec import SshPool, load_inventory
@@ -83,35 +106,81 @@ async def _run(
     pool = SshPool(load_inventory())
     deps = BotDeps(
         store=store, triage=EngineTriage(pool, store), policy=policy,  # type: ignore[arg-type]
-        remediation=EngineRemediation(pool, store),
+        remediation=EngineRemediation(pool, store), leases=LeaseSettings(ttl_s=lease_s),
     )
+    try:
+        await serve_bot(deps, token, app_token, secret, http=http, host=host, port=port,
+                        health_host=health_host, health_port=health_port, grace_s=grace_s)
+    finally:
+        await pool.close()
+        store.close()
+
+
+async def serve_bot(
+    deps: Any, token: str, app_token: str | None, secret: str | None, *, http: bool, host: str, port: int,
+    health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
+) -> None:
+    """Serve ``deps`` (a ``bot.app.BotDeps``) until SIGTERM or SIGINT, then shut down gracefully."""
+    import asyncio
+
+    from bot.app import build_app
+    from bot.health import HealthCheck, socket_mode_connected, start_health_server
+    from bot.server import make_web_client, start_http, start_socket_mode
+
+    store = deps.store
     client = make_web_client(token, os.environ.get("SLACK_API_URL") or None)
     app, bot = build_app(deps, client=client, signing_secret=secret, socket_mode=not http)
+    loop = asyncio.get_running_loop()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signal.Signals(signum).name)
+        if stop.is_set():
+            hurry.set()  # a second signal: do not wait for the rest of the grace period
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     health_server = None
+    server = handler = None
+    draining = lambda: bot.supervisor.draining  # noqa: E731
     try:
         if http:
-            health = HealthCheck(store, mode="http")
+            health = HealthCheck(store, mode="http", draining=draining)
             server = await start_http(app, host=host, port=port, health=health)
             typer.echo(f"bondbot: serving Slack requests on {server.url} (HTTP, signed)")
         else:
             handler = await start_socket_mode(app, app_token or "")
-            health = HealthCheck(store, mode="socket", slack_connected=socket_mode_connected(handler))
+            health = HealthCheck(store, mode="socket", slack_connected=socket_mode_connected(handler),
+                                 draining=draining)
             typer.echo("bondbot: connected to Slack over Socket Mode")
         if health_port is not None and not (http and health_port == port):
             health_server = await start_health_server(health, host=health_host, port=health_port)
             typer.echo(f"bondbot: health on http://{health_host}:{health_server.port}/healthz")
-        await asyncio.Event().wait()
+        await bot.supervisor.start()
+        typer.echo(f"bondbot: replica {bot.supervisor.replica_id}; on SIGTERM running work gets {grace_s:g} s")
+        await stop.wait()
+        typer.echo(f"bondbot: {received[0]} received: taking no new work, finishing running work "
+                   f"(grace period {grace_s:g} s)")
+        shutdown = asyncio.ensure_future(bot.supervisor.shutdown(grace_s, hurry=hurry))
+        report = await shutdown
+        cut = f", recorded interrupted: {', '.join(report.interrupted)}" if report.interrupted else ""
+        typer.echo(f"bondbot: stopped after {report.seconds:g} s: {report.finished} task(s) finished{cut}")
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await bot.supervisor.stop()
         if health_server is not None:
             await health_server.stop()
-        await bot.drain()
         bot.cancel_timers()
-        if http:
+        if server is not None:
             await server.stop()
-        else:
+        if handler is not None:
             await handler.close_async()
-        await pool.close()
-        store.close()
+        session = getattr(client, "session", None)
+        if session is not None:
+            await session.close()
 
 
 def register(app: typer.Typer) -> None:

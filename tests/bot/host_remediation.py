@@ -56,6 +56,9 @@ class HostRemediation:
     gate: asyncio.Event | None = None
     #: Like the real one: no failover test while the bond has no link monitoring.
     require_monitor: bool = False
+    #: An ``IncidentStore``: when given, a run is logged like the real remediation's (the rollback
+    #: note before the first command of a fix, then each command with its result once it ran).
+    store: Any = None
 
     def failover_methods(self) -> tuple[str, ...]:
         return self.methods
@@ -85,25 +88,36 @@ class HostRemediation:
         return Plan(host, bond, TEST_COMMANDS, ("ip link set eno1 up",), "fail eno1 over to eno2",
                     "host: carrier loss on the active slave eno1 (ip link set eno1 down)")
 
-    async def _run(self, kind: str, plan: Plan, approved_hash: str) -> Result:
+    async def _run(self, kind: str, plan: Plan, approved_hash: str, incident_id: str = "", actor: str = "") -> Result:
         self.applied.append((kind, plan.host))
         self.approved_hashes.append(approved_hash)
         if approved_hash != plan.plan_hash:
             return Result(False, "approved hash differs")
         if self.gate is not None:
             await self.gate.wait()
+        log = self.store is not None and incident_id
+        if log and kind == "fix":
+            await asyncio.to_thread(
+                self.store.add_rollback_note, incident_id, actor=actor, before={"miimon": 0},
+                restore_commands=list(plan.rollback), for_change=plan.title,
+            )
         failures = []
         for command in plan.commands:
             result = await self.pool.run(plan.host, command)
+            if log:
+                await asyncio.to_thread(
+                    self.store.append, incident_id, actor=actor, kind="command",
+                    payload={"command": command, "host": plan.host, "exit_status": result.exit_status},
+                )
             if result.exit_status != 0:
                 failures.append(f"{command}: exit {result.exit_status}")
         return Result(not failures, "; ".join(failures) or f"{len(plan.commands)} commands ran")
 
     async def apply_fix(self, plan: Plan, *, incident_id: str, actor: str, approved_hash: str) -> Result:
-        return await self._run("fix", plan, approved_hash)
+        return await self._run("fix", plan, approved_hash, incident_id, actor)
 
     async def run_failover_test(self, plan: Plan, *, incident_id: str, actor: str, approved_hash: str,
                                 notify: Callable[[str], Awaitable[None]]) -> Result:
         if plan.method.startswith("manual"):
             await notify("Shut the switch port of eno1 now.")
-        return await self._run("failover_test", plan, approved_hash)
+        return await self._run("failover_test", plan, approved_hash, incident_id, actor)
