@@ -225,7 +225,7 @@ def main() -> None:
         print(f"\nAudit of {len(names)} inventory entries (all served by the one test sshd), concurrency {args.concurrency}")
         elapsed, rss_mb, data = run_audit(env, args.concurrency)
         load = os.getloadavg()[0]
-        diagnosed = sum(1 for h in data["hosts"] if h["status"] == "diagnosed")
+        diagnosed = sum(1 for h in data["hosts"] if h["status"] == "diagnosed")  # root cause found
         print(f"  {'bondbot audit':<34}{elapsed:8.1f} s   peak RSS {rss_mb:.0f} MB   "
               f"({diagnosed}/{len(names)} diagnosed; targets < 30 s, < 200 MB)")
         print(f"  (load average during the run: {load:.1f} on {os.cpu_count()} CPUs; other work slows every figure)")

@@ -11,10 +11,12 @@ from typing import Any, NoReturn
 
 import typer
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_UNREACHABLE", "fail", "load_inventory_or_exit", "print_step_table", "print_diagnosis"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_UNREACHABLE", "EXIT_INCONCLUSIVE", "EXIT_NO_BOND", "fail", "load_inventory_or_exit", "print_step_table", "print_diagnosis"]
 
 EXIT_BAD_INPUT = 2  # unknown host, invalid value, unreadable inventory: nothing was contacted
 EXIT_UNREACHABLE = 3  # the host could not be reached or its key is not trusted
+EXIT_INCONCLUSIVE = 4  # triage: a bond's state could not be fully read (audit: a host unreachable or inconclusive)
+EXIT_NO_BOND = 5  # triage: the host has no bond at all
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -32,43 +34,68 @@ def load_inventory_or_exit(path: Path | None) -> Any:
 
 
 def print_diagnosis(console: Any, result: Any) -> None:
+    """The verdict of one bond: the root cause with its evidence, "inconclusive" with what could
+    not be read (never "healthy"), or "healthy" with its risks. Host-sourced text is shown with
+    control characters escaped (a profile name must not drive the terminal)."""
     from rich.panel import Panel
     from rich.text import Text
 
+    from ssh_exec.inventory import safe_text
+
     d = result.diagnosis
     if d is None:
-        console.print(Text(f"No diagnosis: {result.diagnosis_error}", style="red"))
+        console.print(Text(f"No diagnosis: {safe_text(result.diagnosis_error)}", style="red"))
         return
-    console.print(Text(f"{result.host.name}: bond {d.bond} (mode {d.mode})", style="bold"))
-    if d.root_cause is None:
-        console.print(Panel(Text("No root cause found: the bond looks healthy on what was checked."), style="green"))
+    console.print(Text(safe_text(f"{result.host.name}: bond {d.bond} (mode {d.mode})"), style="bold"))
+    if d.verdict == "inconclusive":
+        body = Text("Not healthy, not diagnosed: the bond's state could not be fully read.\n", style="bold")
+        for reason in d.reasons:
+            body.append(f"  - {safe_text(reason)}\n", style="")
+        console.print(Panel(body, title="Inconclusive", style="yellow"))
+    elif d.root_cause is None:
+        risks = d.risks
+        text = "Healthy: no root cause in what was read."
+        if risks:
+            text += f" {len(risks)} risk{'s' if len(risks) != 1 else ''}:"
+        body = Text(text + "\n", style="bold")
+        for f in risks:
+            body.append(f"  [{f.severity.value}] {f.code}: {safe_text(f.summary)}\n", style="")
+        console.print(Panel(body, title="Healthy" + (f", {len(risks)} risk{'s' if len(risks) != 1 else ''}" if risks else ""),
+                            style="green"))
     else:
         root = d.root_cause
-        body = Text(root.summary + "\n", style="bold")
+        body = Text(safe_text(root.summary) + "\n", style="bold")
         if root.explanation:
-            body.append(root.explanation.strip() + "\n", style="")
+            body.append(safe_text(root.explanation.strip()) + "\n", style="")
         for ev in root.evidence:
-            body.append(f"  {ev.source}: ", style="dim").append(ev.line + "\n", style="")
+            body.append(f"  {safe_text(ev.source)}: ", style="dim").append(safe_text(ev.line) + "\n", style="")
         style = "red" if root.severity.value == "critical" else "yellow"
         console.print(Panel(body, title=f"Root cause: {root.code} ({root.severity.value})", style=style))
-    others = [f for f in d.findings if f is not d.root_cause]
+    shown = set(d.risks) if d.root_cause is None and d.verdict != "inconclusive" else set()
+    others = [f for f in d.findings if f is not d.root_cause and f not in shown]
     for f in others:
-        console.print(f"  [{f.severity.value}] {f.code}: {f.summary}", markup=False, highlight=False)
+        console.print(f"  [{f.severity.value}] {f.code}: {safe_text(f.summary)}", markup=False, highlight=False)
 
 
-def print_step_table(console: Any, result: Any) -> None:
+def print_step_table(console: Any, result: Any, steps: Any = None, title: str = "Steps") -> None:
     from rich.table import Table
 
-    table = Table(title="Steps", title_justify="left", show_edge=False)
+    table = Table(title=title, title_justify="left", show_edge=False)
     for col in ("step", "command", "exit", "time", "status"):
         table.add_column(col, justify="right" if col in {"exit", "time"} else "left")
-    for r in result.steps:
+    for r in (result.steps if steps is None else steps):
         exit_ = "-" if r.exit_status is None else str(r.exit_status)
         status = r.status if not r.reason else f"{r.status}: {r.reason}"
         style = {"ok": "green", "partial": "yellow", "skipped": "dim"}.get(r.status, "red")
         table.add_row(r.step, r.result.command if r.result else r.command, exit_, f"{r.duration:.3f}s",
-                      f"[{style}]{_escape(status)}[/]")
+                      f"[{style}]{_escape(_safe(status))}[/]")
     console.print(table)
+
+
+def _safe(text: str) -> str:
+    from ssh_exec.inventory import safe_text
+
+    return safe_text(text)
 
 
 def _escape(text: str) -> str:

@@ -1,8 +1,19 @@
-"""``bondbot audit [GROUP ...]``: the triage on many hosts, grouped by root cause.
+"""``bondbot audit [GROUP ...]``: the triage on many hosts, every bond of each, grouped by verdict.
 
 Each host gets one connection, closed once its triage is done (1,000 hosts must fit in little
-memory); at most ``--concurrency`` hosts are in flight. Unreachable hosts are listed with the error
-that says why. Exit status: 0 the audit ran, 2 bad input (unknown group, bad inventory).
+memory); at most ``--concurrency`` hosts are in flight. Each host's bonds are the inventory's
+``bond:`` (or ``--bond``), else every bond the host has. One row per bond (one per host when it
+has no bond or could not be read). Failures are grouped by kind in the text output, each host
+named once, with what went wrong.
+
+Row ``status``: ``diagnosed`` (root cause found), ``healthy`` (maybe with risks),
+``inconclusive`` (the bond's state, or the host's bond list, could not be fully read),
+``no-bond``, ``bond-not-found`` (the bond named for the host is not on it), ``unreachable``,
+``error`` (anything else).
+
+Exit status: 0 every host reached and every bond conclusive (diagnosed, healthy, or no bond);
+3 some host could not be reached; else 4 some bond inconclusive (or named but missing, or its
+diagnosis failed); 2 bad input (unknown group, bad inventory, nothing contacted).
 """
 
 from __future__ import annotations
@@ -12,57 +23,83 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["register", "audit_hosts", "HostSummary"]
+__all__ = ["register", "audit_hosts", "audit_exit_status", "HostSummary"]
+
+FAILURE_STATUSES = ("unreachable", "inconclusive", "bond-not-found", "error")
 
 
 class HostSummary(dict):  # type: ignore[type-arg]
-    """One host's line of the audit: host, status, root_cause, severity, summary, error, duration."""
+    """One row of the audit: host, bond, status, root_cause, severity, summary, risks, error_kind,
+    error, duration."""
 
 
 async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bond: str | None = None,
                       on_done: Any = None) -> list[HostSummary]:
-    """Triage ``hosts`` through ``pool``; one summary per host, in inventory order."""
-    from runbooks.engine import load_runbook, run_triage
+    """Triage ``hosts`` through ``pool``; rows in inventory order, a host's bonds in its order."""
+    from runbooks.engine import BondNotFound, load_runbook, run_host_triage
     from ssh_exec import ConnectError, SshExecError, fan_out
 
     runbook = load_runbook()
 
     async def one(host: Any) -> Any:
         try:
-            return await run_triage(pool, host, bond=bond, runbook=runbook)
+            return await run_host_triage(pool, host, bond=bond, runbook=runbook)
         finally:
             await pool.close_host(host)
 
-    def summarize(outcome: Any) -> HostSummary:
-        base = {"host": outcome.item.name, "root_cause": None, "severity": None, "summary": None,
-                "error": None, "duration": None}
+    def summarize(outcome: Any) -> list[HostSummary]:
+        name = outcome.item.name
+        base = {"host": name, "bond": None, "root_cause": None, "severity": None, "summary": None, "risks": 0,
+                "error_kind": None, "error": None, "duration": None}
         if outcome.error is not None:
             err = outcome.error
+            if isinstance(err, BondNotFound):
+                return [HostSummary(base, bond=err.bond, status="bond-not-found", error_kind="bond-not-found",
+                                    error=str(err))]
             kind = err.kind if isinstance(err, SshExecError) else type(err).__name__
             status = "unreachable" if isinstance(err, ConnectError) else "error"
-            return HostSummary(base, status=status, error_kind=kind, error=str(err))
-        r = outcome.value
-        root = r.diagnosis.root_cause if r.diagnosis else None
-        return HostSummary(
-            base,
-            status="diagnosed" if r.diagnosis else "error",
-            root_cause=root.code if root else None,
-            severity=root.severity.value if root else None,
-            summary=root.summary if root else ("healthy" if r.diagnosis else None),
-            error=r.diagnosis_error,
-            error_kind=None,
-            duration=round(r.duration, 3),
-        )
-
-    summaries: list[HostSummary] = []
+            return [HostSummary(base, status=status, error_kind=kind, error=str(err))]
+        ht = outcome.value
+        if ht.no_bond is not None:
+            return [HostSummary(base, status="no-bond", summary=ht.no_bond, duration=round(ht.duration, 3))]
+        if ht.error is not None:
+            return [HostSummary(base, status="inconclusive", error_kind="bonds-not-listed", error=ht.error,
+                                duration=round(ht.duration, 3))]
+        rows = []
+        for r in ht.results:
+            d = r.diagnosis
+            root = d.root_cause if d else None
+            status = r.verdict
+            rows.append(HostSummary(
+                base,
+                bond=r.bond,
+                status=status,
+                root_cause=root.code if root else None,
+                severity=root.severity.value if root else None,
+                summary=d.headline() if d else None,
+                risks=len(d.risks) if d and not root else 0,
+                error_kind="inconclusive" if status == "inconclusive" else ("diagnosis" if status == "error" else None),
+                error=("; ".join(d.reasons) if d and status == "inconclusive" else r.diagnosis_error),
+                duration=round(r.duration, 3),
+            ))
+        return rows
 
     def done(outcome: Any) -> None:
         if on_done:
             on_done(outcome)
 
     outcomes = await fan_out(hosts, one, concurrency=concurrency, on_done=done)
-    summaries = [summarize(o) for o in outcomes]
-    return summaries
+    return [row for o in outcomes for row in summarize(o)]
+
+
+def audit_exit_status(rows: list[HostSummary]) -> int:
+    """3 if a host was unreachable, else 4 if a bond was inconclusive (or missing, or failed), else 0."""
+    statuses = {r["status"] for r in rows}
+    if "unreachable" in statuses:
+        return 3
+    if statuses & {"inconclusive", "bond-not-found", "error"}:
+        return 4
+    return 0
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +109,7 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=1000, help="Hosts in flight at once.")] = 50,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one line per host.")] = False,
-        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond name for every host (default: each host's).")] = None,
+        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond name for every host (default: the inventory's, else every bond each host has).")] = None,
         inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file.")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per host.")] = 60.0,
         connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to connect.")] = 10.0,
@@ -114,47 +151,95 @@ def register(app: typer.Typer) -> None:
                                              on_done=lambda _o: progress.advance(task))
 
         rows = asyncio.run(go())
+        code = audit_exit_status(rows)
         if as_json:
             groups_out: dict[str, list[str]] = {}
             for r in rows:
-                if r["status"] == "diagnosed":
-                    groups_out.setdefault(r["root_cause"] or "healthy", []).append(r["host"])
+                if r["status"] in ("diagnosed", "healthy"):
+                    groups_out.setdefault(r["root_cause"] or "healthy", []).append(_who(r, rows))
+            failures: dict[str, list[dict[str, Any]]] = {}
+            for r in rows:
+                if r["status"] in FAILURE_STATUSES:
+                    failures.setdefault(_kind(r), []).append({"host": r["host"], "bond": r["bond"], "error": r["error"]})
             sys.stdout.write(json.dumps({
                 "hosts": rows,
                 "by_root_cause": groups_out,
+                "no_bond": [r["host"] for r in rows if r["status"] == "no-bond"],
+                "failures": failures,
                 "unreachable": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "unreachable"],
+                "inconclusive": [{"host": r["host"], "bond": r["bond"], "error": r["error"]}
+                                 for r in rows if r["status"] in ("inconclusive", "bond-not-found")],
                 "errors": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "error"],
+                "exit_status": code,
             }, indent=2) + "\n")
-            return
-        if as_csv:
-            w = csv.DictWriter(sys.stdout, fieldnames=["host", "status", "root_cause", "severity", "summary",
-                                                       "error_kind", "error", "duration"], lineterminator="\n")
+        elif as_csv:
+            w = csv.DictWriter(sys.stdout, fieldnames=["host", "bond", "status", "root_cause", "severity", "summary",
+                                                       "risks", "error_kind", "error", "duration"], lineterminator="\n")
             w.writeheader()
             for r in rows:
                 w.writerow({k: r.get(k) for k in w.fieldnames})
-            return
-        _print_grouped(rows)
+        else:
+            _print_grouped(rows, code)
+        if code:
+            raise typer.Exit(code)
 
 
-def _print_grouped(rows: list[HostSummary]) -> None:
+def _who(row: HostSummary, rows: list[HostSummary]) -> str:
+    """The host, with its bond when the host has several rows (``edge-07:uplink1``)."""
+    several = sum(1 for r in rows if r["host"] == row["host"]) > 1
+    return f"{row['host']}:{row['bond']}" if several and row["bond"] else row["host"]
+
+
+def _kind(row: HostSummary) -> str:
+    if row["status"] == "unreachable":
+        return f"unreachable: {row['error_kind']}"
+    if row["status"] == "bond-not-found":
+        return "no such bond"
+    return str(row["status"])
+
+
+def _detail(row: HostSummary) -> str:
+    """The error without the host's name in front (the line already starts with it)."""
+    text = str(row["error"] or "")
+    return text.removeprefix(f"{row['host']}: ")
+
+
+def _print_grouped(rows: list[HostSummary], code: int) -> None:
     from rich.console import Console
     from rich.markup import escape
+
+    from ssh_exec.inventory import safe_text
 
     console = Console()
     by_cause: dict[str, list[HostSummary]] = {}
     for r in rows:
-        if r["status"] == "diagnosed":
+        if r["status"] in ("diagnosed", "healthy"):
             by_cause.setdefault(r["root_cause"] or "healthy", []).append(r)
     order = sorted(by_cause, key=lambda c: (c == "healthy", -len(by_cause[c]), c))
     for cause in order:
         members = by_cause[cause]
         style = "green" if cause == "healthy" else ("red" if members[0]["severity"] == "critical" else "yellow")
-        head = "healthy (no root cause found)" if cause == "healthy" else f"{cause}: {members[0]['summary']}"
-        console.print(f"[bold {style}]{escape(head)}[/] — {len(members)} host(s)", highlight=False)
-        console.print("  " + ", ".join(m["host"] for m in members), highlight=False, markup=False)
-    bad = [r for r in rows if r["status"] != "diagnosed"]
+        if cause == "healthy":
+            risky = sum(1 for m in members if m["risks"])
+            head = "healthy" + (f" ({risky} with risks)" if risky else "")
+        else:
+            head = f"{cause}: {members[0]['summary']}"
+        console.print(f"[bold {style}]{escape(safe_text(head))}[/] — {len(members)} host(s)", highlight=False)
+        console.print("  " + ", ".join(safe_text(_who(m, rows)) for m in members), highlight=False, markup=False)
+    no_bond = [r for r in rows if r["status"] == "no-bond"]
+    if no_bond:
+        console.print(f"[bold]no bond[/] — {len(no_bond)} host(s)", highlight=False)
+        console.print("  " + ", ".join(safe_text(r["host"]) for r in no_bond), highlight=False, markup=False)
+    bad = [r for r in rows if r["status"] in FAILURE_STATUSES]
     if bad:
-        console.print(f"[bold red]unreachable or failed — {len(bad)} host(s)[/]")
+        kinds: dict[str, list[HostSummary]] = {}
         for r in bad:
-            console.print(f"  {r['host']}: {r['error']}", highlight=False, markup=False)
-    console.print(f"[dim]{len(rows)} hosts audited[/]")
+            kinds.setdefault(_kind(r), []).append(r)
+        hosts_bad = len({r["host"] for r in bad})
+        console.print(f"[bold red]not conclusive — {hosts_bad} host(s), exit status {code}[/]", highlight=False)
+        for kind in sorted(kinds, key=lambda k: (-len(kinds[k]), k)):
+            members = kinds[kind]
+            console.print(f"  [bold]{escape(kind)}[/] — {len(members)}", highlight=False)
+            for r in members:
+                console.print(f"    {safe_text(_who(r, rows))}: {safe_text(_detail(r))}", highlight=False, markup=False)
+    console.print(f"[dim]{len({r['host'] for r in rows})} hosts audited, {len(rows)} row(s)[/]")

@@ -6,7 +6,8 @@ new incident whose id is printed): the plan, the approval, the rollback note bef
 verification or the rollback.
 
 Exit status: 0 verified / test passed; 1 rolled back, refused or test failed; 2 bad input or the
-host could not be reached (nothing changed). asyncssh, jinja2 and the runbook modules are imported
+host could not be reached (nothing changed), including a named bond the host does not have, a
+host with no bond, or a host with several bonds and none named (the message lists its bonds). asyncssh, jinja2 and the runbook modules are imported
 inside the commands so that ``bondbot --help`` stays fast.
 """
 
@@ -30,7 +31,7 @@ class Method(str, enum.Enum):
 
 
 HostArg = Annotated[str, typer.Argument(help="Host name from the inventory (e.g. lab-host).")]
-BondOpt = Annotated[Optional[str], typer.Option("--bond", help="Bond interface (default: the inventory's, else bond0).")]  # noqa: UP045
+BondOpt = Annotated[Optional[str], typer.Option("--bond", help="Bond interface (default: the inventory's, else the host's only bond).")]  # noqa: UP045
 InventoryOpt = Annotated[Optional[str], typer.Option("--inventory", envvar="BONDBOT_INVENTORY", help="Inventory file.")]  # noqa: UP045
 YesOpt = Annotated[bool, typer.Option("--yes", help="Approve without asking (automation).")]
 IncidentOpt = Annotated[Optional[str], typer.Option("--incident", help="Record into this incident's log (default: a new incident).")]  # noqa: UP045
@@ -65,11 +66,40 @@ def _run_and_exit(inventory: str | None, main: Any) -> NoReturn:
     from runbooks.bonding.remediation import RemediationError
     from ssh_exec.errors import SshExecError
 
+    from runbooks.engine import BondSelectionError
+
     try:
         code = asyncio.run(_with_pool(inventory, main))
-    except (RemediationError, SshExecError, IncidentError) as exc:
+    except (RemediationError, SshExecError, IncidentError, BondSelectionError) as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     raise typer.Exit(code)
+
+
+async def _which_bond(pool: Any, host: Any, bond: str | None) -> str:
+    """The bond a change acts on: ``--bond``, else the inventory's, else the host's only bond.
+
+    Read from the host (``/sys/class/net/bonding_masters``) before anything is planned: a named
+    bond the host does not have, a host with no bond or with several (and none named) is an error
+    that lists what the host has (exit 2). A change is never made to a guessed bond.
+    """
+    from runbooks.engine import BondNotFound, BondSelectionError, bonds_text, discover_bonds, resolve_bond
+
+    named = resolve_bond(host, bond)
+    found, _record = await discover_bonds(pool, host)
+    if named is not None:
+        if found.names is not None and named not in found.names:
+            raise BondNotFound(f"{host.name} has no bond {named}: {bonds_text(found.names, found.why_none)}",
+                               host=host.name, bond=named, bonds=found.names)
+        return named
+    if found.names is None:
+        raise BondSelectionError(f"{host.name}: {found.error}; name the bond with --bond", host=host.name)
+    if not found.names:
+        raise BondSelectionError(f"{host.name} has no bond ({found.why_none}): nothing to change", host=host.name,
+                                 bonds=())
+    if len(found.names) > 1:
+        raise BondSelectionError(f"{host.name} has {len(found.names)} bonds ({', '.join(found.names)}): name the one "
+                                 f"to change with --bond", host=host.name, bonds=found.names)
+    return found.names[0]
 
 
 def _open_incident(url: str | None, incident: str | None, *, host: str, bond: str, actor: str,
@@ -136,7 +166,7 @@ def fix(
 
     async def main(pool: Any) -> int:
         h = pool.host(host)
-        b = bond or h.bond or "bond0"
+        b = await _which_bond(pool, h, bond)
         plan = await plan_fix(pool.session(h), b, monitor, host=h.name, target=target,
                               checkpoint_timeout=checkpoint_timeout)
         if not _approve(plan.render_text(), yes):
@@ -190,7 +220,7 @@ def failover_test(
 
     async def main(pool: Any) -> int:
         h = pool.host(host)
-        b = bond or h.bond or "bond0"
+        b = await _which_bond(pool, h, bond)
         plan = await plan_failover_test(pool.session(h), b, method.value, host=h.name, target=target,
                                         hold_seconds=hold, allow_unmonitored=allow_unmonitored)
         typer.echo(plan.render_text())

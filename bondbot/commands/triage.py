@@ -1,12 +1,22 @@
-"""``bondbot triage HOST``: run the bonding triage over SSH, then show the diagnosis and each step.
+"""``bondbot triage HOST``: find the host's bonds, triage the named one or each one, show the verdicts.
 
-With ``--record`` (a new incident) or ``--incident ID`` the triage is written to the incident log
-through ``runbooks.recording``, exactly as the Slack bot writes it. Without them the command is
-read-only and never imports the incident store (SQLAlchemy costs ~100 ms of start-up).
+With no bond named (``--bond``, or ``bond:`` in the inventory) the bonds come from the host
+(``/sys/class/net/bonding_masters``) and each is triaged over the same connection, one section
+per bond. With ``--record`` (a new incident per bond) or ``--incident ID`` (its bond) the triage is
+written to the incident log through ``runbooks.recording``, exactly as the Slack bot writes it.
+Without them the command is read-only and never imports the incident store (SQLAlchemy costs
+~100 ms of start-up).
 
-Exit status: 0 the triage ran (whatever it found), 2 bad input (unknown host, invalid bond,
-bad inventory, unknown incident, unreachable incident database; nothing was contacted), 3 the
-host could not be reached or its key is not trusted.
+Exit status (the worst over the bonds):
+
+- 0: every bond triaged conclusively: a root cause found, or healthy (possibly with risks);
+- 2: bad input, nothing changed: unknown host, invalid bond name, bad inventory, unknown incident,
+  unreachable incident database (nothing contacted), or a named bond the host does not have
+  (the message lists the bonds it has);
+- 3: the host could not be reached or its key is not trusted;
+- 4: inconclusive: some bond's state could not be fully read (a step failed, was refused or
+  printed something unparseable; or the bonds could not be listed) and no root cause was found;
+- 5: the host has no bond.
 """
 
 from __future__ import annotations
@@ -19,10 +29,10 @@ import typer
 __all__ = ["register"]
 
 
-def _open_record(url: str | None, incident: str | None, *, host: str, bond: str, actor: str) -> tuple[Any, str]:
-    """The store and incident to record into, opened before the host is contacted: an unreachable
-    database, an unknown incident or an incident about another host stop here (exit 2), with
-    nothing written and nothing sent."""
+def _open_store(url: str | None, incident: str | None, *, host: str, bond: str | None) -> tuple[Any, Any]:
+    """The store (and the existing incident) to record into, opened before the host is contacted:
+    an unreachable database, an unknown incident or an incident about another host or bond stop
+    here (exit 2), with nothing written and nothing sent."""
     from bondbot.commands._remote import EXIT_BAD_INPUT, fail
     from incidents import IncidentError, IncidentStore
 
@@ -30,57 +40,58 @@ def _open_record(url: str | None, incident: str | None, *, host: str, bond: str,
         store = IncidentStore.open(url)
     except IncidentError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
+    existing = None
     try:
         if incident is not None:
             existing = store.get(incident)
             if existing.host != host:
                 fail(f"incident {existing.id} is about host {existing.host}, not {host}", EXIT_BAD_INPUT)
-            incident_id = existing.id
-            typer.echo(f"recording into incident {incident_id}", err=True)
-        else:
-            incident_id = store.create_incident(host=host, bond=bond, requester=actor, channel="cli").id
-            typer.echo(f"recording into new incident {incident_id} (bondbot incident show {incident_id})", err=True)
+            if bond is not None and existing.bond != bond:
+                fail(f"incident {existing.id} is about bond {existing.bond}, not {bond}", EXIT_BAD_INPUT)
+            typer.echo(f"recording into incident {existing.id}", err=True)
     except IncidentError as exc:
         store.close()
         fail(str(exc), EXIT_BAD_INPUT)
     except BaseException:
         store.close()
         raise
-    return store, incident_id
+    return store, existing
 
 
 def register(app: typer.Typer) -> None:
     @app.command("triage")
     def triage(
         host: Annotated[str, typer.Argument(help="A host of the inventory.")],
-        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond to triage (default: inventory's, else bond0).")] = None,
+        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond to triage (default: the inventory's, else every bond the host has).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file (bondbot YAML, Ansible INI/YAML, ssh_config).")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the whole triage on the host.")] = 60.0,
         connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to set up the SSH connection.")] = 10.0,
-        record: Annotated[bool, typer.Option("--record", help="Record the triage in a new incident (its id is printed on stderr).")] = False,
+        record: Annotated[bool, typer.Option("--record", help="Record the triage in a new incident per bond (ids on stderr).")] = False,
         incident: Annotated[Optional[str], typer.Option("--incident", help="Record the triage into this existing incident.")] = None,
         database_url: Annotated[Optional[str], typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL (with --record/--incident).", show_default=False)] = None,
     ) -> None:
-        """Run the bonding-failover triage on HOST over SSH and diagnose the bond."""
+        """Run the bonding-failover triage on HOST over SSH: the bond named, else each bond the host has."""
         import asyncio
         import json
         import sys
 
         from bondbot.commands._remote import (
             EXIT_BAD_INPUT,
+            EXIT_INCONCLUSIVE,
+            EXIT_NO_BOND,
             EXIT_UNREACHABLE,
             fail,
             load_inventory_or_exit,
             print_diagnosis,
             print_step_table,
         )
-        from runbooks.engine import RunbookError, StepEvent, load_runbook, resolve_bond, run_triage
+        from runbooks.engine import BondNotFound, RunbookError, StepEvent, load_runbook, resolve_bond, run_host_triage
         from ssh_exec import ExecLimits, HostNotAllowed, InvalidValue, SshExecError, SshPool
 
         inv = load_inventory_or_exit(inventory)
         store: Any = None
-        incident_id = ""
+        existing: Any = None
         actor = ""
         runbook = None
         if record or incident is not None:
@@ -90,13 +101,15 @@ def register(app: typer.Typer) -> None:
             try:
                 runbook = load_runbook()
                 target = inv.get(host)
-                bond = resolve_bond(target, bond, runbook)
+                named = resolve_bond(target, bond, runbook) if bond is not None else None
             except (HostNotAllowed, InvalidValue) as exc:
                 fail(str(exc), EXIT_BAD_INPUT)
             except RunbookError as exc:
                 fail(f"runbook error: {exc}", EXIT_BAD_INPUT)
             actor = f"cli:{getpass.getuser()}"
-            store, incident_id = _open_record(database_url, incident, host=target.name, bond=bond, actor=actor)
+            store, existing = _open_store(database_url, incident, host=target.name, bond=named)
+            if existing is not None and bond is None:
+                bond = existing.bond  # the incident is about one bond: triage that one
         limits = ExecLimits(connect_timeout=connect_timeout, host_timeout=timeout)
         err = None
         if not as_json:  # rich costs ~50 ms of start-up: only when there is something to draw
@@ -107,44 +120,98 @@ def register(app: typer.Typer) -> None:
         def progress(event: StepEvent) -> None:
             if err is None or event.kind != "done":
                 return
+            from rich.markup import escape
+
             r = event.record
-            mark = {"ok": "[green]✓[/]", "partial": "[yellow]~[/]"}.get(r.status, "[red]✗[/]")
-            err.print(f"{mark} {r.step:<14} {r.duration:6.3f}s  [dim]{r.command}[/]", highlight=False)
+            mark = {"ok": "[green]✓[/]", "partial": "[yellow]~[/]", "skipped": "[dim]-[/]"}.get(r.status, "[red]✗[/]")
+            label = f"{r.bond} {r.step}" if r.bond else r.step
+            err.print(f"{mark} {escape(label):<22} {r.duration:6.3f}s  [dim]{escape(r.command)}[/]", highlight=False)
 
         async def go():  # type: ignore[no-untyped-def]
             async with SshPool(inv, limits=limits) as pool:
                 if err is not None:
                     err.print(f"[bold]triage {host}[/] …", highlight=False)
-                return await run_triage(pool, host, bond=bond, runbook=runbook, progress=progress if err else None)
+                return await run_host_triage(pool, host, bond=bond, runbook=runbook, progress=progress if err else None)
 
         try:
             try:
-                result = asyncio.run(go())
+                ht = asyncio.run(go())
             except (HostNotAllowed, InvalidValue) as exc:
                 fail(str(exc), EXIT_BAD_INPUT)
+            except BondNotFound as exc:
+                fail(str(exc), EXIT_BAD_INPUT)
             except SshExecError as exc:
-                if store is not None:
-                    _record(store, incident_id, actor, connect_error=str(exc))
+                if existing is not None:
+                    _record(store, existing.id, actor, connect_error=str(exc))
+                elif store is not None and (bond or inv.get(host).bond):
+                    # A named bond: the attempt is on the record, as the bot records it.
+                    named_bond = bond or inv.get(host).bond
+                    new_id = store.create_incident(host=inv.get(host).name, bond=named_bond, requester=actor,
+                                                   channel="cli").id
+                    typer.echo(f"recording into new incident {new_id} (bondbot incident show {new_id})", err=True)
+                    _record(store, new_id, actor, connect_error=str(exc))
                 fail(str(exc), EXIT_UNREACHABLE)
             except RunbookError as exc:
                 fail(f"runbook error: {exc}", EXIT_BAD_INPUT)
             if as_json:
-                sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+                sys.stdout.write(json.dumps(ht.to_json(), indent=2) + "\n")
             else:
                 from rich.console import Console
+                from rich.text import Text
+
+                from ssh_exec.inventory import safe_text
 
                 out = Console()
                 out.print()
-                print_diagnosis(out, result)
-                out.print()
-                print_step_table(out, result)
-                out.print(f"[dim]{len(result.steps)} steps in {result.duration:.2f} s over one SSH connection[/]",
-                          highlight=False)
+                if ht.no_bond is not None:
+                    out.print(Text(safe_text(f"{ht.host.name}: {ht.no_bond}. Nothing to triage."), style="bold"))
+                elif ht.error is not None:
+                    out.print(Text(safe_text(f"{ht.host.name}: inconclusive: {ht.error}. Name the bond with --bond."),
+                                   style="bold yellow"))
+                elif len(ht.results) > 1:
+                    out.print(Text(f"{ht.host.name}: {len(ht.results)} bonds: {', '.join(r.bond for r in ht.results)}",
+                                   style="bold"))
+                if ht.discovery and not ht.results:
+                    print_step_table(out, None, ht.discovery, title="Discovery")
+                elif len(ht.results) > 1:
+                    print_step_table(out, None, ht.discovery, title="Discovery")
+                for result in ht.results:
+                    out.print()
+                    if len(ht.results) > 1:
+                        out.rule(f"bond {result.bond}")
+                    print_diagnosis(out, result)
+                    out.print()
+                    steps = result.steps if len(ht.results) == 1 else [s for s in result.steps if s.bond is not None]
+                    print_step_table(out, result, steps, title="Steps" if len(ht.results) == 1 else f"Steps ({result.bond})")
+                count = len(ht.discovery) + sum(len([s for s in r.steps if s.bond is not None]) for r in ht.results)
+                out.print(f"[dim]{count} steps in {ht.duration:.2f} s over one SSH connection[/]", highlight=False)
             if store is not None:  # after the output: a database failure now does not hide the triage
-                _record(store, incident_id, actor, result=result)
+                for result in ht.results:
+                    if existing is not None:
+                        _record(store, existing.id, actor, result=result)
+                    else:
+                        _record_new(store, actor, result)
         finally:
             if store is not None:
                 store.close()
+        verdict = ht.verdict
+        if verdict == "no-bond":
+            raise typer.Exit(EXIT_NO_BOND)
+        if verdict in ("inconclusive", "error"):
+            raise typer.Exit(EXIT_INCONCLUSIVE)
+
+
+def _record_new(store: Any, actor: str, result: Any) -> None:
+    """One new incident per bond, as the bot opens them; its id on stderr."""
+    from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+    from incidents import IncidentError
+
+    try:
+        incident_id = store.create_incident(host=result.host.name, bond=result.bond, requester=actor, channel="cli").id
+    except IncidentError as exc:
+        fail(f"the triage ran but could not be recorded: {exc}", EXIT_BAD_INPUT)
+    typer.echo(f"recording into new incident {incident_id} (bond {result.bond}; bondbot incident show {incident_id})", err=True)
+    _record(store, incident_id, actor, result=result)
 
 
 def _record(store: Any, incident_id: str, actor: str, *, result: Any = None, connect_error: str | None = None) -> None:

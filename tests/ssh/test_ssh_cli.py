@@ -17,6 +17,7 @@ from bondbot.cli import app
 from tests.ssh.fixtures import SshTestHost, seed_replay
 
 BONDBOT = Path(sys.executable).parent / "bondbot"
+SEED_UUID = "6d1f9b3e-2a4c-4f7e-9c1a-5b8e0d7f3a21"
 
 
 def _run(*args: str) -> "object":
@@ -29,21 +30,24 @@ def test_triage_whole_command(ssh_host: SshTestHost) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Root cause: NO_LINK_MONITORING" in proc.stdout
     assert "cat /proc/net/bonding/bond0" in proc.stdout and "ethtool eno2" in proc.stdout
-    assert "✓ proc_bonding" in proc.stderr  # live progress goes to stderr
+    assert "✓ bond0 proc_bonding" in proc.stderr  # live progress goes to stderr
+    assert "✓ discover bonds" in proc.stderr
 
 
 def test_triage_json(ssh_host: SshTestHost) -> None:
     table = seed_replay()
-    table["nmcli -t con show bond0"] = (127, "", "sh: 1: nmcli: not found\n")
+    table[f"nmcli -t con show uuid {SEED_UUID}"] = (10, "", "Error: NetworkManager timed out\n")
     ssh_host.server.set_replay(table)
     result = _run("triage", "test-host", "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 0  # a root cause was found: conclusive even with a step failed
     data = json.loads(result.stdout)
-    assert data["diagnosis"]["root_cause"]["code"] == "NO_LINK_MONITORING"
-    steps = {s["step"]: s for s in data["steps"]}
-    assert steps["nmcli"]["exit_status"] == 127 and steps["nmcli"]["status"] == "failed"
+    assert data["verdict"] == "diagnosed" and data["bonds_found"] == ["bond0"] and data["bond_named"] == "bond0"
+    [bond] = data["results"]
+    assert bond["diagnosis"]["root_cause"]["code"] == "NO_LINK_MONITORING"
+    steps = {s["step"]: s for s in bond["steps"]}
+    assert steps[f"nmcli {SEED_UUID}"]["exit_status"] == 10 and steps[f"nmcli {SEED_UUID}"]["status"] == "failed"
     assert steps["ethtool eno1"]["command"] == "ethtool eno1" and steps["ethtool eno1"]["duration"] > 0
-    assert data["failed_steps"] == {"nmcli": "exit status 127: sh: 1: nmcli: not found"}
+    assert bond["failed_steps"] == {"nmcli": "exit status 10: Error: NetworkManager timed out"}
 
 
 def test_triage_errors_exit_codes(ssh_host: SshTestHost) -> None:
@@ -107,15 +111,22 @@ def test_audit_groups_by_root_cause_and_lists_unreachable(ssh_host: SshTestHost)
         "other-dc": server.inventory_entry(groups=["elsewhere"]),
     })
     r = _run("audit", "test", "--csv", "--concurrency", "2")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 3, r.output  # a host could not be reached: non-zero (README: exit codes)
     rows = {row["host"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
     assert set(rows) == {"test-host", "twin", "gone"}
     assert rows["test-host"]["root_cause"] == rows["twin"]["root_cause"] == "NO_LINK_MONITORING"
+    assert rows["test-host"]["bond"] == "bond0" and rows["test-host"]["status"] == "diagnosed"
     assert rows["gone"]["status"] == "unreachable" and rows["gone"]["error_kind"] == "name-not-resolved"
     r = _run("audit", "--json")
+    assert r.exit_code == 3
     data = json.loads(r.stdout)
     assert sorted(data["by_root_cause"]["NO_LINK_MONITORING"]) == ["other-dc", "test-host", "twin"]
     assert [u["host"] for u in data["unreachable"]] == ["gone"]
+    assert data["exit_status"] == 3 and list(data["failures"]) == ["unreachable: name-not-resolved"]
     human = _run("audit")
-    assert "NO_LINK_MONITORING" in human.stdout and "gone: gone: the name" in human.stdout
+    assert "NO_LINK_MONITORING" in human.stdout and "unreachable: name-not-resolved — 1" in human.stdout
+    gone = [ln for ln in human.stdout.splitlines() if "gone" in ln]
+    assert len(gone) == 1 and gone[0].count("gone") == 1, gone  # each host named once
     assert _run("audit", "nogroup").exit_code == 2
+    # Only the reachable ones, all diagnosed: exit 0.
+    assert _run("audit", "elsewhere").exit_code == 0
