@@ -120,6 +120,9 @@ class Replicas:
         if kind == "serve":
             argv = [sys.executable, "-c", "from bondbot.cli import main; main()", "serve", "--http",
                     "--host", "127.0.0.1", "--port", str(port)]
+        elif kind == "socket":
+            env["SLACK_APP_TOKEN"] = self.slack.app_token
+            argv = [sys.executable, "-c", "from bondbot.cli import main; main()", "serve"]
         else:
             argv = [sys.executable, str(WORKER), str(port)]
         log = self.tmp / f"replica-{len(self.started)}.log"
@@ -254,6 +257,27 @@ async def test_sigterm_when_the_grace_period_runs_out_records_the_triage_interru
     assert await _exit_code(b, 20) == 0, b.output()
 
 
+async def test_sigterm_in_socket_mode_finishes_the_triage_and_answers_restarting(
+    replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore, db_url: str
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the transport does not depend on the database: SQLite is enough")
+    slow_host.server.set_replay(seed_table(), delays={SLOW_STEP: 2.0})
+    a = await replicas.start(kind="socket", grace=15)
+    await slack.wait_for_socket()
+    await slack.command_over_socket("triage test-host", user=ALICE, channel=INCIDENTS)
+    await _until(lambda: SLOW_STEP in _host_commands(slow_host), 20, "the slow step to start")
+    a.proc.send_signal(signal.SIGTERM)
+    await _until(lambda: "received: taking no new work" in a.output(), 10, "the drain to begin")
+    refused = await slack.command_over_socket("triage test-host", user=BOB, channel=INCIDENTS)
+    assert "restarting" in refused.body["text"], refused.body
+    assert await _exit_code(a, 30) == 0, a.output()
+    [incident] = store.list_incidents()
+    assert incident.status is Status.DIAGNOSED and store.verify(incident.id).ok
+    assert store.leases() == []
+    assert "running" not in _incident_message(slack).text
+
+
 # ------------------------------------------------------------------ kill -9
 
 
@@ -261,8 +285,7 @@ async def test_kill_during_a_triage_is_recorded_by_the_other_replica_within_the_
     replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore
 ) -> None:
     slow_host.server.set_replay(seed_table(), delays={SLOW_STEP: 6.0})
-    a = await replicas.start()
-    b = await replicas.start()
+    a, b = await asyncio.gather(replicas.start(), replicas.start())
     await replicas.command(a, "triage test-host")
     await _until(lambda: SLOW_STEP in _host_commands(slow_host), 20, "the slow step to start")
     await _until(lambda: slack.channel_messages(INCIDENTS, include_ephemeral=False), 10, "the incident message")
@@ -286,7 +309,7 @@ async def test_kill_during_a_triage_is_recorded_by_the_other_replica_within_the_
     await _until(lambda: ACTION_RERUN_TRIAGE in _buttons(_incident_message(slack)), 10, "the message update")
     msg = _incident_message(slack)
     assert "Interrupted" in _text(msg) and "running" not in msg.text
-    assert any("interrupted" in m.text for m in slack.thread(INCIDENTS, msg.ts))
+    await _until(lambda: any("interrupted" in m.text for m in slack.thread(INCIDENTS, msg.ts)), 10, "the thread note")
     # b did not re-run anything: every command the host saw, it saw once.
     await asyncio.sleep(LEASE_S)
     _no_duplicates(_host_commands(slow_host))
