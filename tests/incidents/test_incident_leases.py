@@ -95,3 +95,39 @@ def test_processes_taking_over_one_lease_record_it_once(
     assert sorted(r.read_text() for r in results) == ["0", "0", "1"]
     assert [e.kind for e in store.events(incident_id)].count("interrupted") == 1
     assert store.verify(incident_id).ok
+
+
+def test_a_log_from_before_leases_migrates_and_still_verifies(db_url: str, tmp_path: Path) -> None:
+    """Schema 0001 (no leases) with incidents in it: opening it adds the table, the logs stay valid."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    import incidents.migrations
+    from incidents.tables import VERSION_TABLE
+
+    if db_url.startswith("postgresql"):
+        from pg import create_database
+
+        db_url = create_database(db_url.rsplit("/", 1)[0] + "/postgres", None)
+    with IncidentStore.open(db_url) as s:
+        old = s.create_incident(host="web-09", bond="bond0", requester="U1", channel="#ops")
+        s.append(old.id, actor="bot", kind="note", payload={"text": "written before the upgrade"})
+        s.set_status(old.id, "diagnosed", actor="bot")
+        before = s.events(old.id)
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(incidents.migrations.__file__).parent))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("incident_leases")
+            assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0001"
+    finally:
+        engine.dispose()
+    with IncidentStore.open(db_url) as s:  # migrates to the head again
+        assert s.events(old.id) == before
+        assert s.verify(old.id).ok
+        assert s.take_lease(old.id, work="triage", owner="a", ttl_s=5) is not None
