@@ -8,13 +8,31 @@ Public API::
     await run_failover_test(plan, *, pool, actor, maintenance_window_confirmed,
                             link_control=None, notify=None, incident_store=None,
                             incident_id=None) -> FailoverReport
-    analyze(samples_text, ping_text, *, cut_slave, primary, ...) -> FailoverReport   (pure)
+    analyze(collected, *, host, bond, method, cut_slave, primary, ...) -> FailoverReport   (pure)
 
-Measurement happens on the host, with the host's clock: a python3 sampler reads the bond's
-active port and every port's operstate and MII status every few milliseconds, and runs
-``ping -D`` (every reply timestamped) to the gateway through the bond. Both run detached, write
-under /run and stop by themselves, so a cut that also takes the bot's SSH session (SSH through the
-bond, no monitoring) cannot lose the measurement.
+Measurement happens on the host, with what a minimal host has: POSIX sh, iproute2 and iputils
+ping (``failover.sampler_script`` in remediation.yaml; no python3, no perl). Nothing polls: the
+sampler records ``ip -d -ts monitor link`` (every carrier change, every port's bonding state and
+MII status, the bond's active port and its "BONDING FAILOVER" event, stamped by ip with the
+realtime clock when it received them), ``ping -D -O -i 0.01`` through the bond to the gateway
+(the realtime stamp of every reply; send time = reply - RTT), and the kernel log from /dev/kmsg
+with the kernel's own microsecond stamps (the bonding driver's "link status definitely down" and
+"making interface the new active one"). The kernel log's clock is not the realtime clock; marks
+written into it between the creation of two files (shell builtins, no fork in between) give the
+offset from the files' mtimes, to within about one kernel tick (1/HZ), and the report states that
+uncertainty (see :func:`runbooks.bonding.failover_parse.clock_alignment`).
+
+What the report takes from where:
+- the cut (carrier lost) and the restore: the port's netlink events (realtime);
+- detection (cut -> the bond's new active port): the kernel's "making interface X the new active
+  one", aligned to realtime, when the kernel log and the marks are available; else the bond's
+  netlink failover event. Both are reported; the lab tests check they agree;
+- the kernel's own figure, "definitely down" -> "new active", on the kernel clock (microseconds);
+- outage: from the pings (send time of the last answered echo before the gap to the first one
+  after, less one interval), resolution one echo spacing (about 10 ms);
+- the primary's return: kernel log, netlink or the final sysfs state.
+Sampler and ping run detached, write under /run and stop by themselves, so a cut that also takes
+the bot's SSH session (SSH through the bond, no monitoring) cannot lose the measurement.
 
 Methods of cutting the active port:
 - ``lab``: the lab VM's switch port, through QEMU's QMP ``set_link`` (``link_control``); the host
@@ -39,7 +57,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from runbooks.bonding.bond_options import (
@@ -50,17 +68,28 @@ from runbooks.bonding.bond_options import (
     validate_ipv4_target,
 )
 from runbooks.bonding.bond_state import read_bond_state, session_host_name
+from runbooks.bonding.failover_parse import (
+    KernelLine,
+    clock_alignment,
+    parse_kmsg,
+    parse_link_events,
+    parse_pings,
+    parse_sections,
+    parse_state_line,
+)
 from runbooks.bonding.records import Check, IncidentRecorder
 
 __all__ = [
     "METHODS",
     "PASS_OUTAGE_MS",
+    "REQUIRED_TOOLS",
     "FailoverPlan",
     "FailoverReport",
     "plan_failover_test",
     "run_failover_test",
     "analyze",
-    "SAMPLER_SCRIPT",
+    "tool_checks",
+    "sampler_script",
 ]
 
 METHODS = ("lab", "manual", "host")
@@ -72,58 +101,66 @@ HOST_METHOD_CAVEAT = (
     "(an administrative down), so a pass does not prove that a dead switch port or cable is "
     "detected; use --method lab or manual for that."
 )
+#: What the sampler cannot run without, and the package that has it on Debian / RHEL.
+REQUIRED_TOOLS = {
+    "ip": "iproute2 / iproute",
+    "ping": "iputils-ping / iputils",
+    "cat": "coreutils",
+    "sed": "sed",
+    "sleep": "coreutils",
+    "mkdir": "coreutils",
+    "rm": "coreutils",
+}
 
-#: Runs on the host (python3 standard library only; the lab image has python3-minimal).
-#: argv: bond target ping_interval max_seconds workdir. Writes samples.txt (format: parse_samples) and ping.txt.
-SAMPLER_SCRIPT = r"""
-import os, signal, subprocess, sys, time
-bond, target, interval, max_s, wd = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
-base = "/sys/class/net/%s/bonding/" % bond
-def rd(p):
-    try:
-        with open(p) as f:
-            return f.read().strip() or "-"
-    except OSError:
-        return "?"
-slaves = rd(base + "slaves").split()
-out = open(os.path.join(wd, "samples.txt"), "w", buffering=1)
-ping = subprocess.Popen(["ping", "-D", "-n", "-i", interval, "-W", "1", "-w", str(int(max_s) + 1),
-                         "-I", bond, target], stdout=open(os.path.join(wd, "ping.txt"), "w"),
-                        stderr=subprocess.STDOUT)
-last = None; n = 0; gaps = []; prev = None; start = time.time()
-out.write("ready %.6f slaves=%s primary=%s miimon=%s arp_interval=%s\n" % (
-    start, ",".join(slaves), rd(base + "primary"), rd(base + "miimon"), rd(base + "arp_interval")))
-try:
-    while True:
-        t = time.time()
-        if prev is not None:
-            gaps.append(t - prev)
-        prev = t
-        state = rd(base + "active_slave") + " " + " ".join(
-            "%s:%s:%s" % (s, rd("/sys/class/net/%s/operstate" % s), rd("/sys/class/net/%s/bonding_slave/mii_status" % s))
-            for s in slaves)
-        n += 1
-        if state != last:
-            out.write("s %.6f %s\n" % (t, state))
-            last = state
-        if t - start > max_s or os.path.exists(os.path.join(wd, "stop")):
-            break
-        time.sleep(0.003)
-finally:
-    ping.send_signal(signal.SIGINT)
-    try:
-        ping.wait(5)
-    except Exception:
-        ping.kill()
-    gaps.sort()
-    g = lambda q: "%.2f" % (1000 * gaps[min(len(gaps) - 1, int(len(gaps) * q))]) if gaps else "-"
-    out.write("end %.6f samples=%d median_gap_ms=%s p99_gap_ms=%s max_gap_ms=%s\n" % (
-        time.time(), n, g(0.5), g(0.99), g(1.0)))
-    out.close()
-"""
 
-_PING_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)(?:.*? time=([\d.]+) ms)?")
-_SENT_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
+def sampler_script() -> str:
+    """The sampler (POSIX sh) as templated in remediation.yaml."""
+    return render("failover.sampler_script")
+
+
+def tool_checks(output: str) -> list[Check]:
+    """Preconditions from ``failover.tools``' output: what the host has, what is missing.
+
+    Required: iproute2's ``ip`` (``-ts monitor``), iputils ``ping`` (``-D -O``; busybox's has
+    neither), cat/sed/sleep/mkdir/rm, and a way to run detached (systemd-run, else nohup). Optional,
+    reported but not required: the kernel log (/dev/kmsg readable and writable) and ``date -r FILE +%N``,
+    without which the kernel's own stamps cannot be aligned with the pings.
+    """
+    have: dict[str, str | None] = {}
+    info: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "tool":
+            name, _, path = rest.partition(" ")
+            have[name] = None if path.strip() in ("", "MISSING") else path.strip()
+        elif key:
+            info[key] = rest.strip()
+    missing = [f"{t} ({pkg})" for t, pkg in REQUIRED_TOOLS.items() if not have.get(t)]
+    wrong = []
+    if have.get("ip") and "iproute2" not in info.get("ipver", ""):
+        wrong.append(f"ip is not iproute2's (ip -V: {info.get('ipver', '')[:60]!r}); "
+                     "the test needs 'ip -ts monitor link'")
+    if have.get("ping") and "iputils" not in info.get("pingver", ""):
+        wrong.append(f"ping is not iputils' (ping -V: {info.get('pingver', '')[:60]!r}); the test needs "
+                     "'ping -D -O' (iputils-ping)")
+    detach = have.get("systemd-run") or have.get("nohup")
+    if not detach:
+        missing.append("systemd-run or nohup (to run detached)")
+    checks = [Check("host tools", not missing and not wrong,
+                    "; ".join(([f"missing: {', '.join(missing)}"] if missing else []) + wrong)
+                    or "sh, ip (iproute2), ping (iputils), cat, sed, sleep; detached with "
+                       + ("systemd-run" if have.get("systemd-run") else "setsid nohup" if have.get("setsid") else "nohup"))]
+    notes = []
+    if info.get("kmsg") != "readable":
+        notes.append("/dev/kmsg not readable: no kernel log lines")
+    if info.get("kmsgw") != "writable":
+        notes.append("/dev/kmsg not writable: the kernel log cannot be aligned with the pings")
+    if not re.match(r"^\d+\.\d{9}$", info.get("date", "")):
+        notes.append("date -r FILE +%s.%N prints no nanoseconds: the kernel log cannot be aligned with the pings")
+    checks.append(Check("kernel log (optional)", True,
+                        "; ".join(notes) + "; detection from netlink events only" if notes else
+                        "/dev/kmsg readable and writable, date -r +%N: the bonding driver's own stamps are used"))
+    return checks
 
 
 @dataclass(frozen=True)
@@ -169,7 +206,7 @@ class FailoverPlan:
 
 @dataclass
 class FailoverReport:
-    """The measurement. Times are in ms, measured on the host's clock."""
+    """The measurement. Times are in ms from the cut (the port's carrier loss as netlink reported it)."""
 
     host: str
     bond: str
@@ -180,9 +217,17 @@ class FailoverReport:
     verdict: str
     failed_over: bool = False
     failed_over_to: str | None = None
-    detection_ms: float | None = None  # carrier lost -> bond changed its active port
-    mii_down_ms: float | None = None  # carrier lost -> bonding driver marked the port down
-    outage_ms: float | None = None  # longest gap in ping replies minus the ping interval
+    detection_ms: float | None = None  # cut -> the bond's new active port (source: detection_source)
+    detection_source: str | None = None  # "kernel log" | "netlink"
+    detection_netlink_ms: float | None = None  # cut -> the bond's BONDING FAILOVER netlink event
+    detection_kernel_ms: float | None = None  # cut -> kernel's "new active one", aligned to realtime
+    mii_down_ms: float | None = None  # cut -> the driver marked the port down (kernel log, else netlink)
+    kernel_down_to_active_ms: float | None = None  # "definitely down" -> "new active", kernel clock
+    kernel_lines: list[str] = field(default_factory=list)  # the bonding driver's lines of this run
+    clock_alignment_ms: float | None = None  # +/- between the kernel log's clock and realtime
+    clock_drift_ms: float | None = None  # offset change between the marks before and after the cut
+    outage_ms: float | None = None  # longest run of unanswered echoes (send times), less one interval
+    outage_resolution_ms: float | None = None  # the echoes' actual spacing
     lost_pings: int | None = None
     pings_sent: int | None = None
     ping_interval_ms: float = PING_INTERVAL * 1000
@@ -190,12 +235,11 @@ class FailoverReport:
     restored: bool = False
     primary_returned: bool | None = None
     primary_return_ms: float | None = None  # link back -> primary active again
-    sampler_median_ms: float | None = None
-    sampler_max_ms: float | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     caveat: str | None = None
-    raw: dict[str, str] = field(default_factory=dict, repr=False)  # samples.txt and ping.txt as read
+    raw: dict[str, str] = field(default_factory=dict, repr=False)  # what the sampler wrote, as read
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -203,133 +247,189 @@ class FailoverReport:
         return data
 
     def render_text(self) -> str:
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{v:.0f} ms"
+        def ms(v: float | None, digits: int = 0) -> str:
+            return "-" if v is None else f"{v:.{digits}f} ms"
 
         out = [f"{'PASS' if self.passed else 'FAIL'}: {self.verdict}"]
         out.append(f"  cut {self.cut_slave} ({self.method}); failover: "
-                   + (f"yes, to {self.failed_over_to} after {ms(self.detection_ms)}" if self.failed_over else "NO"))
-        out.append(f"  outage {ms(self.outage_ms)}; lost pings {self.lost_pings} of {self.pings_sent} "
-                   f"(every {self.ping_interval_ms:g} ms)")
+                   + (f"yes, to {self.failed_over_to} after {ms(self.detection_ms, 1)} ({self.detection_source}"
+                      + (f", +/-{self.clock_alignment_ms:.1f} ms" if self.detection_source == "kernel log"
+                         and self.clock_alignment_ms is not None else "") + ")"
+                      if self.failed_over else "NO"))
+        if self.detection_netlink_ms is not None and self.detection_source != "netlink":
+            out.append(f"  netlink: the bond's failover event received {ms(self.detection_netlink_ms, 1)} after the cut")
+        if self.kernel_down_to_active_ms is not None:
+            out.append(f"  kernel: 'link status definitely down' -> 'new active one' "
+                       f"{ms(self.kernel_down_to_active_ms, 3)} (kernel clock, 1 us)")
+        out.append(f"  outage {ms(self.outage_ms)} (resolution {ms(self.outage_resolution_ms, 1)}); lost pings "
+                   f"{self.lost_pings} of {self.pings_sent} (every {self.ping_interval_ms:g} ms)")
         out.append(f"  link restored: {'yes' if self.restored else 'NO'}; primary {self.primary or '-'} back: "
                    f"{'yes' if self.primary_returned else 'no' if self.primary_returned is False else '-'}"
                    + (f" after {ms(self.primary_return_ms)}" if self.primary_return_ms is not None else ""))
-        out.append(f"  sampler: every {ms(self.sampler_median_ms)} (max gap {ms(self.sampler_max_ms)})")
+        res = ["netlink and ping stamps 1 us (when received)"]
+        if self.clock_alignment_ms is not None:
+            res.append(f"kernel log aligned to them within +/-{self.clock_alignment_ms:.1f} ms")
+        out.append("  measured on the host: " + "; ".join(res))
+        out += [f"  note: {n}" for n in self.notes]
         if self.caveat:
             out.append(f"  caveat: {self.caveat}")
         out += [f"  error: {e}" for e in self.errors]
         return "\n".join(out)
 
 
-def parse_samples(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The sampler's lines -> (state changes, end statistics). Format (one line each)::
+_DOWN_RES = (r"^{bond}: \(slave (\S+)\): link status definitely down", r"^{bond}: link status definitely down for interface ([^\s,]+)")
+_ACTIVE_RES = (r"^{bond}: \(slave (\S+)\): making interface the new active one", r"^{bond}: making interface (\S+) the new active one")
+_UP_RES = (r"^{bond}: \(slave (\S+)\): link status definitely up", r"^{bond}: link status definitely up for interface ([^\s,]+)")
 
-        ready <t> slaves=eno1,eno2 primary=eno1 miimon=0 arp_interval=0
-        s <t> <active port or -> <port>:<operstate>:<bonding mii_status> ...
-        end <t> samples=<n> median_gap_ms=<ms> p99_gap_ms=<ms> max_gap_ms=<ms>
+
+def _kernel_events(lines: list[KernelLine], bond: str) -> list[tuple[str, str, KernelLine]]:
+    """The bonding driver's lines about ``bond``: (kind, port, line); kinds down / up / active / none."""
+    b = re.escape(bond)
+    found: list[tuple[str, str, KernelLine]] = []
+    for line in lines:
+        for kind, pats in (("down", _DOWN_RES), ("active", _ACTIVE_RES), ("up", _UP_RES)):
+            for pat in pats:
+                m = re.match(pat.format(bond=b), line.text)
+                if m:
+                    found.append((kind, m.group(1), line))
+                    break
+            else:
+                continue
+            break
+        else:
+            if re.match(rf"^{b}: now running without any active interface", line.text):
+                found.append(("none", "", line))
+    return found
+
+
+def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str, primary: str | None,
+            errors: list[str] | None = None, tag: str | None = None,
+            interval: float = PING_INTERVAL) -> FailoverReport:
+    """Turn what the sampler wrote (``failover.read``'s output) into the report (pure).
+
+    Tested on output recorded from the lab VMs (tests/remediation/data/).
     """
-    samples: list[dict[str, Any]] = []
-    end: dict[str, Any] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        try:
-            t = float(parts[1])
-        except ValueError:
-            continue
-        if parts[0] == "s" and len(parts) >= 3:
-            oper, mii = {}, {}
-            for item in parts[3:]:
-                name, _, rest = item.partition(":")
-                o, _, m = rest.partition(":")
-                oper[name], mii[name] = o, m
-            active = parts[2] if parts[2] not in ("-", "?") else None
-            samples.append({"t": t, "active": active, "oper": oper, "mii": mii})
-        elif parts[0] == "end":
-            end["t"] = t
-            for item in parts[2:]:
-                key, _, value = item.partition("=")
-                try:
-                    end[key] = float(value)
-                except ValueError:
-                    end[key] = None
-    return samples, end
-
-
-def analyze(samples_text: str, ping_text: str, *, host: str, bond: str, method: str, cut_slave: str,
-            primary: str | None, errors: list[str] | None = None) -> FailoverReport:
-    """Turn the sampler's and ping's output into the report (pure; tested on recorded output)."""
-    samples, end = parse_samples(samples_text)
-    replies: dict[int, float] = {}
-    sent: int | None = None
-    for line in ping_text.splitlines():
-        m = _PING_RE.match(line)
-        if m:
-            # When the echo was sent: received minus round-trip time (same host clock).
-            rtt = float(m.group(3)) / 1000 if m.group(3) else 0.0
-            replies.setdefault(int(m.group(2)), float(m.group(1)) - rtt)
-        s = _SENT_RE.search(line)
-        if s:
-            sent = int(s.group(1))
+    sec = parse_sections(collected)
+    events = parse_link_events(sec.get("link.txt", ""))
+    pings = parse_pings(sec.get("ping.txt", ""))
+    kernel = parse_kmsg(sec.get("kmsg", ""))
+    _, end_ports = parse_state_line(sec.get("end", ""))
+    end_state, _ = parse_state_line(sec.get("end", ""))
+    align, why_not = clock_alignment(sec.get("marks", ""), kernel, tag)
     report = FailoverReport(host=host, bond=bond, method=method, cut_slave=cut_slave, primary=primary,
                             passed=False, verdict="", errors=list(errors or []),
                             caveat=HOST_METHOD_CAVEAT if method == "host" else None,
-                            sampler_median_ms=end.get("median_gap_ms"), sampler_max_ms=end.get("max_gap_ms"))
-    cut_t = restore_t = None
-    for s in samples:
-        oper = s.get("oper", {}).get(cut_slave)
-        if cut_t is None and oper not in ("up", None):
-            cut_t = s["t"]
-        elif cut_t is not None and restore_t is None and oper == "up":
-            restore_t = s["t"]
-    report.cut_seen = cut_t is not None
-    if cut_t is None:
+                            ping_interval_ms=interval * 1000)
+    if "kmsg" not in sec or not kernel:
+        report.notes.append("no kernel log was read (/dev/kmsg): detection from netlink events only")
+    elif align is None:
+        report.notes.append(f"kernel log not aligned: {why_not}; its figures are on the kernel clock only")
+    else:
+        report.clock_alignment_ms = round(align.uncertainty * 1000, 3)
+        if align.drift is not None:
+            report.clock_drift_ms = round(align.drift * 1000, 3)
+
+    port_events = [e for e in events if e.ifname == cut_slave]
+    cut = next((e for e in port_events if not e.carrier), None)
+    restore = next((e for e in port_events if cut and e.t > cut.t and e.carrier and "UP" in e.flags), None)
+    report.cut_seen = cut is not None
+    kev = _kernel_events(kernel, bond)
+    report.kernel_lines = [f"[{line.t:.6f}] {line.text}" for _, _, line in kev]
+    if cut is None:
         report.verdict = f"the host never saw {cut_slave} go down: nothing was measured"
         report.restored = True
         return report
-    report.restored = restore_t is not None
-    t0 = cut_t
+    report.restored = restore is not None
+    t0 = cut.t
 
     def rel(t: float) -> float:
-        return round((t - t0) * 1000, 1)
+        return round((t - t0) * 1000, 3)
 
-    for s in samples:
-        report.timeline.append({"t_ms": rel(s["t"]), "active": s.get("active"), "oper": s.get("oper"),
-                                "mii": s.get("mii")})
-    for s in samples:
-        if s["t"] < cut_t:
-            continue
-        if report.mii_down_ms is None and s.get("mii", {}).get(cut_slave) not in ("up", None):
-            report.mii_down_ms = rel(s["t"])
-        active = s.get("active")
-        if not report.failed_over and active not in (cut_slave, "", "?", None) and (restore_t is None or s["t"] <= restore_t):
-            report.failed_over, report.failed_over_to = True, active
-            report.detection_ms = rel(s["t"])
-    if restore_t is not None and primary:
-        for s in samples:
-            if s["t"] >= restore_t and s.get("active") == primary:
-                report.primary_returned = True
-                report.primary_return_ms = round((s["t"] - restore_t) * 1000, 1)
-                break
+    # The bond's own netlink events: failover (first new active port while the cut lasts), return.
+    bond_events = [e for e in events if e.ifname == bond and e.active_slave]
+    nl_failover = next((e for e in bond_events if e.t >= t0 and e.active_slave != cut_slave
+                        and (restore is None or e.t <= restore.t)), None)
+    nl_mii_down = next((e for e in port_events if e.t >= t0 and (e.mii_status or "").upper() == "DOWN"), None)
+    if nl_failover is not None:
+        report.detection_netlink_ms = rel(nl_failover.t)
+    # The kernel's lines: the first "definitely down" of the cut port, the first new active port after it.
+    k_down = next((ln for kind, port, ln in kev if kind == "down" and port == cut_slave), None)
+    k_active = next((ln for kind, port, ln in kev if kind == "active" and port != cut_slave
+                     and (k_down is None or ln.t >= k_down.t)), None)
+    if k_down is not None and k_active is not None:
+        report.kernel_down_to_active_ms = round((k_active.t - k_down.t) * 1000, 3)
+    k_active_port = next((port for kind, port, ln in kev if ln is k_active), None) if k_active else None
+    if align is not None and k_active is not None:
+        report.detection_kernel_ms = rel(align.to_realtime(k_active.t))
+    if report.detection_kernel_ms is not None:
+        report.failed_over, report.failed_over_to = True, k_active_port
+        report.detection_ms, report.detection_source = report.detection_kernel_ms, "kernel log"
+    elif nl_failover is not None:
+        report.failed_over, report.failed_over_to = True, nl_failover.active_slave
+        report.detection_ms, report.detection_source = report.detection_netlink_ms, "netlink"
+    elif k_active is not None and k_down is not None:
+        report.failed_over, report.failed_over_to = True, k_active_port
+        report.notes.append("failover seen in the kernel log only; its time could not be related to the cut")
+    if report.detection_kernel_ms is not None and report.detection_netlink_ms is not None \
+            and report.clock_alignment_ms is not None \
+            and report.detection_kernel_ms > report.detection_netlink_ms + report.clock_alignment_ms + 1.0:
+        # ip stamps an event when it reads it, never before the kernel made it.
+        report.notes.append(f"the kernel log puts the failover {report.detection_kernel_ms:.1f} ms after the cut, "
+                            f"netlink at {report.detection_netlink_ms:.1f} ms: the clocks' alignment is off")
+    if align is not None and k_down is not None:
+        report.mii_down_ms = rel(align.to_realtime(k_down.t))
+    elif nl_mii_down is not None:
+        report.mii_down_ms = rel(nl_mii_down.t)
+
+    if restore is not None and primary:
+        back = [e.t for e in bond_events if e.t >= restore.t and e.active_slave == primary]
+        if align is not None:
+            back += [align.to_realtime(ln.t) for kind, port, ln in kev
+                     if kind == "active" and port == primary and align.to_realtime(ln.t) >= restore.t - 0.05]
+        if back:
+            report.primary_returned = True
+            report.primary_return_ms = round((min(back) - restore.t) * 1000, 1)
+        elif end_state.get("active") == primary:
+            report.primary_returned = True
+            report.notes.append(f"the primary's return is from the final sysfs state (active={primary})")
         else:
             report.primary_returned = False
 
-    if replies:
-        seqs = sorted(replies)
-        report.pings_sent = sent if sent is not None else seqs[-1]
+    # The timeline: netlink events of the bond and its ports, and the driver's lines, from the cut.
+    timeline: list[dict[str, Any]] = []
+    for e in events:
+        if e.ifname != bond and e.ifname != cut_slave and not e.slave_state:
+            continue
+        what = (f"{e.ifname}: active {e.active_slave}" + (f" ({e.event})" if e.event else "")) if e.ifname == bond \
+            else f"{e.ifname}: {'carrier' if e.carrier else 'no carrier'}, {e.slave_state or '-'}, mii {e.mii_status or '-'}"
+        timeline.append({"t_ms": rel(e.t), "source": "netlink", "event": what})
+    for kind, port, ln in kev:
+        entry: dict[str, Any] = {"source": "kernel", "event": ln.text, "kernel_t": round(ln.t, 6)}
+        entry["t_ms"] = rel(align.to_realtime(ln.t)) if align is not None else None
+        timeline.append(entry)
+    timeline.sort(key=lambda d: (d["t_ms"] is None, d["t_ms"] or 0.0))
+    report.timeline = timeline[:80]
+
+    if pings.send_times:
+        seqs = sorted(pings.send_times)
+        sends = pings.send_times
+        report.pings_sent = pings.transmitted if pings.transmitted is not None else seqs[-1]
         first, last = seqs[0], seqs[-1]
         report.lost_pings = (last - first + 1) - len(seqs)
-        # The outage: for each run of unanswered echoes, from the last answered echo's send time to
-        # the next answered one's, less one interval. Gaps without a lost echo are not outages
-        # (a guest that was merely not scheduled sent nothing and lost nothing).
+        spacing = pings.spacing()
+        report.outage_resolution_ms = round(max(interval, spacing or interval) * 1000, 1)
+        # For each run of unanswered echoes: from the last answered echo's send time to the next
+        # answered one's, less one interval. Gaps without a lost echo are not outages (a guest that
+        # was merely not scheduled sent nothing and lost nothing).
         outage = 0.0
         for a, b in zip(seqs, seqs[1:]):
             if b - a > 1:
-                outage = max(outage, replies[b] - replies[a] - PING_INTERVAL)
-        if sent is not None and sent > last + 1 and replies[last] >= cut_t - 1.0:
+                outage = max(outage, sends[b] - sends[a] - interval)
+        if report.pings_sent is not None and report.pings_sent > last + 1 and sends[last] >= t0 - 1.0 \
+                and (restore is None or sends[last] < restore.t):
             # Nothing answered after the cut until ping stopped.
-            outage = max(outage, (restore_t or replies[last]) - replies[last])
+            outage = max(outage, (restore.t if restore else sends[last]) - sends[last])
+            report.lost_pings += report.pings_sent - last - 1
         report.outage_ms = round(max(0.0, outage) * 1000, 1)
     else:
         report.errors.append("no ping replies at all: the target did not answer before the cut either")
@@ -345,8 +445,8 @@ def analyze(samples_text: str, ping_text: str, *, host: str, bond: str, method: 
         problems.append(f"the primary {primary} did not become active again")
     report.passed = not problems and not report.errors
     report.verdict = ("; ".join(problems + report.errors) if not report.passed else
-                      f"failed over from {cut_slave} to {report.failed_over_to} in {report.detection_ms:.0f} ms, "
-                      f"outage {report.outage_ms:.0f} ms, primary back")
+                      f"failed over from {cut_slave} to {report.failed_over_to} in {report.detection_ms:.1f} ms "
+                      f"({report.detection_source}), outage {report.outage_ms:.0f} ms, primary back")
     return report
 
 
@@ -357,19 +457,25 @@ def _hash(data: Any) -> str:
 async def plan_failover_test(session: Any, bond: str, method: str, *, host: str | None = None,
                              target: str | None = None, hold_seconds: float = 3.0,
                              allow_unmonitored: bool = False) -> FailoverPlan:
-    """Read the bond and say what the test will do and whether its preconditions hold."""
+    """Read the bond and the host's tools; say what the test will do and whether it can."""
     if method not in METHODS:
         raise RemediationError(f"unknown failover test method {method!r}: one of {', '.join(METHODS)}")
     if not 0.5 <= hold_seconds <= 60:
         raise RemediationError("hold time must be 0.5-60 seconds")
     bond = validate_interface(bond, "bond")
     name = session_host_name(session, host)
-    state = await read_bond_state(session, bond)
+    state, tools = await asyncio.gather(read_bond_state(session, bond),
+                                        session.run(sh_c(render("failover.tools")), timeout=20))
     target = validate_ipv4_target(target or state.nm_gateway or state.route_gateway or "")
     cut = state.active_slave
     primary = state.runtime.get("primary") or None
     up = [s for s, st in state.slaves.items() if st == "up"]
+    if tools.exit_status != 0:
+        tool_list = [Check("host tools", False, f"could not list the host's tools: {tools.failure_reason}")]
+    else:
+        tool_list = tool_checks(tools.stdout)
     checks = [
+        *tool_list,
         Check("link monitoring on", state.monitoring or allow_unmonitored,
               f"miimon={state.miimon} arp_interval={state.arp_interval}"
               + ("" if state.monitoring else (" (allowed: the test will show the outage; the port comes back after "
@@ -383,10 +489,12 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
     token = "{token}"
     workdir = render("failover.workdir", token=token)
     cmds: list[tuple[str, str]] = [
-        ("start the sampler and ping on the host (detached; stops by itself; run through sh -c)",
+        ("list the host's tools (preconditions)", sh_c(render("failover.tools"))),
+        ("start the sampler: ip monitor, ping and the kernel log on the host (detached; stops by itself; "
+         "run through sh -c; <sampler_script> is failover.sampler_script of remediation.yaml, POSIX sh)",
          (render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
-                               script="<SAMPLER_SCRIPT of failover.py>", bond=bond, target=target, interval=PING_INTERVAL,
-                               max_seconds=int(hold_seconds + 40)))),
+                 script="<sampler_script>", bond=bond, target=target, interval=PING_INTERVAL,
+                 max_seconds=int(hold_seconds + 40), tag=token))),
     ]
     if method == "lab":
         cmds.append(("cut: QMP set_link on the lab switch port", f"bondbot lab link {cut_name} down"))
@@ -399,15 +507,14 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
     else:
         cmds.append(("cut: YOU shut the switch port of " + cut_name, "(operator, on the switch)"))
         restore = f"(operator) re-enable the switch port of {cut_name}; bondbot waits for its carrier"
-    cmds.append(("collect the measurements", render("failover.read", workdir=workdir)))
-    cmds.append(("clean up", render("failover.cleanup", workdir=workdir)))
+    cmds.append(("stop the sampler", render("failover.stop", workdir=workdir)))
+    cmds.append(("collect the measurements (run through sh -c)", render("failover.read", workdir=workdir, tag=token)))
+    cmds.append(("clean up (run through sh -c)", render("failover.cleanup", workdir=workdir)))
     plan = FailoverPlan(host=name, bond=bond, method=method, cut_slave=cut_name, primary=primary,  # type: ignore[arg-type]
                         target=target, hold_seconds=hold_seconds, preconditions=tuple(checks),
                         commands=tuple(cmds), restore=restore,
                         caveat=HOST_METHOD_CAVEAT if method == "host" else None,
                         allow_unmonitored=allow_unmonitored)
-    from dataclasses import replace
-
     return replace(plan, plan_hash=_hash({k: v for k, v in plan.to_json().items() if k != "plan_hash"}))
 
 
@@ -458,24 +565,28 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
     workdir = render("failover.workdir", token=token)
     max_seconds = int(plan.hold_seconds + (manual_timeout if plan.method == "manual" else 0) + 40)
     start_cmd = sh_c(render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
-                            script=SAMPLER_SCRIPT, bond=plan.bond, target=plan.target,
-                            interval=PING_INTERVAL, max_seconds=max_seconds))
+                            script=sampler_script(), bond=plan.bond, target=plan.target,
+                            interval=PING_INTERVAL, max_seconds=max_seconds, tag=token))
+    read_cmd = sh_c(render("failover.read", workdir=workdir, tag=token))
+    cleanup_cmd = sh_c(render("failover.cleanup", workdir=workdir))
     errors: list[str] = []
     rec.event("note", {"text": f"failover test {plan.plan_hash[:12]} starting: {plan.method} cut of {plan.cut_slave}"})
     res = await run("start the sampler", start_cmd)
     if res.exit_status != 0:
+        await run("clean up", cleanup_cmd)
         return refuse(f"could not start the sampler: {res.failure_reason}")
     # Wait until the sampler runs and the target answers through the bond.
     ready = False
     deadline = time.monotonic() + 20  # ping's output is block-buffered in a file: allow for it
     while not ready and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        r = await session.run(render("failover.read", workdir=workdir), timeout=10)
-        ready = r.stdout.startswith("ready ") and any(_PING_RE.match(ln) for ln in r.stdout.splitlines())
+        r = await session.run(sh_c(render("failover.probe", workdir=workdir)), timeout=10)
+        m = re.search(r"^replies (\d+)", r.stdout, re.M)
+        ready = r.stdout.startswith("ready ") and m is not None and int(m.group(1)) > 0
     if not ready:
-        await session.run(render("failover.stop", workdir=workdir), timeout=10)
+        await session.run(sh_c(render("failover.stop", workdir=workdir)), timeout=10)
         await asyncio.sleep(1)
-        await run("clean up", render("failover.cleanup", workdir=workdir))
+        await run("clean up", cleanup_cmd)
         return refuse(f"the target {plan.target} does not answer pings through {plan.bond} before the cut")
     await asyncio.sleep(1.0)  # a baseline before the cut
 
@@ -497,7 +608,7 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
         else:
             await say(f"Shut the switch port of {plan.host} {plan.cut_slave} now. bondbot is measuring and "
                       f"waits up to {manual_timeout:.0f} s for the carrier to go.")
-            seen = await _wait_oper(session, workdir, plan.cut_slave, want_up=False, timeout=manual_timeout)
+            seen = await _wait_oper(session, plan.cut_slave, want_up=False, timeout=manual_timeout)
             if not seen:
                 errors.append(f"the carrier of {plan.cut_slave} never went down within {manual_timeout:.0f} s")
             else:
@@ -509,41 +620,43 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
         if not isinstance(exc, Exception):
             raise
     finally:
-        restored = await _restore(plan, session, link_control, workdir, cut_done, manual_timeout, errors, run)
+        restored = await _restore(plan, session, link_control, cut_done, manual_timeout, errors, run)
         rec.event("note", {"text": f"{plan.cut_slave} restore: {'done' if restored else 'NOT confirmed'}"})
     await asyncio.sleep(3.0)  # let the primary come back and ping recover
-    await session.run(render("failover.stop", workdir=workdir), timeout=10)
-    samples_text = ping_text = ""
-    for _ in range(20):
-        r = await session.run(f"cat {workdir}/samples.txt", timeout=10)
-        if "\nend " in r.stdout:
-            samples_text = r.stdout
+    await session.run(sh_c(render("failover.stop", workdir=workdir)), timeout=10)
+    collected = ""
+    finished = False
+    for _ in range(30):
+        f = await session.run(sh_c(render("failover.finished", workdir=workdir)), timeout=10)
+        if f.exit_status == 0:
+            finished = True
             break
         await asyncio.sleep(0.5)
-    p = await session.run(f"cat {workdir}/ping.txt", timeout=10)
-    ping_text = p.stdout
-    await run("clean up", render("failover.cleanup", workdir=workdir))
-    if not samples_text:
+    r = await session.run(read_cmd, timeout=30)
+    collected = r.stdout
+    await run("clean up", cleanup_cmd)
+    if not finished:
         errors.append("the sampler did not finish")
-    report = analyze(samples_text, ping_text, host=plan.host, bond=plan.bond, method=plan.method,
-                     cut_slave=plan.cut_slave, primary=plan.primary, errors=errors)
-    report.raw = {"samples.txt": samples_text, "ping.txt": ping_text}
+    report = analyze(collected, host=plan.host, bond=plan.bond, method=plan.method,
+                     cut_slave=plan.cut_slave, primary=plan.primary, errors=errors, tag=token)
+    report.raw = {"collected": collected}
     rec.event("verification", {"failover_test": {k: v for k, v in report.to_json().items() if k != "timeline"},
                                "timeline_head": report.timeline[:40]})
     return report
 
 
-async def _wait_oper(session: Any, workdir: str, slave: str, *, want_up: bool, timeout: float) -> bool:
+async def _wait_oper(session: Any, slave: str, *, want_up: bool, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
+    command = render("failover.operstate", slave=validate_interface(slave, "port"))
     while time.monotonic() < deadline:
-        r = await session.run(f"cat /sys/class/net/{slave}/operstate", timeout=10)
+        r = await session.run(command, timeout=10)
         if (r.stdout.strip() == "up") == want_up and r.exit_status == 0:
             return True
         await asyncio.sleep(0.2)
     return False
 
 
-async def _restore(plan: FailoverPlan, session: Any, link_control: LinkControl | None, workdir: str,
+async def _restore(plan: FailoverPlan, session: Any, link_control: LinkControl | None,
                    cut_done: bool, manual_timeout: float, errors: list[str], run: Any) -> bool:
     """Bring the port back; shielded so that even a cancelled test restores it."""
 
@@ -558,16 +671,16 @@ async def _restore(plan: FailoverPlan, session: Any, link_control: LinkControl |
                 except Exception as exc:  # noqa: BLE001
                     errors.append(f"restore attempt {attempt + 1} failed: {exc}")
                     await asyncio.sleep(1)
-            return await _wait_oper(session, workdir, plan.cut_slave, want_up=True, timeout=30)
+            return await _wait_oper(session, plan.cut_slave, want_up=True, timeout=30)
         if plan.method == "host":
-            up = await _wait_oper(session, workdir, plan.cut_slave, want_up=True, timeout=plan.hold_seconds + 10)
+            up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=plan.hold_seconds + 10)
             if not up:
                 await run("restore the port", render("failover.host_restore", slave=plan.cut_slave))
-                up = await _wait_oper(session, workdir, plan.cut_slave, want_up=True, timeout=10)
+                up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=10)
             return up
         if not cut_done:
             return True
-        up = await _wait_oper(session, workdir, plan.cut_slave, want_up=True, timeout=manual_timeout)
+        up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=manual_timeout)
         if not up:
             errors.append(f"{plan.cut_slave}'s carrier is still down: re-enable the switch port")
         return up
