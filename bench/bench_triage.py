@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/bench_triage.py [--audit-hosts 1000] [--ansible-subset 100] [--quick]
 
-Everything runs against one real OpenSSH sshd on loopback (tests/sshd.py) that answers the seven
-triage commands from the seed's recorded outputs, logged in as a test user whose login shell is
+Everything runs against one real OpenSSH sshd on loopback (tests/sshd.py) that answers the ten
+triage commands (three host-level discovery reads, seven for the bond) from the seed's recorded outputs, logged in as a test user whose login shell is
 /bin/sh. Figures (medians):
 
-  floor        bare asyncssh: connect, run the 7 commands concurrently, close
-  engine       bondbot's run_triage in-process (fresh pool: connect, discover slaves, 7 commands,
-               diagnose)
+  floor        bare asyncssh: connect, run the 10 commands concurrently (one round), close
+  engine       bondbot's run_triage in-process (fresh pool: connect, discover bonds, ports and the
+               NetworkManager profile, 10 commands in two rounds, diagnose); once with the bond in
+               the inventory and once with none (discovered)
   cli          `bondbot triage HOST` as a whole command (process start-up included)
-  ansible      `ansible-playbook` running the same 7 commands as `raw` tasks (ansible-core is
+  ansible      `ansible-playbook` running the same 10 commands as `raw` tasks (ansible-core is
                installed into its own virtualenv under ~/.cache/bondbot-bench on first run)
   audit        `bondbot audit` of N inventory entries (all pointing at the test sshd), wall time and
                peak RSS; against `ansible-playbook -f 50` on a subset, extrapolated linearly (said so)
@@ -36,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 from tests.ssh.fixtures import seed_replay  # noqa: E402
 from tests.sshd import SshServer, start_sshd  # noqa: E402
 
-COMMANDS = list(seed_replay().keys())
+# What the triage sends: the three host-level discovery reads, the bond's two, its profile by
+# UUID, two per port (the replay table also answers the old by-name nmcli read; never sent now).
+COMMANDS = [c for c in seed_replay() if c != "nmcli -t con show bond0"]
 ANSIBLE_VENV = Path.home() / ".cache" / "bondbot-bench" / "ansible-venv"
 BONDBOT = Path(sys.executable).parent / "bondbot"
 
@@ -74,7 +77,7 @@ def engine_once(inventory: Path, known_hosts: Path) -> None:
         async with SshPool(inv, known_hosts=known_hosts) as pool:
             result = await run_triage(pool, "test-host")
             assert result.diagnosis is not None and result.diagnosis.root_cause is not None
-            assert len(result.steps) == 7 and all(s.status == "ok" for s in result.steps)
+            assert len(result.steps) == len(COMMANDS) and all(s.status == "ok" for s in result.steps)
 
     asyncio.run(go())
 
@@ -198,6 +201,8 @@ def main() -> None:
 
         floor = median_time(lambda: floor_once(server, known_hosts), args.runs)
         engine = median_time(lambda: engine_once(inventory, known_hosts), args.runs)
+        unnamed = server.write_inventory(tmp / "inventory-unnamed.yaml", bond=None)
+        engine_discovered = median_time(lambda: engine_once(unnamed, known_hosts), args.runs)
         compile_bytecode()
         cli = median_time(lambda: cli_once(env), max(5, args.runs // 3))
         ansible: dict[str, float] = {}
@@ -206,9 +211,11 @@ def main() -> None:
             for module in ("raw", "command"):
                 ansible[module] = ansible_time(server, playbook_bin, tmp, ["test-host"], module, 1, runs=3)
 
-        print("One host, 7 triage commands (median)")
+        print(f"One host, {len(COMMANDS)} triage commands (median)")
         print(f"  {'bare asyncssh (floor)':<38}{floor:8.3f} s")
         print(f"  {'bondbot engine, in-process':<38}{engine:8.3f} s   {engine / floor:5.2f}x floor (target <= 1.5x)")
+        print(f"  {'  same, no bond named (discovered)':<38}{engine_discovered:8.3f} s   "
+              f"{engine_discovered / floor:5.2f}x floor (discovery adds no round trip)")
         print(f"  {'bondbot triage (whole command)':<38}{cli:8.3f} s   (target well under 0.5 s)")
         for module, t in ansible.items():
             print(f"  {'ansible-playbook, ' + module + ' tasks':<38}{t:8.3f} s   "
