@@ -45,7 +45,16 @@ from pathlib import Path
 from typing import Any
 
 from ssh_exec.errors import InvalidValue, InventoryError
-from ssh_exec.inventory import Host, Inventory, make_host, safe_text, validate_address, validate_user, yaml_load
+from ssh_exec.inventory import (
+    Host,
+    Inventory,
+    make_host,
+    safe_text,
+    validate_address,
+    validate_listed_name,
+    validate_user,
+    yaml_load,
+)
 
 __all__ = ["load_ansible", "builtin_inventory_from_text", "ansible_inventory_binary"]
 
@@ -662,9 +671,7 @@ def _build(hosts: dict[str, tuple[VarMap, list[str]]], inv: Inventory, source: s
     names = set(hosts)
     for name, (hv, groups) in hosts.items():
         try:
-            from ssh_exec.inventory import validate_host_name
-
-            validate_host_name(name)
+            validate_listed_name(name)
         except InvalidValue as exc:
             inv.skip(name, hv.get("__where__", _Var(None, source)).where, f"{exc}; host skipped")
             continue

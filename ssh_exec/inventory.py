@@ -78,20 +78,24 @@ def safe_text(value: object) -> str:
 
 
 def validate_host_name(name: object) -> str:
-    """An inventory name: letters, digits, ``_ . -``, not starting with ``-`` or ``.``; max 253;
-    or an IP address (Ansible inventories list hosts by address, IPv6 too)."""
-    if isinstance(name, str) and ":" in name and not _NAME_RE.fullmatch(name):
-        try:
-            ipaddress.IPv6Address(name)
-            return name
-        except ValueError:
-            pass
+    """An inventory name: letters, digits, ``_ . -``, not starting with ``-`` or ``.``; max 253."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValue(
             f"invalid host name {safe_text(repr(name))}: use 1-253 characters from A-Z a-z 0-9 _ . - "
             "not starting with '-' or '.'"
         )
     return name
+
+
+def validate_listed_name(name: object) -> str:
+    """A name an inventory file lists: ``validate_host_name``, or an IPv6 address (Ansible
+    inventories list hosts by address). Names typed by users stay ``validate_host_name``'s."""
+    if isinstance(name, str) and ":" in name:
+        try:
+            return str(ipaddress.IPv6Address(name)) and name
+        except ValueError:
+            pass
+    return validate_host_name(name)
 
 
 def validate_address(address: object) -> str:
@@ -320,7 +324,7 @@ class Inventory:
 
 def make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
     """A validated ``Host``; raises ``InvalidValue`` naming the bad field."""
-    validate_host_name(name)
+    validate_listed_name(name)
     address = validate_address(str(fields.get("address") or name))
     port = _validate_port(fields.get("port", 22) if fields.get("port") is not None else 22)
     user = validate_user(str(fields["user"])) if fields.get("user") is not None else getpass.getuser()

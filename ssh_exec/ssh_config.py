@@ -1,7 +1,7 @@
 """OpenSSH client config files read as ``ssh`` reads them: asyncssh's ``SSHClientConfig``, fixed up.
 
 Why asyncssh's reader and not ``ssh -G``: on the test corpus (``tests/fixtures/ssh_configs/``)
-both give the same hosts, addresses, ports, users, keys and jumps once three asyncssh differences
+both give the same hosts, addresses, ports, users, keys and jumps once two asyncssh differences
 are corrected here (below); asyncssh runs in-process (no ``ssh`` binary needed where bondbot runs,
 no process per host) and, unlike ``ssh -G``, lets bondbot say *where* each value came from
 (``file:line``) and which options it saw but does not apply. ``ssh -G`` is the oracle in the tests.
@@ -10,10 +10,14 @@ What this module changes in asyncssh's reader (each one a difference from ``ssh 
 corpus showed):
 
 - a ``# comment`` after a value ends the line, as in OpenSSH 9 (asyncssh: "Extra data at end");
-- after an ``Include`` inside a ``Host``/``Match`` block, the block's matching state is restored
-  (asyncssh: the rest of the block then applied to every host);
 - ``%`` tokens in ``IdentityFile`` are expanded once, after every file is read, as ssh does
-  (asyncssh expanded at the end of each included file, before a later ``User`` was known).
+  (asyncssh expanded at the end of each included file, before a later ``User`` was known:
+  ``~/.ssh/cache_%r`` became ``cache_root`` where ssh uses ``cache_everyone``).
+
+Also: relative ``Include`` paths and ``~``/``%d`` use the home directory from the password
+database, as ssh does (not ``$HOME``); Includes nest at most 16 deep (OpenSSH's limit); each file
+is tokenized once per version and each ``Host`` pattern compiled once, since an inventory resolves
+every alias against the same files.
 
 Which names are hosts (the allowlist): every literal ``Host`` alias; and any name matching a
 ``Host`` pattern with wildcards other than one made only of ``*``/``?`` (``Host *`` allows no
@@ -181,7 +185,7 @@ def _config_class() -> type:
             path, line_no = self._path, self._line_no
             super()._include(option, args)
             self._path, self._line_no = path, line_no
-            self._matching = matching  # asyncssh resets this to True
+            self._matching = matching  # OpenSSH restores the including block's state
 
         def _where(self) -> str:
             return f"{self._path}:{self._line_no}"

@@ -228,3 +228,21 @@ def test_ssh_config_corpus(case: str, ssh_corpus: Path) -> None:
 def real_proxycommand(config: Path, name: str) -> bool:
     return ssh_g(config, name)["proxycommand"] is not None
 
+
+
+@needs_ssh
+def test_plain_asyncssh_reader_differs_from_ssh_where_bondbot_fixes_it(ssh_corpus: Path) -> None:
+    """Why bondbot wraps asyncssh's reader: unwrapped, it disagrees with ``ssh -G`` on this corpus."""
+    import getpass
+
+    from asyncssh.config import SSHClientConfig
+
+    def plain(config: Path, host: str) -> Any:
+        return SSHClientConfig.load(None, [config], False, False, False, getpass.getuser(), (), host, ())
+
+    with pytest.raises(Exception, match="Extra data at end"):  # a trailing '# comment'
+        plain(ssh_corpus / "basic" / "config", "bastion")
+    include = ssh_corpus / "include" / "config"
+    assert plain(include, "cache-01").get("IdentityFile") == [f"~/.ssh/cache_{getpass.getuser()}"]
+    assert ssh_g(include, "cache-01")["keys"][0] == expand_tilde("~/.ssh/cache_everyone")
+    assert [str(k) for k in load_inventory(include).get("cache-01").keys][0] == expand_tilde("~/.ssh/cache_everyone")
