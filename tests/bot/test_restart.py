@@ -216,6 +216,7 @@ async def test_sigterm_lets_a_running_triage_finish_and_refuses_new_work(
     assert refused.status == 200 and "restarting" in refused.body["text"], refused.body
     assert await _exit_code(a, 30) == 0, a.output()
     took = time.monotonic() - started
+    print(f"\nMEASURED sigterm with a triage 2 s from its end: exit 0 after {took:.2f} s")
     assert took < 15, f"shutdown took {took:.1f} s"
     [incident] = store.list_incidents()  # the refused command opened nothing
     assert incident.status is Status.DIAGNOSED, incident
@@ -227,16 +228,18 @@ async def test_sigterm_lets_a_running_triage_finish_and_refuses_new_work(
 
 
 async def test_sigterm_when_the_grace_period_runs_out_records_the_triage_interrupted(
-    replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore
+    replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore, db_url: str
 ) -> None:
-    slow_host.server.set_replay(seed_table(), delays={SLOW_STEP: 8.0})
+    slow_host.server.set_replay(seed_table(), delays={SLOW_STEP: 5.0})
     a = await replicas.start(grace=0.5)
     await replicas.command(a, "triage test-host")
     await _until(lambda: SLOW_STEP in _host_commands(slow_host), 20, "the slow step to start")
     started = time.monotonic()
     a.proc.send_signal(signal.SIGTERM)
     assert await _exit_code(a, 20) == 0, a.output()
-    assert time.monotonic() - started < 6, "recorded and gone well before the slow step would have ended"
+    took = time.monotonic() - started
+    print(f"\nMEASURED sigterm, grace 0.5 s ran out: recorded interrupted, exit 0 after {took:.2f} s")
+    assert took < 4.5, "recorded and gone before the slow step would have ended"
     [incident] = store.list_incidents()
     assert incident.status is Status.INTERRUPTED
     [event] = [e for e in store.events(incident.id) if e.kind == "interrupted"]
@@ -248,6 +251,8 @@ async def test_sigterm_when_the_grace_period_runs_out_records_the_triage_interru
     assert ACTION_RERUN_TRIAGE in _buttons(msg)
     assert "recorded interrupted" in a.output()
 
+    if not db_url.startswith("sqlite"):
+        return  # the button's round trip does not depend on the database
     # The re-run button works on any replica: a new incident, triaged to the end.
     slow_host.server.set_replay(seed_table())
     b = await replicas.start()
@@ -278,6 +283,34 @@ async def test_sigterm_in_socket_mode_finishes_the_triage_and_answers_restarting
     assert "running" not in _incident_message(slack).text
 
 
+async def test_sigterm_cutting_a_fix_records_where_with_the_rollback_note(
+    replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore
+) -> None:
+    slow_host.server.set_replay(seed_table(), delays={FIX_COMMANDS[1]: 6.0})
+    a = await replicas.start(kind="worker", grace=0.5)
+    await replicas.command(a, "triage test-host")
+    await _until(lambda: slack.channel_messages(INCIDENTS, include_ephemeral=False)
+                 and ACTION_APPLY_FIX in _buttons(_incident_message(slack)), 20, "the fix offer")
+    await replicas.click(a, _incident_message(slack), ACTION_APPLY_FIX, user=BOB)
+    await _until(lambda: FIX_COMMANDS[1] in _host_commands(slow_host), 20, "the change to be under way")
+    a.proc.send_signal(signal.SIGTERM)
+    assert await _exit_code(a, 30) == 0, a.output()
+    [incident] = store.list_incidents()
+    assert incident.status is Status.INTERRUPTED
+    events = store.events(incident.id)
+    [event] = [e for e in events if e.kind == "interrupted"]
+    p = event.payload
+    note = next(e for e in events if e.kind == "rollback_note")
+    assert p["work"] == "fix" and "grace period (0.5 s) ran out" in p["reason"]
+    assert "between the change and its verification" in p["phase"] and f"seq {note.seq}" in p["phase"]
+    assert p["rollback_note_seq"] == note.seq and p["restore_commands"] == note.payload["restore_commands"]
+    assert p["host_as_before"] is True, p  # re-read before exiting: the replayed host did not change
+    assert store.verify(incident.id).ok and store.leases() == []
+    assert [_host_commands(slow_host).count(c) for c in FIX_COMMANDS] == [1, 1]
+    msg = _incident_message(slack)
+    assert ACTION_RERUN_TRIAGE in _buttons(msg) and "Interrupted" in _text(msg)
+
+
 # ------------------------------------------------------------------ kill -9
 
 
@@ -299,6 +332,7 @@ async def test_kill_during_a_triage_is_recorded_by_the_other_replica_within_the_
 
     await _until(interrupted, RECOVERY_BOUND_S + 5, "the other replica to record the interruption")
     took = time.monotonic() - killed
+    print(f"\nMEASURED kill -9 mid-triage: the other replica recorded it {took:.2f} s later (lease {LEASE_S} s)")
     assert took <= RECOVERY_BOUND_S, f"recorded {took:.1f} s after the kill (lease {LEASE_S} s)"
     events = store.events(incident.id)
     [event] = [e for e in events if e.kind == "interrupted"]
@@ -311,7 +345,7 @@ async def test_kill_during_a_triage_is_recorded_by_the_other_replica_within_the_
     assert "Interrupted" in _text(msg) and "running" not in msg.text
     await _until(lambda: any("interrupted" in m.text for m in slack.thread(INCIDENTS, msg.ts)), 10, "the thread note")
     # b did not re-run anything: every command the host saw, it saw once.
-    await asyncio.sleep(LEASE_S)
+    await asyncio.sleep(LEASE_S / 2)  # longer than a scan: time to (wrongly) run anything again
     _no_duplicates(_host_commands(slow_host))
     assert [e.kind for e in store.events(incident.id)].count("interrupted") == 1
     b.proc.send_signal(signal.SIGTERM)
@@ -321,7 +355,7 @@ async def test_kill_during_a_triage_is_recorded_by_the_other_replica_within_the_
 async def test_kill_during_a_fix_is_recorded_by_the_restarted_replica_with_the_host_state(
     replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore, db_url: str
 ) -> None:
-    slow_host.server.set_replay(seed_table(), delays={FIX_COMMANDS[1]: 8.0})
+    slow_host.server.set_replay(seed_table(), delays={FIX_COMMANDS[1]: 6.0})
     a = await replicas.start(kind="worker")
     await replicas.command(a, "triage test-host")
     await _until(lambda: slack.channel_messages(INCIDENTS, include_ephemeral=False)
@@ -340,6 +374,7 @@ async def test_kill_during_a_fix_is_recorded_by_the_restarted_replica_with_the_h
     await _until(lambda: store.get(incident.id).status is Status.INTERRUPTED, RECOVERY_BOUND_S + 10,
                  "the restarted replica to record the interruption")
     took = time.monotonic() - killed
+    print(f"\nMEASURED kill -9 mid-fix: the restarted replica recorded it {took:.2f} s later (lease {LEASE_S} s)")
     assert took <= RECOVERY_BOUND_S + 3, f"recorded {took:.1f} s after the kill (incl. the restart)"
     events = store.events(incident.id)
     [event] = [e for e in events if e.kind == "interrupted"]
@@ -357,7 +392,7 @@ async def test_kill_during_a_fix_is_recorded_by_the_restarted_replica_with_the_h
     assert store.leases() == []
     await _until(lambda: ACTION_RERUN_TRIAGE in _buttons(_incident_message(slack)), 10, "the message update")
     # The change commands ran once: the recovery only re-read the host.
-    await asyncio.sleep(LEASE_S)
+    await asyncio.sleep(LEASE_S / 2)  # longer than a scan: time to (wrongly) run anything again
     commands = _host_commands(slow_host)
     assert [commands.count(c) for c in FIX_COMMANDS] == [1, 1]
     b.proc.send_signal(signal.SIGTERM)
