@@ -141,10 +141,11 @@ async def test_socket_mode_unhealthy_when_slack_drops(tmp_path: Path) -> None:
 
 
 async def test_http_mode_serves_healthz_on_the_slack_port(tmp_path: Path) -> None:
-    port = _free_port()
+    port, health_port = _free_port(), _free_port()
     async with SlackStandin() as slack:
+        # BONDBOT_HEALTH_PORT as the image sets it: the HEALTHCHECK's port works in HTTP mode too
         env = _env(tmp_path, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=slack.bot_token,
-                   SLACK_SIGNING_SECRET=slack.signing_secret)
+                   SLACK_SIGNING_SECRET=slack.signing_secret, BONDBOT_HEALTH_PORT=str(health_port))
         proc = subprocess.Popen([BONDBOT, "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -153,6 +154,7 @@ async def test_http_mode_serves_healthz_on_the_slack_port(tmp_path: Path) -> Non
             assert body["checks"]["store"] == {"ok": True, "detail": "incident store readable"}
             assert (tmp_path / "data" / "incidents.sqlite3").exists()  # the check read the real store
             assert _probe(f"http://127.0.0.1:{port}/healthz").returncode == 0
+            assert await _get(f"http://127.0.0.1:{health_port}/healthz") == (200, body)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
