@@ -40,7 +40,11 @@ def print_diagnosis(console: Any, result: Any) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    from ssh_exec.inventory import safe_text
+    def safe_text(text: object) -> str:  # control characters escaped, line breaks and tabs kept
+        from ssh_exec.inventory import safe_text as escape_controls
+
+        return "\n".join("\t".join(escape_controls(part) for part in line.split("\t"))
+                         for line in str(text).split("\n"))
 
     d = result.diagnosis
     if d is None:

@@ -214,6 +214,13 @@ async def test_inactive_profile_found_by_interface_name(unnamed: SshTestHost) ->
     assert shlex.split(root.facts["fix_commands"][0])[3] == "Bond \"edge\" it's"
     nm_step = next(s for s in r.steps if s.step.startswith("nmcli 0b7d"))
     assert nm_step.reason and "interface-name" in nm_step.reason
+    # What the operator reads and copies: the real name, quoted so the shell sees one word.
+    import asyncio
+
+    cli = await asyncio.to_thread(lambda: CliRunner().invoke(app, ["triage", "test-host"], catch_exceptions=False,
+                                                             env={"COLUMNS": "300"}))
+    line = next(ln for ln in cli.stdout.splitlines() if "nmcli con modify" in ln)
+    assert shlex.split(line[line.index("nmcli con modify"):].rstrip(" │"))[:4] == ["nmcli", "con", "modify", "Bond \"edge\" it's"]
 
 
 async def test_no_profile_owns_the_bond(unnamed: SshTestHost) -> None:
@@ -263,3 +270,17 @@ async def test_warnings_only_is_healthy_with_risks(unnamed: SshTestHost) -> None
     assert data["verdict"] == "healthy" and data["results"][0]["diagnosis"]["risks"] == ["ARP_SINGLE_TARGET"]
     text = (await _cli("audit")).stdout
     assert "healthy (1 with risks)" in text
+
+
+async def test_hostile_profile_name_cannot_drive_the_terminal(unnamed: SshTestHost) -> None:
+    """A profile name is host-sourced: shown quoted for the shell and with control characters
+    escaped for the terminal (an escape sequence must not retitle or recolour it)."""
+    unnamed.server.set_replay(host_table(persona_bond("incident", profile="evil\x1b]0;pwned\x07$(reboot)")))
+    import asyncio
+
+    cli = await asyncio.to_thread(lambda: CliRunner().invoke(app, ["triage", "test-host"], catch_exceptions=False,
+                                                             env={"COLUMNS": "300"}))
+    assert cli.exit_code == 0
+    assert "\x1b]0;" not in cli.stdout and "\x07" not in cli.stdout
+    assert "\\x1b]0;pwned\\x07$(reboot)" in cli.stdout
+    assert not any("reboot" in c for c in unnamed.server.commands())  # a name from the host is never sent back
