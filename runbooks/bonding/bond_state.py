@@ -9,10 +9,11 @@ the moving parts (MII status, counters), so a plan stays valid while the bond is
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from runbooks.bonding.bond_options import (
@@ -71,6 +72,17 @@ class BondState:
     device_paths: tuple[str, ...] = ()
     config_files: tuple[str, ...] = ()
     has_systemd_run: bool = False
+    # ifupdown (only read when NetworkManager does not hold the bond): what `ifquery BOND` says
+    # (None: ifquery missing or the bond unknown to it), and the one file with the bond's stanza.
+    ifquery: dict[str, str] | None = None
+    ifupdown_file: str | None = None
+    ifupdown_text: str | None = field(default=None, repr=False)
+    ifupdown_sha256: str | None = None
+
+    @property
+    def managed_by_ifupdown(self) -> bool:
+        """ifupdown knows the bond (ifquery) and exactly one file holds its stanza (read)."""
+        return not self.managed_by_nm and self.ifquery is not None and self.ifupdown_text is not None
 
     @property
     def managed_by_nm(self) -> bool:
@@ -85,6 +97,7 @@ class BondState:
             "runtime": {k: self.runtime.get(k, "") for k in RUNTIME_KEYS},
             "nm_uuid": self.nm_uuid,
             "bond_options": self.bond_options,
+            "ifupdown_sha256": self.ifupdown_sha256,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +113,9 @@ def fingerprint_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -
             diffs.append(f"{key}: was {rb.get(key, '')!r}, now {rn.get(key, '')!r}")
     if before.get("nm_uuid") != now.get("nm_uuid"):
         diffs.append(f"NetworkManager profile: was {before.get('nm_uuid')}, now {now.get('nm_uuid')}")
+    if before.get("ifupdown_sha256") != now.get("ifupdown_sha256"):
+        diffs.append(f"ifupdown file: content was sha256 {str(before.get('ifupdown_sha256'))[:12]}, "
+                     f"now {str(now.get('ifupdown_sha256'))[:12]}")
     ob, on = before.get("bond_options"), now.get("bond_options")
     if ob != on:
         fmt = lambda o: format_bond_options(o) if o is not None else None  # noqa: E731
@@ -171,6 +187,8 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
     options: dict[str, str] | None = None
     paths: list[str] = []
     config_files: tuple[str, ...] = ()
+    ifquery: dict[str, str] | None = None
+    ifupdown_file = ifupdown_text = ifupdown_sha256 = None
     if active.exit_status == 0:
         for line in active.stdout.splitlines():
             f = _split_terse(line)
@@ -200,6 +218,20 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
             "grep -l -s -w -- " + shlex.quote(bond) + " /etc/netplan/*.yaml /etc/network/interfaces "
             "/etc/network/interfaces.d/* /etc/sysconfig/network-scripts/ifcfg-*; true"))
         config_files = tuple(ln.strip() for ln in cfg.stdout.splitlines() if _FILE_RE.fullmatch(ln.strip()))
+        if any(f.startswith("/etc/network/") for f in config_files):
+            ifq, ifiles = await asyncio.gather(
+                run(render("read_state.ifquery", bond=bond)),
+                run(sh_c(render("read_state.ifupdown_files", bond=bond.replace(".", "[.]")))))
+            if ifq.exit_status == 0:
+                from runbooks.bonding.ifupdown_file import parse_ifquery
+
+                ifquery = parse_ifquery(ifq.stdout)
+                files = [ln.strip() for ln in ifiles.stdout.splitlines() if _FILE_RE.fullmatch(ln.strip())]
+                if len(files) == 1:
+                    text = await run(render("read_state.read_file", filename=files[0]))
+                    if text.exit_status == 0:
+                        ifupdown_file, ifupdown_text = files[0], text.stdout
+                        ifupdown_sha256 = hashlib.sha256(text.stdout.encode()).hexdigest()
 
     def as_int(key: str) -> int:
         try:
@@ -214,6 +246,7 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
         route_gateway=_gateway_from_route(route.stdout) if route.exit_status == 0 else None,
         device_paths=tuple(paths), config_files=config_files,
         has_systemd_run=sdrun.exit_status == 0,
+        ifquery=ifquery, ifupdown_file=ifupdown_file, ifupdown_text=ifupdown_text, ifupdown_sha256=ifupdown_sha256,
     )
 
 

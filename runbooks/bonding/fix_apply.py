@@ -205,6 +205,8 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
         result.message = f"{plan.monitor.describe()} is on for {plan.bond} and verified"
         if plan.persistence:
             result.message += "; apply the persistence steps to keep it after a reboot"
+        elif plan.backend == "ifupdown":
+            result.message += f"; persisted in {plan.state.ifupdown_file} (backup first; ifquery reads it)"
         rec.status("verified", result.message)
         result.duration = round(time.monotonic() - started, 2)
         return result
@@ -273,6 +275,14 @@ async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
             needle = f"miimon={m.miimon}" if m.kind == "miimon" else f"arp_interval={m.arp_interval}"
             checks.append(Check("persisted on disk", needle in per.stdout,
                                 f"{plan.state.nm_file}: {' '.join(per.stdout.split()) or 'no monitor line'}"))
+    if plan.backend == "ifupdown":
+        from runbooks.bonding.ifupdown_file import parse_ifquery
+
+        ifq = await step("verify: ifupdown's configuration", render("read_state.ifquery", bond=plan.bond), sess=session)
+        seen = parse_ifquery(ifq.stdout).get("bond-miimon") if ifq.exit_status == 0 else None
+        checks.append(Check("persisted for ifupdown (ifquery)", seen == str(m.miimon),
+                            f"ifquery {plan.bond}: bond-miimon {seen or '(none)'}"
+                            + ("" if ifq.exit_status == 0 else f" ({ifq.failure_reason})")))
     target = plan.target
     ping = await step("verify: the gateway answers",
                       render("verify.gateway", count=remediation_spec()["defaults"]["verify_pings"], bond=plan.bond,

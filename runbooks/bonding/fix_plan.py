@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from runbooks.bonding.bond_options import (
     validate_uuid,
 )
 from runbooks.bonding.bond_state import RUNTIME_KEYS, BondState, Session, read_bond_state, session_host_name
+from runbooks.bonding.ifupdown_file import set_mii_monitor
 
 __all__ = [
     "CHECKPOINT_PLACEHOLDER",
@@ -43,6 +45,7 @@ __all__ = [
     "with_hash",
     "persistence_steps",
     "plan_fix",
+    "shown_name",
 ]
 
 
@@ -70,7 +73,7 @@ class FixPlan:
 
     host: str
     bond: str
-    backend: Literal["networkmanager", "sysfs"]
+    backend: Literal["networkmanager", "ifupdown", "sysfs"]
     monitor: Monitor
     before: dict[str, Any]
     before_options: str | None
@@ -85,6 +88,7 @@ class FixPlan:
     target: str | None
     warnings: tuple[str, ...]
     state: BondState
+    ifupdown_changes: tuple[str, ...] = ()  # the interfaces file's lines changed (backend ifupdown)
     plan_hash: str = ""
 
     def hashed_content(self) -> dict[str, Any]:
@@ -110,6 +114,12 @@ class FixPlan:
     def summary(self) -> str:
         return f"{self.host} {self.bond}: enable {self.monitor.describe()}"
 
+    def profile_shown(self) -> str | None:
+        """The NetworkManager profile as shown to people: its real name, shell-quoted, and its UUID."""
+        if self.backend != "networkmanager" or self.state.nm_uuid is None:
+            return None
+        return f"{shown_name(self.state.nm_id or '')} (uuid {self.state.nm_uuid})"
+
     def rollback_note(self) -> dict[str, Any]:
         """What the incident log records before anything changes."""
         return {
@@ -117,6 +127,7 @@ class FixPlan:
             "bond": self.bond,
             "plan_hash": self.plan_hash,
             "nm_profile": {"uuid": self.state.nm_uuid, "id": self.state.nm_id, "file": self.state.nm_file},
+            "ifupdown_file": self.state.ifupdown_file if self.backend == "ifupdown" else None,
             "bond_options_before": self.before_options,
             "runtime_before": self.before["runtime"],
             "checkpoint_timeout_s": self.checkpoint_timeout if self.backend == "networkmanager" else None,
@@ -126,6 +137,10 @@ class FixPlan:
 
     def render_rollback(self) -> str:
         lines = [f"Rollback for {self.host} {self.bond}:"]
+        if self.profile_shown():
+            lines.append(f"  NetworkManager profile: {self.profile_shown()}")
+        if self.backend == "ifupdown":
+            lines.append(f"  {self.state.ifupdown_file}: restored from its backup (first restore command)")
         if self.before_options is not None:
             lines.append(f"  bond.options before: {self.before_options}")
         rt = self.before["runtime"]
@@ -140,6 +155,8 @@ class FixPlan:
     def render_text(self) -> str:
         """The plan as shown before approval: commands, verification, rollback, hash."""
         out = [f"Fix plan {self.plan_hash[:12]}: {self.summary()}"]
+        if self.profile_shown():
+            out.append(f"  NetworkManager profile: {self.profile_shown()}; commands name it by UUID")
         if self.before_options is not None:
             out.append(f"  bond.options now:   {self.before_options}")
             out.append(f"  bond.options after: {self.new_options}")
@@ -153,6 +170,9 @@ class FixPlan:
             out += [f"  - {s.command}\n       # {s.purpose}" for s in self.fallback]
         out.append("Verification (over a new SSH connection):")
         out += [f"  - {s.command}\n       # {s.purpose}" for s in self.verify]
+        if self.ifupdown_changes:
+            out.append(f"Persisted by bondbot in {self.state.ifupdown_file} (ifupdown; a backup first):")
+            out += [f"  {c}" for c in self.ifupdown_changes]
         if self.persistence:
             out.append("Persistence (for you to apply; not NetworkManager):")
             out += ["  " + ln for ln in self.persistence.strip().splitlines()]
@@ -199,6 +219,7 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         PlannedCommand("runtime values", render("read_state.sysfs", bond=bond)),
     ]
     persistence: str | None = None
+    ifupdown_changes: tuple[str, ...] = ()
     before_options = new_options = None
     removed: list[str] = []
     restore_runtime = runtime_restore_commands(bond, state.runtime)
@@ -213,7 +234,7 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
     confirm = PlannedCommand("confirm: disarm the host's own undo", sh_c(render("watchdog.confirm", flag=flag, unit=unit)))
 
     if state.managed_by_nm:
-        backend: Literal["networkmanager", "sysfs"] = "networkmanager"
+        backend: Literal["networkmanager", "ifupdown", "sysfs"] = "networkmanager"
         uuid = validate_uuid(state.nm_uuid or "")
         assert state.bond_options is not None
         before_options = format_bond_options(state.bond_options)
@@ -227,7 +248,8 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
             f"{checkpoint_timeout} s unless confirmed",
             render("checkpoint.create", device_paths=paths, timeout=checkpoint_timeout)))
         steps.append(watchdog)
-        steps.append(PlannedCommand("save the new options in the profile (keeps every other option)",
+        profile = shown_name(state.nm_id or "")
+        steps.append(PlannedCommand(f"save the new options in the profile {profile} (keeps every other option)",
                                     render("nm.modify", uuid=uuid, options=new_options)))
         for cmd in runtime_apply_commands(bond, state.runtime, monitor):
             steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
@@ -239,7 +261,7 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         fallback.append(PlannedCommand(
             "the seed's down/up, detached on the host so a dropped SSH session cannot leave the bond down",
             bounce))
-        verify.append(PlannedCommand("the profile has the new options",
+        verify.append(PlannedCommand(f"the profile {profile} has the new options",
                                      f"nmcli -t connection show uuid {shlex.quote(uuid)}"))
         if state.nm_file:
             verify.append(PlannedCommand("the profile on disk has them (survives a reboot)",
@@ -249,9 +271,41 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
                                     render("checkpoint.destroy", checkpoint=CHECKPOINT_PLACEHOLDER)))
         rollback.append(PlannedCommand("NetworkManager restores profile and bond (while the checkpoint exists)",
                                         render("checkpoint.rollback", checkpoint=CHECKPOINT_PLACEHOLDER)))
-        rollback.append(PlannedCommand("the profile's options as before",
+        rollback.append(PlannedCommand(f"the options of the profile {profile} as before",
                                        render("nm.modify", uuid=uuid, options=before_options)))
         rollback.append(PlannedCommand("apply them to the running bond", render("nm.reapply", bond=bond)))
+    elif state.managed_by_ifupdown and monitor.kind == "miimon":
+        backend = "ifupdown"
+        assert state.ifupdown_file is not None and state.ifupdown_text is not None and state.ifupdown_sha256
+        filename = _validate_config_path(state.ifupdown_file)
+        edit = set_mii_monitor(state.ifupdown_text, bond, monitor.miimon)
+        backup = f"/var/backups/bondbot/{filename.rsplit('/', 1)[1]}.{state.ifupdown_sha256[:12]}.bak"
+        tmp = f"/etc/network/.bondbot-{bond}.{state.ifupdown_sha256[:12]}.new"
+        file_undo = render("ifupdown.restore_if_backed_up", backup=backup, filename=filename)
+        watchdog = PlannedCommand(
+            watchdog.purpose + f" and {filename} from its backup",
+            sh_c(render("watchdog.arm", flag=flag, unit=unit,
+                        script=render("watchdog.script", delay=checkpoint_timeout + WATCHDOG_GRACE, flag=flag,
+                                      restore="; ".join([file_undo, *restore_runtime])))))
+        steps.append(watchdog)
+        steps.append(PlannedCommand(f"back up {filename} (outside /etc/network/interfaces.d/, which ifupdown reads)",
+                                    sh_c(render("ifupdown.backup", filename=filename, backup=backup))))
+        changes = "; ".join(edit.changes) or "no line changes"
+        steps.append(PlannedCommand(
+            f"persist the monitor in {filename}, every other line kept ({changes}); only if the file is "
+            "still what the plan read",
+            sh_c(render("ifupdown.write", filename=filename, sha256=state.ifupdown_sha256, tmp=tmp,
+                        content=edit.content))))
+        for cmd in runtime_apply_commands(bond, state.runtime, monitor):
+            steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
+        steps.append(confirm)
+        verify.append(PlannedCommand("ifupdown reads the new monitor from its configuration",
+                                     render("read_state.ifquery", bond=bond)))
+        verify.append(PlannedCommand(f"the monitor lines of {filename}",
+                                     render("ifupdown.check", filename=filename)))
+        rollback.append(PlannedCommand(f"{filename} as before, from the backup",
+                                       render("ifupdown.restore", backup=backup, filename=filename)))
+        ifupdown_changes = edit.changes
     else:
         backend = "sysfs"
         steps.append(watchdog)
@@ -259,8 +313,11 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
             steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
         steps.append(confirm)
         persistence = persistence_steps(state, monitor)
-        warnings.append("NetworkManager does not manage this bond: the runtime change is lost at reboot "
-                        "unless the persistence steps below are applied")
+        if state.managed_by_ifupdown:
+            warnings.append("bondbot persists only MII monitoring in ifupdown files; apply the ARP monitor "
+                            "there by hand (steps below)")
+        warnings.append("neither NetworkManager nor a file bondbot edits holds this bond: the runtime change "
+                        "is lost at reboot unless the persistence steps below are applied")
     for cmd in restore_runtime:
         rollback.append(PlannedCommand("runtime values as before", cmd))
     verify.append(PlannedCommand(f"the gateway {target} answers through {bond}",
@@ -271,9 +328,25 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         before_options=before_options, new_options=new_options, removed_options=tuple(removed),
         steps=tuple(steps), fallback=tuple(fallback), verify=tuple(verify), rollback=tuple(rollback),
         persistence=persistence, checkpoint_timeout=checkpoint_timeout, target=target,
-        warnings=tuple(warnings), state=state,
+        warnings=tuple(warnings), state=state, ifupdown_changes=ifupdown_changes,
     )
     return with_hash(plan)
+
+
+def shown_name(name: str) -> str:
+    """A host-sourced name for a terminal or a log: control characters as \\xNN, then shell-quoted
+    (a NetworkManager profile may be called ``Bond connection 1`` or ``it's "bond"``)."""
+    safe = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
+    return shlex.quote(safe)
+
+
+_CONFIG_PATH_RE = re.compile(r"/etc/network/[A-Za-z0-9_.@:+-]+(/[A-Za-z0-9_.@:+-]+)?")
+
+
+def _validate_config_path(path: str) -> str:
+    if not _CONFIG_PATH_RE.fullmatch(path) or "/../" in path or path.endswith("/.."):
+        raise RemediationError(f"unexpected ifupdown file name {path!r}")
+    return path
 
 
 def with_hash(plan: FixPlan) -> FixPlan:
