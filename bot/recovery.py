@@ -150,7 +150,8 @@ class Supervisor:
         self._held: dict[str, Lease] = {}
         self._by_task: dict[asyncio.Task[Any], list[str]] = {}
         self._loops: list[asyncio.Task[Any]] = []
-        self._recovering: asyncio.Task[Any] | None = None
+        self._scan_idle = asyncio.Event()
+        self._scan_idle.set()
         #: Lease keys this replica recorded as interrupted (for the tests and the log).
         self.recorded: list[str] = []
 
@@ -202,12 +203,14 @@ class Supervisor:
                             self.replica_id, held, len(self._held))
 
     async def _scan_loop(self) -> None:
-        while True:
-            if not self.draining:
-                try:
-                    await self.recover_expired()
-                except Exception:
-                    log.exception("recovery scan failed")
+        while not self.draining:
+            self._scan_idle.clear()
+            try:
+                await self.recover_expired()
+            except Exception:
+                log.exception("recovery scan failed")
+            finally:
+                self._scan_idle.set()
             await asyncio.sleep(self.settings.scan)
 
     # ------------------------------------------------------------ the work's own leases
@@ -397,14 +400,16 @@ class Supervisor:
             return None, "not re-read: remediation is not available in this bot"
         host = str(lease.detail.get("host") or incident.host)
         bond = str(lease.detail.get("bond") or incident.bond)
+        # At shutdown the service manager's stop timeout is near: a shorter look, then exit.
+        timeout = min(REREAD_TIMEOUT_S, SHUTDOWN_RECORD_S - 3) if self.draining else REREAD_TIMEOUT_S
         try:
             if lease.work == "fix":
-                plan = await asyncio.wait_for(remediation.plan_fix(host, bond), REREAD_TIMEOUT_S)
+                plan = await asyncio.wait_for(remediation.plan_fix(host, bond), timeout)
             else:
                 method = str(lease.detail.get("method", ""))
-                plan = await asyncio.wait_for(remediation.plan_failover_test(host, bond, method), REREAD_TIMEOUT_S)
+                plan = await asyncio.wait_for(remediation.plan_failover_test(host, bond, method), timeout)
         except TimeoutError:
-            return None, f"could not re-read {host} within {REREAD_TIMEOUT_S:g} s: check it by hand"
+            return None, f"could not re-read {host} within {timeout:g} s: check it by hand"
         except Exception as exc:
             return None, f"re-reading {host} gave no plan: {str(exc)[:400]} (check it; the host's own undo still applies)"
         if plan is None:
@@ -446,12 +451,14 @@ class Supervisor:
         started = time.monotonic()
         self.draining = True
         report = ShutdownReport()
-        if self._recovering is not None:
-            await asyncio.wait({self._recovering}, timeout=SHUTDOWN_RECORD_S)
+        # A recovery of another replica's work in progress is finished first (it takes no new one).
+        try:
+            await asyncio.wait_for(self._scan_idle.wait(), SHUTDOWN_RECORD_S)
+        except TimeoutError:
+            log.warning("a recovery still running at shutdown; what it holds is recorded below")
         tasks = set(self.bot._tasks)
         if tasks:
             log.info("shutting down: %d task(s) running, waiting up to %.1f s", len(tasks), grace_s)
-            waiters: set[asyncio.Future[Any]] = set(tasks)
             hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
             deadline = time.monotonic() + grace_s
             while True:
@@ -463,7 +470,6 @@ class Supervisor:
                                    return_when=asyncio.FIRST_COMPLETED)
             if hurried is not None:
                 hurried.cancel()
-            del waiters
             report.finished = len(tasks) - len(pending)
             if pending:
                 self.cut_reason = (f"bondbot on {self.replica_id} was stopped and the grace period "

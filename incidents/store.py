@@ -605,7 +605,7 @@ class IncidentStore:
                 self._append_locked(conn, row, actor=actor, kind=EventKind.NOTE, payload=note)
             row = self._lock(conn, held.incident_id)
             old = Status(row.status)
-            if Status.INTERRUPTED in TRANSITIONS[old]:
+            if Status.INTERRUPTED in TRANSITIONS.get(old, frozenset()):
                 change = {"from": old.value, "to": Status.INTERRUPTED.value,
                           "reason": f"{held.work} interrupted: {str(payload.get('reason', ''))[:300]}"}
                 self._append_locked(conn, row, actor=actor, kind=EventKind.STATUS_CHANGE, payload=change)
