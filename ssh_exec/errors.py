@@ -11,6 +11,7 @@ __all__ = [
     "SshExecError",
     "InventoryError",
     "HostNotAllowed",
+    "HostSkipped",
     "InvalidValue",
     "ConnectError",
     "NameNotResolved",
@@ -44,6 +45,15 @@ class HostNotAllowed(SshExecError):
     """The host is not in the inventory and the inventory does not allow unlisted hosts."""
 
     kind = "not-in-inventory"
+
+
+class HostSkipped(HostNotAllowed):
+    """The inventory names the host, but its entry was skipped (the message says where and why).
+
+    A subclass of ``HostNotAllowed``: callers that refuse unlisted hosts refuse these the same way
+    (bad input, nothing contacted)."""
+
+    kind = "skipped-in-inventory"
 
 
 class InvalidValue(SshExecError, ValueError):

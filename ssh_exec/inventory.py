@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ssh_exec.errors import HostNotAllowed, InvalidValue, InventoryError
+from ssh_exec.errors import HostNotAllowed, HostSkipped, InvalidValue, InventoryError
 
 __all__ = [
     "Host",
@@ -240,7 +240,8 @@ class Inventory:
             return self.hosts[name]
         validate_host_name(name)
         if name in self.skipped:
-            raise InventoryError(f"{name}: skipped when reading the inventory: {safe_text(self.skipped[name])}")
+            raise HostSkipped(f"{name}: skipped when reading the inventory: {safe_text(self.skipped[name])}",
+                              host=name)
         for pattern, where, resolver in self.patterns:
             pats = pattern.split(",")
             if any(fnmatch.fnmatchcase(name, p) for p in pats if not p.startswith("!")) and not any(
@@ -251,7 +252,8 @@ class Inventory:
                 self.hops.update(hops)
                 if host is None:
                     reason = "; ".join(w.message for w in warnings) or "cannot be used"
-                    raise InventoryError(f"{name}: matched by 'Host {pattern}' ({where}) but {safe_text(reason)}")
+                    raise HostSkipped(f"{name}: matched by 'Host {pattern}' ({where}) but {safe_text(reason)}",
+                                      host=name)
                 self.origins[name] = origins
                 return host
         if not self.allow_unlisted_hosts:
@@ -411,9 +413,12 @@ _BONDBOT_FIELDS = {"address", "port", "user", "key", "keys", "sudo", "bond", "gr
 
 
 def parse_bondbot_yaml(text: str, *, where: str = "inventory", base: Path | None = None,
-                       use_ansible_inventory: bool | None = None) -> Inventory:
-    """bondbot's own format; a bad host entry is skipped with a warning, a bad file is refused."""
-    data = yaml_load(text, where, lines=True) or {}
+                       use_ansible_inventory: bool | None = None, data: Any = None) -> Inventory:
+    """bondbot's own format; a bad host entry is skipped with a warning, a bad file is refused.
+    ``data``: the file already loaded (``yaml_load(..., lines=True)``), to parse it only once."""
+    if data is None:
+        data = yaml_load(text, where, lines=True)
+    data = data or {}
     if not isinstance(data, dict):
         raise InventoryError(f"{where}: expected a mapping with 'hosts:' at the top")
     unknown = set(data) - {"hosts", "settings", "include"}
@@ -504,29 +509,35 @@ def parse_ssh_config(text: str, *, where: str = "ssh config") -> Inventory:
 # --- loading --------------------------------------------------------------------------------------
 
 
-def _detect_format(path: Path, text: str) -> str:
+def _detect_format(path: Path, text: str) -> tuple[str, Any]:
+    """The format of ``path``, and its YAML when it was loaded to tell."""
+    kind, data = _detect(path, text)
+    return kind, data
+
+
+def _detect(path: Path, text: str) -> tuple[str, Any]:
     if path.is_dir():
-        return "ansible"
+        return "ansible", None
     if path.suffix in {".ini", ".cfg"} or re.search(r"^\s*\[[^\]]+\]\s*(#.*)?$", text, re.M):
-        return "ansible"
+        return "ansible", None
     if re.search(r"^\s*(Host|Match)\s+\S", text, re.M | re.I) and not re.search(r"^\s*hosts\s*:", text, re.M):
-        return "ssh-config"
+        return "ssh-config", None
     try:
-        data = yaml_load(text, str(path))
+        data = yaml_load(text, str(path), lines=True)
     except InventoryError:
-        return "ansible" if text.strip() else "bondbot"
+        return ("ansible" if text.strip() else "bondbot"), None
     if isinstance(data, dict) and set(data) & {"hosts", "settings", "include"} and set(data) <= {"hosts", "settings", "include"}:
         hosts = data.get("hosts")
         ansible_like = isinstance(hosts, dict) and any(
             isinstance(v, dict) and any(str(k).startswith("ansible_") for k in v) for v in hosts.values())
         if not ansible_like:
-            return "bondbot"
+            return "bondbot", data
     if isinstance(data, dict):
-        return "ansible"
+        return "ansible", None
     if data is None:
-        return "bondbot"
+        return "bondbot", data
     if isinstance(data, str) and not re.search(r"\s", text.strip()):
-        return "ansible"  # one bare host name: an INI inventory of one host
+        return "ansible", None  # one bare host name: an INI inventory of one host
     raise InventoryError(f"{path}: cannot tell which inventory format this is")
 
 
@@ -556,9 +567,10 @@ def load_inventory(path: Path | str | None = None, *, fmt: str = "auto", check: 
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InventoryError(f"cannot read inventory {p}: {exc}") from None
-    kind = _detect_format(p, text) if fmt == "auto" else _FORMAT_ALIASES.get(fmt, fmt)
+    kind, data = _detect_format(p, text) if fmt == "auto" else (_FORMAT_ALIASES.get(fmt, fmt), None)
     if kind == "bondbot":
-        inv = parse_bondbot_yaml(text, where=str(p), base=p.parent, use_ansible_inventory=use_ansible_inventory)
+        inv = parse_bondbot_yaml(text, where=str(p), base=p.parent, use_ansible_inventory=use_ansible_inventory,
+                                 data=data)
     elif kind == "ansible":
         from ssh_exec.ansible_inventory import load_ansible
 

@@ -20,7 +20,6 @@ from ssh_exec.inventory import (
     Inventory,
     InventoryWarning,
     make_host,
-    safe_text,
     validate_address,
     validate_user,
 )
@@ -113,7 +112,8 @@ def ssh_config_inventory(path: Path, *, shown_as: str | None = None) -> Inventor
         for w in warnings:
             inv.warn(w.where, w.message, host=w.host, setting=w.setting)
         if host is None:
-            inv.skipped[alias] = "; ".join(safe_text(w.message) for w in warnings if w.host == alias) or "cannot be used"
+            mine = [w for w in warnings if w.host == alias]
+            inv.skipped[alias] = "; ".join(f"{w.message} ({w.where})" for w in mine) or f"cannot be used ({where})"
             continue
         inv.hosts[alias] = host
         inv.origins[alias] = origins

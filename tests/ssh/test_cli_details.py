@@ -145,3 +145,13 @@ def test_ansible_inventory_output_is_cached_on_the_files(tmp_path: Path, monkeyp
     assert load_inventory(inv, use_ansible_inventory=False).get("db2").port == 2023 and runs() == 2
     monkeypatch.setenv("BONDBOT_ANSIBLE_INVENTORY", "never")
     assert load_inventory(inv).get("db2").port == 2023 and runs() == 2
+
+
+def test_triage_of_a_skipped_host_is_bad_input_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BONDBOT_KNOWN_HOSTS", str(tmp_path / "kh"))
+    inv = INVENTORIES / "connection-kinds" / "hosts.yml"
+    for args in (["triage", "win01"], ["triage", "win01", "--record"]):
+        r = _bondbot(*args, "--inventory", str(inv), env={"BONDBOT_DATA_DIR": str(tmp_path / "data")})
+        assert r.returncode == 2, r.stderr
+        assert "win01: skipped when reading the inventory: ansible_connection=winrm" in r.stderr
+        assert "Traceback" not in r.stderr

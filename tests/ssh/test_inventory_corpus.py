@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ssh_exec import HostNotAllowed, Inventory, InventoryError, load_inventory
+from ssh_exec import HostNotAllowed, HostSkipped, Inventory, load_inventory
 from ssh_exec.ssh_config import DEFAULT_IDENTITY_FILES, expand_tilde
 from tests.ssh.oracles import ansible_hosts, ansible_inventory_path, ssh_binary, ssh_g
 
@@ -128,7 +128,7 @@ def _check_against_ansible(case: str, inv: Inventory, oracle: dict[str, dict[str
         assert _bondbot_fields(inv, name) == expected, name
     for name, setting in skipped.items():
         assert name in inv.skipped and setting in inv.skipped[name]
-        with pytest.raises(InventoryError, match="skipped when reading the inventory"):
+        with pytest.raises(HostSkipped, match="skipped when reading the inventory"):
             inv.get(name)
 
 
@@ -221,7 +221,7 @@ def test_ssh_config_corpus(case: str, ssh_corpus: Path) -> None:
             inv.get(name)
     for name in skipped:
         assert real_proxycommand(config, name)
-        with pytest.raises(InventoryError, match="ProxyCommand"):
+        with pytest.raises(HostSkipped, match="ProxyCommand"):
             inv.get(name)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ssh_exec import HostNotAllowed, InventoryError, load_inventory
+from ssh_exec import HostNotAllowed, HostSkipped, InventoryError, load_inventory
 from ssh_exec.inventory import parse_ansible_ini, parse_ansible_yaml, parse_bondbot_yaml, parse_ssh_config
 
 LAB = """\
@@ -65,7 +65,7 @@ def test_bondbot_yaml_skips_bad_entries_with_a_warning(text: str, message: str) 
     name = "-h" if "'-h'" in text else "h"
     assert w.host == name
     if name == "h":
-        with pytest.raises(InventoryError, match=f"skipped when reading the inventory: .*{message}"):
+        with pytest.raises(HostSkipped, match=f"skipped when reading the inventory: .*{message}"):
             inv.get("h")
 
 
