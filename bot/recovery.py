@@ -382,16 +382,19 @@ class Supervisor:
         if note is not None:
             state["rollback_note_seq"] = note.seq
             state["restore_commands"] = list(note.payload.get("restore_commands") or [])[:50]
-        as_before, text = await self._reread(lease, incident)
+        before = note.payload.get("before") if note is not None else None
+        as_before, text = await self._reread(lease, incident, before if isinstance(before, dict) else None)
         state["host_as_before"] = as_before
         state["host_state"] = text
         return state
 
-    async def _reread(self, lease: Lease, incident: Any) -> tuple[bool | None, str]:
-        """Plan the same action again (read-only) and compare with the approved plan.
+    async def _reread(self, lease: Lease, incident: Any, before: dict[str, Any] | None) -> tuple[bool | None, str]:
+        """Read the host again (read-only) and say whether it is as before the change.
 
-        The same plan hash means the host is in the state the plan was made from (as before: the
-        change did not happen or was rolled back); no plan or another plan means it changed.
+        With the real remediation and a rollback note, the bond is compared with the note's state
+        before (``EngineRemediation.compare_with_rollback_note``). Otherwise the same action is
+        planned again: the approved plan's hash means the host is in the state the plan was made
+        from (the change did not happen or was rolled back); no plan or another one, that it changed.
         """
         from bot.remediation import plan_hash
 
@@ -402,6 +405,17 @@ class Supervisor:
         bond = str(lease.detail.get("bond") or incident.bond)
         # At shutdown the service manager's stop timeout is near: a shorter look, then exit.
         timeout = min(REREAD_TIMEOUT_S, SHUTDOWN_RECORD_S - 3) if self.draining else REREAD_TIMEOUT_S
+        compare = getattr(remediation, "compare_with_rollback_note", None)
+        if lease.work == "fix" and before is not None and compare is not None:
+            try:
+                diffs = await asyncio.wait_for(compare(host, bond, before), timeout)
+            except TimeoutError:
+                return None, f"could not re-read {host} within {timeout:g} s: check it by hand"
+            except Exception as exc:
+                return None, f"could not re-read {host}: {str(exc)[:400]} (check it; the host's own undo still applies)"
+            if not diffs:
+                return True, f"as before: {host} {bond} matches the rollback note's state before the change"
+            return False, f"CHANGED: {host} {bond} differs from the rollback note: " + "; ".join(diffs)[:800]
         try:
             if lease.work == "fix":
                 plan = await asyncio.wait_for(remediation.plan_fix(host, bond), timeout)

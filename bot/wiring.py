@@ -222,6 +222,31 @@ class EngineRemediation:
         )
         return DomainResult(result.ok, result.render_text())
 
+    async def compare_with_rollback_note(self, host: str, bond: str, before: dict[str, Any]) -> list[str]:
+        """Re-read the bond (read-only) and list how it differs from a fix's rollback note
+        (``before``: runtime values, profile, bond.options); empty when the host is as before.
+
+        For the recovery of a fix cut off by a crash (``bot.recovery``): it tells "rolled back or
+        never changed" from "changed" without running anything but the plan's own reads.
+        """
+        from runbooks.bonding.bond_options import format_bond_options
+        from runbooks.bonding.bond_state import fingerprint_differences, read_bond_state
+
+        state = await read_bond_state(self.pool.session(host), bond)
+        now = state.fingerprint()
+        then_profile = (before.get("nm_profile") or {}).get("uuid")
+        diffs = fingerprint_differences(
+            {"runtime": before.get("runtime_before") or {}, "nm_uuid": then_profile, "bond_options": None},
+            {"runtime": now["runtime"], "nm_uuid": now["nm_uuid"] if then_profile is not None else None,
+             "bond_options": None},
+        )
+        was = before.get("bond_options_before")
+        if was is not None:
+            is_now = format_bond_options(now["bond_options"]) if now["bond_options"] is not None else None
+            if is_now != was:
+                diffs.append(f"bond.options: was {was!r}, now {is_now!r}")
+        return diffs
+
     async def plan_failover_test(self, host: str, bond: str, method: str) -> DomainPlan | None:
         from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test
 

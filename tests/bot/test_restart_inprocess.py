@@ -58,3 +58,82 @@ def test_serve_default_grace_matches_the_supervisor() -> None:
     from bot.recovery import DEFAULT_GRACE_S as SUPERVISOR_DEFAULT
 
     assert DEFAULT_GRACE_S == SUPERVISOR_DEFAULT == 25.0
+
+
+@pytest.mark.parametrize("miimon, as_before", [("0", True), ("100", False)])
+async def test_the_real_remediation_compares_a_cut_fix_with_its_rollback_note(
+    world: World, miimon: str, as_before: bool
+) -> None:
+    """``EngineRemediation.compare_with_rollback_note`` reads the bond over SSH (the test sshd, a
+    host without NetworkManager) and compares it with the rollback note's state before."""
+    from bot.wiring import EngineRemediation
+    from runbooks.bonding.bond_options import render
+    from tests.bot.conftest import seed_table
+    from tests.remediation.test_plan import SYSFS
+
+    table = seed_table()
+    table[render("read_state.sysfs", bond="bond0")] = (0, SYSFS.replace("miimon:0", f"miimon:{miimon}"), "")
+    world.host.server.set_replay(table)
+    remediation = EngineRemediation(world.pool, world.store)
+    from runbooks.bonding.bond_state import RUNTIME_KEYS
+    from runbooks.bonding.remediation import parse_sysfs_bonding
+
+    runtime = parse_sysfs_bonding(SYSFS)  # as FixPlan.rollback_note() records it: the fingerprint's keys
+    before = {"runtime_before": {k: runtime.get(k, "") for k in RUNTIME_KEYS}, "nm_profile": {"uuid": None},
+              "bond_options_before": None}
+    diffs = await remediation.compare_with_rollback_note("test-host", "bond0", before)
+    assert (diffs == []) is as_before, diffs
+    if not as_before:
+        assert diffs == ["miimon: was '0', now '100'"]
+
+
+async def test_recovering_a_cut_real_fix_compares_the_host_with_the_rollback_note(world: World) -> None:
+    """A fix of the real remediation, cut between its change and its verification by a replica that
+    died: the live replica's recovery re-reads the bond and records it CHANGED against the note."""
+    import asyncio
+    import dataclasses
+
+    from bot.app import BondBot
+    from bot.recovery import LeaseSettings
+    from bot.wiring import EngineRemediation
+    from runbooks.bonding.bond_options import render
+    from runbooks.bonding.bond_state import RUNTIME_KEYS
+    from runbooks.bonding.remediation import parse_sysfs_bonding
+    from tests.bot.conftest import seed_table
+    from tests.remediation.test_plan import SYSFS
+
+    table = seed_table()
+    table[render("read_state.sysfs", bond="bond0")] = (0, SYSFS.replace("miimon:0", "miimon:100"), "")
+    world.host.server.set_replay(table)  # the change is in effect, never confirmed
+    store = world.store
+    incident = store.create_incident(host="test-host", bond="bond0", requester=ALICE, channel=INCIDENTS)
+    plan = "ab" * 32
+    runtime = parse_sysfs_bonding(SYSFS)
+    store.record_approval(incident.id, actor=BOB, plan_hash=plan)
+    note = store.add_rollback_note(
+        incident.id, actor=BOB, for_change="plan abab: enable miimon=100",
+        before={"runtime_before": {k: runtime.get(k, "") for k in RUNTIME_KEYS}, "nm_profile": {"uuid": None},
+                "bond_options_before": None},
+        restore_commands=["echo 0 > /sys/class/net/bond0/bonding/miimon"],
+    )
+    store.append(incident.id, actor=BOB, kind="command", payload={"command": "echo 100 > /sys/class/net/bond0/bonding/miimon"})
+    assert store.take_lease(incident.id, work="fix", owner="dead-replica", ttl_s=0.1, key=f"fix:{incident.id}:x",
+                            detail={"plan_hash": plan, "host": "test-host", "bond": "bond0", "method": ""})
+    await asyncio.sleep(0.2)
+    deps = dataclasses.replace(world.deps, remediation=EngineRemediation(world.pool, store),
+                               leases=LeaseSettings(ttl_s=5))
+    from bot.server import make_web_client
+
+    live = BondBot(deps, make_web_client(world.slack.bot_token, world.slack.api_url))
+    assert await live.supervisor.recover_expired() == [f"fix:{incident.id}:x"]
+    [event] = [e for e in store.events(incident.id) if e.kind == "interrupted"]
+    p = event.payload
+    assert p["host_as_before"] is False and "miimon: was '0', now '100'" in p["host_state"], p
+    assert p["rollback_note_seq"] == note.seq and "between the change and its verification" in p["phase"]
+    assert p["owner"] == "dead-replica" and store.get(incident.id).status.value == "interrupted"
+    assert store.verify(incident.id).ok and store.leases() == []
+    # exactly once: another scan finds nothing
+    assert await live.supervisor.recover_expired() == []
+    # the replica had no Slack message to repaint: it posted one, with the re-run button
+    [msg] = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
+    assert "bond_rerun_triage" in str(msg.blocks)
