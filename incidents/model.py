@@ -44,13 +44,15 @@ class Status(str, enum.Enum):
 #: Any incident not closed can be interrupted; an interrupted one goes on once the work is re-run
 #: (or a result that arrived late is recorded).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.OPEN: frozenset({Status.DIAGNOSED, Status.CLOSED, Status.INTERRUPTED}),
+    Status.OPEN: frozenset({Status.DIAGNOSED, Status.INCONCLUSIVE, Status.CLOSED, Status.INTERRUPTED}),
+    # Inconclusive: a later triage that reads everything may still find the cause.
+    Status.INCONCLUSIVE: frozenset({Status.DIAGNOSED, Status.CLOSED, Status.INTERRUPTED}),
     Status.DIAGNOSED: frozenset({Status.FIXING, Status.CLOSED, Status.INTERRUPTED}),
     Status.FIXING: frozenset({Status.VERIFIED, Status.ROLLED_BACK, Status.INTERRUPTED}),
     Status.VERIFIED: frozenset({Status.CLOSED, Status.ROLLED_BACK, Status.INTERRUPTED}),
     Status.ROLLED_BACK: frozenset({Status.DIAGNOSED, Status.FIXING, Status.CLOSED, Status.INTERRUPTED}),
     Status.INTERRUPTED: frozenset(
-        {Status.DIAGNOSED, Status.FIXING, Status.VERIFIED, Status.ROLLED_BACK, Status.CLOSED}
+        {Status.DIAGNOSED, Status.INCONCLUSIVE, Status.FIXING, Status.VERIFIED, Status.ROLLED_BACK, Status.CLOSED}
     ),
     Status.CLOSED: frozenset(),
 }

@@ -19,57 +19,7 @@ from bondbot.cli import app
 from runbooks.engine import BondNotFound, BondSelectionError, run_host_triage, run_triage
 from ssh_exec import SshPool
 from tests.ssh.fixtures import SshTestHost
-from tests.sshd import replay_from_commands_yaml
-from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES, nm_list_line, with_discovery
-
-LAB = Path(__file__).resolve().parent.parent / "fixtures" / "lab"
-Table = dict[str, tuple[int, str, str]]
-
-
-def _escape_terse(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def persona_bond(scenario: str, bond: str = "uplink0", ports: tuple[str, str] = ("ens4", "ens5"),
-                 profile: str | None = "bond-uplink0", uuid: str = "0b7d1c3e-5f60-4a1b-9c2d-3e4f5a6b7c8d",
-                 active: bool = True) -> Table:
-    """A lab recording of bond0 on eno1/eno2 (profile bond0), renamed to ``bond`` on ``ports`` with
-    NetworkManager profile ``profile`` (None: no NetworkManager profile at all)."""
-    names = {"bond0": bond, "eno1": ports[0], "eno2": ports[1]}
-    table: Table = {}
-    for command, (rc, out, err) in replay_from_commands_yaml(LAB / scenario).items():
-        for old, new in names.items():
-            command, out, err = command.replace(old, new), out.replace(old, new), err.replace(old, new)
-        if command.startswith("nmcli"):
-            if profile is None:
-                continue
-            out = out.replace("7715b6b9-8050-56f2-9890-4321a9126319", uuid)
-            out = out.replace(f"connection.id:{bond}", f"connection.id:{_escape_terse(profile)}")
-            out = out.replace(f"GENERAL.NAME:{bond}", f"GENERAL.NAME:{_escape_terse(profile)}")
-            if not active:
-                out = "\n".join(ln for ln in out.splitlines() if not ln.startswith(("GENERAL.", "IP4.", "IP6.")))
-        table[command] = (rc, out, err)
-    return table
-
-
-def host_table(*bonds: Table, nm_extra: tuple[str, ...] = ()) -> Table:
-    """One host with the given bonds: their outputs, the discovery reads, NetworkManager's list."""
-    merged: Table = {}
-    names: list[str] = []
-    for t in bonds:
-        proc = next(c for c in t if c.startswith("cat /proc/net/bonding/"))
-        names.append(proc.removeprefix("cat /proc/net/bonding/"))
-        merged.update(with_discovery(t, (names[-1],)))
-    # The discovery reads of the whole host (with_discovery made them per bond).
-    slave_lines = "".join(with_discovery(t, (n,))[SYSFS_SLAVES][1] for t, n in zip(bonds, names))
-    merged[BONDING_MASTERS] = (0, " ".join(names) + "\n", "")
-    merged[SYSFS_SLAVES] = (0 if slave_lines else 1, slave_lines, "")
-    nm_lines = "".join(with_discovery(t, (n,))[NM_LIST][1] for t, n in zip(bonds, names)
-                       if with_discovery(t, (n,))[NM_LIST][0] == 0)
-    nm_lines += "".join(line + "\n" for line in nm_extra)
-    merged[NM_LIST] = (0, nm_lines, "")
-    return merged
-
+from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES, host_table, nm_list_line, persona_bond
 
 def _pool(ssh_host: SshTestHost) -> SshPool:
     return SshPool(ssh_host.inventory(), known_hosts=ssh_host.known_hosts_path)
@@ -284,3 +234,24 @@ async def test_hostile_profile_name_cannot_drive_the_terminal(unnamed: SshTestHo
     assert "\x1b]0;" not in cli.stdout and "\x07" not in cli.stdout
     assert "\\x1b]0;pwned\\x07$(reboot)" in cli.stdout
     assert not any("reboot" in c for c in unnamed.server.commands())  # a name from the host is never sent back
+
+
+async def test_record_opens_one_incident_per_bond_with_its_own_status(unnamed: SshTestHost, tmp_path: Path) -> None:
+    """``--record``: one incident per bond; an inconclusive bond is recorded as such, not as open."""
+    from incidents import IncidentStore
+
+    healthy_but_unread = persona_bond("healthy", bond="uplink1", ports=("ens6", "ens7"),
+                                      uuid="1c8e2d4f-6a71-4b2c-8d3e-4f5a6b7c8d9e")
+    table = host_table(persona_bond("incident"), healthy_but_unread)
+    table["ethtool ens7"] = (1, "", "netlink error: Operation not permitted\n")
+    unnamed.server.set_replay(table)
+    db = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+    r = await _cli("triage", "test-host", "--record", "--database-url", db)
+    assert r.exit_code == 4, r.output  # worst over the bonds: uplink1 is inconclusive
+    store = IncidentStore.open(db)
+    try:
+        status = {i.bond: str(getattr(i.status, "value", i.status)) for i in store.list_incidents()}
+        assert status == {"uplink0": "diagnosed", "uplink1": "inconclusive"}
+        assert store.verify(next(i.id for i in store.list_incidents() if i.bond == "uplink1")).ok
+    finally:
+        store.close()
