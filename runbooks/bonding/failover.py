@@ -228,10 +228,14 @@ class FailoverReport:
     clock_drift_ms: float | None = None  # offset change between the marks before and after the cut
     outage_ms: float | None = None  # longest run of unanswered echoes (send times), less one interval
     outage_resolution_ms: float | None = None  # the echoes' actual spacing
+    outage_lower_ms: float | None = None  # lost echoes x interval: the outage is at least this
+    detection_uncertainty_ms: float | None = None  # +/- of detection_ms (clock alignment and the cut's time)
     lost_pings: int | None = None
     pings_sent: int | None = None
     ping_interval_ms: float = PING_INTERVAL * 1000
     cut_seen: bool = False
+    cut_source: str | None = None  # where the cut's time is from: netlink | pings (...) | kernel log (NIC driver)
+    cut_uncertainty_ms: float | None = None
     restored: bool = False
     primary_returned: bool | None = None
     primary_return_ms: float | None = None  # link back -> primary active again
@@ -253,8 +257,7 @@ class FailoverReport:
         out = [f"{'PASS' if self.passed else 'FAIL'}: {self.verdict}"]
         out.append(f"  cut {self.cut_slave} ({self.method}); failover: "
                    + (f"yes, to {self.failed_over_to} after {ms(self.detection_ms, 1)} ({self.detection_source}"
-                      + (f", +/-{self.clock_alignment_ms:.1f} ms" if self.detection_source == "kernel log"
-                         and self.clock_alignment_ms is not None else "") + ")"
+                      + (f", +/-{self.detection_uncertainty_ms:.1f} ms" if self.detection_uncertainty_ms else "") + ")"
                       if self.failed_over else "NO"))
         if self.detection_netlink_ms is not None and self.detection_source != "netlink":
             out.append(f"  netlink: the bond's failover event received {ms(self.detection_netlink_ms, 1)} after the cut")
@@ -267,6 +270,9 @@ class FailoverReport:
                    f"{'yes' if self.primary_returned else 'no' if self.primary_returned is False else '-'}"
                    + (f" after {ms(self.primary_return_ms)}" if self.primary_return_ms is not None else ""))
         res = ["netlink and ping stamps 1 us (when received)"]
+        if self.cut_source and self.cut_source != "netlink":
+            res.append(f"cut from {self.cut_source}"
+                       + (f" +/-{self.cut_uncertainty_ms:.1f} ms" if self.cut_uncertainty_ms is not None else ""))
         if self.clock_alignment_ms is not None:
             res.append(f"kernel log aligned to them within +/-{self.clock_alignment_ms:.1f} ms")
         out.append("  measured on the host: " + "; ".join(res))
@@ -300,6 +306,26 @@ def _kernel_events(lines: list[KernelLine], bond: str) -> list[tuple[str, str, K
             if re.match(rf"^{b}: now running without any active interface", line.text):
                 found.append(("none", "", line))
     return found
+
+
+def _nic_link_down(text: str, port: str) -> bool:
+    """A NIC driver's own carrier-loss line for ``port`` (e1000e/igb/ixgbe "NIC Link is Down",
+    mlx5 "Link down", tg3 "Link is down"); never the bonding driver's "link status" lines."""
+    return bool(re.search(rf"(^|[\s:]){re.escape(port)}(:|\s).*\blink (is )?down\b", text, re.I)) \
+        and "link status" not in text
+
+
+def _cut_from_pings(pings: Any, t_netlink: float, interval: float) -> tuple[float, float] | None:
+    """Where the echoes put the carrier loss: after the last answered echo's send time, before the
+    first lost echo was reported unanswered (``ping -O``), for the run of lost echoes around the cut."""
+    seqs = sorted(pings.send_times)
+    for a, b in zip(seqs, seqs[1:]):
+        if b - a > 1 and pings.send_times[a] <= t_netlink + 1.0 and pings.send_times[b] >= t_netlink - 1.0:
+            lost_reported = pings.no_answer.get(a + 1)
+            if lost_reported is None:
+                return None
+            return pings.send_times[a], max(pings.send_times[a], lost_reported - interval)
+    return None
 
 
 def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str, primary: str | None,
@@ -340,7 +366,21 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
         report.restored = True
         return report
     report.restored = restore is not None
-    t0 = cut.t
+    t0, report.cut_source = cut.t, "netlink"
+    # ip stamps the carrier loss when it reads it, which under load is late: a NIC driver's own
+    # kernel line, or echoes already lost before that stamp, put it earlier.
+    nic = next((ln for ln in kernel if _nic_link_down(ln.text, cut_slave)), None)
+    if nic is not None and align is not None:
+        t0, report.cut_source = align.to_realtime(nic.t), "kernel log (NIC driver)"
+        report.cut_uncertainty_ms = report.clock_alignment_ms
+    else:
+        bracket = _cut_from_pings(pings, cut.t, interval)
+        if bracket is not None and bracket[1] < cut.t:
+            lo, hi = bracket
+            t0, report.cut_source = (lo + hi) / 2, "pings (the netlink stamp came later)"
+            report.cut_uncertainty_ms = round((hi - lo) / 2 * 1000, 1)
+            report.notes.append(f"echoes were lost up to {(cut.t - hi) * 1000:.0f} ms before ip reported the carrier "
+                                f"loss: the cut is placed between the last answered and the first lost echo")
 
     def rel(t: float) -> float:
         return round((t - t0) * 1000, 3)
@@ -359,7 +399,9 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
     if k_down is not None and k_active is not None:
         report.kernel_down_to_active_ms = round((k_active.t - k_down.t) * 1000, 3)
     k_active_port = next((port for kind, port, ln in kev if ln is k_active), None) if k_active else None
-    if align is not None and k_active is not None:
+    if nic is not None and k_active is not None and k_active.t >= nic.t:
+        report.detection_kernel_ms = round((k_active.t - nic.t) * 1000, 3)  # one clock: the kernel's
+    elif align is not None and k_active is not None:
         report.detection_kernel_ms = rel(align.to_realtime(k_active.t))
     if report.detection_kernel_ms is not None:
         report.failed_over, report.failed_over_to = True, k_active_port
@@ -370,6 +412,11 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
     elif k_active is not None and k_down is not None:
         report.failed_over, report.failed_over_to = True, k_active_port
         report.notes.append("failover seen in the kernel log only; its time could not be related to the cut")
+    if report.detection_ms is not None:
+        parts = [report.cut_uncertainty_ms or 0.0]
+        if report.detection_source == "kernel log" and nic is None:
+            parts.append(report.clock_alignment_ms or 0.0)
+        report.detection_uncertainty_ms = round(sum(parts), 1) or None
     if report.detection_kernel_ms is not None and report.detection_netlink_ms is not None \
             and report.clock_alignment_ms is not None \
             and report.detection_kernel_ms > report.detection_netlink_ms + report.clock_alignment_ms + 1.0:
@@ -421,10 +468,22 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
         # For each run of unanswered echoes: from the last answered echo's send time to the next
         # answered one's, less one interval. Gaps without a lost echo are not outages (a guest that
         # was merely not scheduled sent nothing and lost nothing).
-        outage = 0.0
+        outage, worst = 0.0, None
         for a, b in zip(seqs, seqs[1:]):
-            if b - a > 1:
-                outage = max(outage, sends[b] - sends[a] - interval)
+            if b - a > 1 and sends[b] - sends[a] - interval > outage:
+                outage, worst = sends[b] - sends[a] - interval, (a, b)
+        if worst is not None:
+            # ping -O reports an echo unanswered just before it sends the next one: those stamps are
+            # the lost echoes' send times. A long pause between them means ping itself was not
+            # running; the connection's state during that pause was not measured.
+            a, b = worst
+            times = [sends[a], *(pings.no_answer[n] for n in range(a + 1, b) if n in pings.no_answer), sends[b]]
+            pause = max(y - x for x, y in zip(times, times[1:])) - interval
+            report.outage_lower_ms = round((b - a - 1) * interval * 1000, 1)
+            if pause > 3 * max(interval, spacing or interval):
+                report.notes.append(f"ping sent nothing for {pause * 1000:.0f} ms during the outage (not scheduled): "
+                                    f"the outage is at most {outage * 1000:.0f} ms and at least "
+                                    f"{report.outage_lower_ms:.0f} ms ({b - a - 1} echoes lost)")
         if report.pings_sent is not None and report.pings_sent > last + 1 and sends[last] >= t0 - 1.0 \
                 and (restore is None or sends[last] < restore.t):
             # Nothing answered after the cut until ping stopped.

@@ -45,30 +45,53 @@ def test_recorded_lab_runs(case: str) -> None:
     folder = DATA / case
     expect = json.loads((folder / "expect.json").read_text())
     text = (folder / "collected.txt").read_text()
-    report = analyze(text, host="lab-host", bond="bond0", method="lab", cut_slave="eno1", primary="eno1")
+    bond, cut = expect["bond"], expect["cut"]
+    report = analyze(text, host=expect["host"], bond=bond, method="lab", cut_slave=cut, primary=cut)
     assert report.passed is expect["passed"], report.render_text()
     assert report.failed_over is expect["failed_over"]
-    assert report.cut_seen and report.restored
+    assert report.cut_seen and report.restored and report.cut_source == expect["cut_source"]
     assert report.lost_pings >= expect["min_lost_pings"]
     assert report.clock_alignment_ms is not None and report.clock_alignment_ms <= 5.0  # HZ=250: a 4 ms tick
     assert report.outage_resolution_ms and 10 <= report.outage_resolution_ms <= 20
     lines = _kernel_lines(text)
-    downs = [t for t, msg in lines if msg.startswith("bond0: (slave eno1): link status definitely down")]
-    actives = [t for t, msg in lines if msg.startswith("bond0: (slave eno2): making interface the new active one")]
+    downs = [t for t, msg in lines if msg.startswith(f"{bond}: (slave {cut}): link status definitely down")]
+    actives = [t for t, msg in lines if msg.startswith(f"{bond}: (slave {expect['to']}): making interface the new active one")]
     if expect["passed"]:
         assert report.outage_ms <= PASS_OUTAGE_MS and report.primary_returned
-        assert report.failed_over_to == "eno2" and report.detection_source == "kernel log"
+        assert report.failed_over_to == expect["to"] and report.detection_source == "kernel log"
         # The figures are the kernel's own: the driver's two lines, microseconds apart.
         assert report.kernel_down_to_active_ms == pytest.approx((actives[0] - downs[0]) * 1000, abs=0.001)
         assert report.kernel_down_to_active_ms < 5
         # The netlink event is received after the kernel made it, never before (within the alignment).
         assert report.detection_kernel_ms <= report.detection_netlink_ms + report.clock_alignment_ms
-        # ... and the echoes lost lie around the failover the kernel logged.
-        assert report.detection_ms <= report.outage_ms + report.outage_resolution_ms + report.clock_alignment_ms
+        # ... and echoes were lost around the failover the kernel logged (miimon=100: within ~100 ms).
+        assert 0 < report.detection_ms <= 100 + report.detection_uncertainty_ms + report.outage_resolution_ms
+        assert report.outage_lower_ms <= report.outage_ms
         assert any("making interface the new active one" in ln for ln in report.kernel_lines)
     else:
         assert not downs and not actives and report.kernel_lines == []
         assert report.detection_ms is None and report.outage_ms > 1000
+
+
+def test_recorded_late_netlink_stamps_are_not_taken_for_the_cut() -> None:
+    """Under load ip read the carrier loss 53 ms after echoes were already lost: the cut is bracketed
+    by the echoes, and the pause of ping itself is said, not counted as measured."""
+    text = (DATA / "sh-trixie-miimon100-failover" / "collected.txt").read_text()
+    report = analyze(text, host="edge-07", bond="uplink0", method="lab", cut_slave="ens4", primary="ens4")
+    assert report.cut_source.startswith("pings") and 0 < report.cut_uncertainty_ms <= 30
+    assert any("before ip reported the carrier loss" in n for n in report.notes)
+    assert any("ping sent nothing for" in n for n in report.notes)
+    assert report.detection_netlink_ms > 500  # the netlink failover event, read late
+
+
+def test_a_nic_drivers_own_link_down_line_is_the_cut_on_the_kernel_clock() -> None:
+    run = healthy_run().replace(
+        kmsg(10, T0 + 2.0 + 0.081 - OFFSET, "bond0: (slave eno1): link status definitely down, disabling slave"),
+        kmsg(9, T0 + 2.0 - 0.005 - OFFSET, "e1000e 0000:00:19.0 eno1: NIC Link is Down")
+        + kmsg(10, T0 + 2.0 + 0.081 - OFFSET, "bond0: (slave eno1): link status definitely down, disabling slave"))
+    report = analyze(run, host="h", bond="bond0", method="lab", cut_slave="eno1", primary="eno1", tag="abcd")
+    assert report.cut_source == "kernel log (NIC driver)"
+    assert report.detection_ms == pytest.approx(88.4, abs=0.001)  # NIC line -> "new active one", one clock
 
 
 def test_recorded_link_events_carry_the_bonds_own_state() -> None:
