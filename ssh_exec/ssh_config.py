@@ -31,7 +31,6 @@ import getpass
 import os
 import re
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,5 +405,3 @@ def _display_option(loption: str) -> str:
     }
     return names.get(loption, loption)
 
-
-Resolver = Callable[[str], Resolved]

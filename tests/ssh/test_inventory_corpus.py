@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +28,14 @@ import yaml
 
 from ssh_exec import HostNotAllowed, HostSkipped, Inventory, load_inventory
 from ssh_exec.ssh_config import DEFAULT_IDENTITY_FILES, expand_tilde
-from tests.ssh.oracles import ansible_hosts, ansible_inventory_path, ssh_binary, ssh_g
+from tests.ssh.oracles import (
+    ansible_hosts,
+    ansible_inventory_list,
+    ansible_inventory_lists,
+    ansible_inventory_path,
+    ssh_binary,
+    ssh_g,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INVENTORIES = FIXTURES / "inventories"
@@ -42,13 +48,6 @@ VIA_ANSIBLE_INVENTORY = ("dir-vars", "bastion-ini", "connection-kinds")
 
 needs_ansible = pytest.mark.skipif(ANSIBLE is None, reason="ansible-core not installed (pip install -e '.[dev]')")
 needs_ssh = pytest.mark.skipif(ssh_binary() is None, reason="openssh-client not installed")
-
-# which warning settings explain a difference in which field
-_FIELD_SETTINGS = {
-    "address": {"ansible_host", "ansible_ssh_host", "ansible_connection"},
-    "jump": {"ansible_ssh_common_args", "ansible_ssh_extra_args", "ProxyCommand"},
-}
-
 
 def test_corpus_is_big_enough() -> None:
     assert len(INVENTORY_CASES) >= 10 and len(SSH_CASES) >= 8
@@ -73,33 +72,40 @@ def _rendered_hosts(inventory: Path) -> dict[str, str | None]:
 
 
 @pytest.fixture(scope="session")
-def ansible_oracle() -> dict[str, Any]:
-    """Per case: (oracle hosts, rendered ansible_host or None, bondbot through ansible-inventory)."""
+def ansible_oracle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Per case: (oracle hosts, rendered ansible_host or None); and bondbot through ansible-inventory."""
     if ANSIBLE is None:
         pytest.skip("ansible-core not installed")
-
-    def one(case: str) -> tuple[str, Any]:
-        spec = INVENTORY_CASES[case]
-        src = INVENTORIES / spec["path"]
-        hosts, _ = ansible_hosts(src, ANSIBLE)
-        rendered = _rendered_hosts(src) if spec.get("render") else None
-        return case, (hosts, rendered)
+    paths = {case: INVENTORIES / spec["path"] for case, spec in INVENTORY_CASES.items()}
 
     def via(case: str) -> tuple[str, Any]:
-        return case, load_inventory(INVENTORIES / INVENTORY_CASES[case]["path"], check=False)
+        return case, load_inventory(paths[case], check=False)
 
-    saved = os.environ.get("BONDBOT_ANSIBLE_INVENTORY")
+    saved = {k: os.environ.get(k) for k in ("BONDBOT_ANSIBLE_INVENTORY", "BONDBOT_DATA_DIR")}
     os.environ["BONDBOT_ANSIBLE_INVENTORY"] = ANSIBLE
+    os.environ["BONDBOT_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))  # a fresh cache: ansible-inventory runs
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
-            oracle = dict(pool.map(one, INVENTORY_CASES))
+            lists = pool.submit(ansible_inventory_lists, list(paths.values()), ANSIBLE)
+            rendered = {c: pool.submit(_rendered_hosts, paths[c]) for c, s in INVENTORY_CASES.items() if s.get("render")}
             through = dict(pool.map(via, VIA_ANSIBLE_INVENTORY))
+            data = lists.result()
+            oracle = {c: (ansible_hosts(data[str(paths[c])]), rendered[c].result() if c in rendered else None)
+                      for c in INVENTORY_CASES}
     finally:
-        if saved is None:
-            os.environ.pop("BONDBOT_ANSIBLE_INVENTORY", None)
-        else:
-            os.environ["BONDBOT_ANSIBLE_INVENTORY"] = saved
-    return {"oracle": oracle, "through": through}
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"oracle": oracle, "through": through, "lists": {c: data[str(p)] for c, p in paths.items()}}
+
+
+@needs_ansible
+def test_batch_oracle_is_ansible_inventory(ansible_oracle: dict[str, Any]) -> None:
+    """The one-start-up oracle prints what the ansible-inventory binary prints."""
+    case = "dir-vars"
+    assert ansible_oracle["lists"][case] == ansible_inventory_list(INVENTORIES / INVENTORY_CASES[case]["path"], ANSIBLE)
 
 
 def _bondbot_fields(inv: Inventory, name: str) -> dict[str, Any]:
