@@ -46,7 +46,7 @@ lock=$src/deploy/requirements.lock
 [ -f "$lock" ] || die "$lock is missing (deploy/lock.sh makes it)"
 
 python=${BONDBOT_PYTHON:-$(command -v /usr/bin/python3 || command -v python3 || true)}
-[ -n "$python" ] || die "python3 not found (Debian: apt-get install python3 python3-venv)"
+[ -n "$python" ] && command -v "$python" >/dev/null || die "python3 not found (${python:-none}; Debian: apt-get install python3 python3-venv)"
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "$python is $("$python" -V 2>&1); bondbot needs Python 3.11 or newer"
 "$python" -c 'import venv, ensurepip' 2>/dev/null \
@@ -83,18 +83,21 @@ release=$opt/releases/$version-$(date -u +%Y%m%dT%H%M%SZ)
 say "virtualenv $release (Python $("$python" -c 'import platform; print(platform.python_version())'))"
 install -d -m 0755 "$opt" "$opt/releases"
 rm -rf "$release"
+build=
+release_ok=0
+# A release that did not install completely is removed; /opt/bondbot/venv never points at one.
+cleanup() { [ "$release_ok" = 1 ] || rm -rf "$release"; [ -z "$build" ] || rm -rf "$build"; }
+trap cleanup EXIT
 "$python" -m venv "$release"
-trap 'rm -rf "$release"' ERR
 "$release/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$lock"
-build=$(mktemp -d); trap 'rm -rf "$release" "$build"' ERR
+build=$(mktemp -d)
 cp -r "$src/pyproject.toml" "$src/README.md" "$src/bondbot" "$src/runbooks" "$src/ssh_exec" \
   "$src/incidents" "$src/bot" "$src/lab" "$build/"
 "$release/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation "$build"
-rm -rf "$build"
 "$release/bin/python" -m compileall -q "$release/lib" >/dev/null
 "$release/bin/bondbot" --help >/dev/null || die "the new release does not run: $release/bin/bondbot --help failed"
 "$release/bin/pip" check >/dev/null || die "the new release's dependencies are inconsistent: $release/bin/pip check"
-trap - ERR
+release_ok=1
 install -m 0644 "$src/README.md" "$opt/README.md"
 ln -sfn "releases/$(basename "$release")" "$opt/venv.new" && mv -T "$opt/venv.new" "$opt/venv"
 # keep the newest $keep releases (the running one is always among them)

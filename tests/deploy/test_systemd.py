@@ -144,4 +144,12 @@ def test_install_sh_stages_a_working_install(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(list((prefix / "opt/bondbot/releases").iterdir())) == 2
     assert (prefix / "etc/bondbot/authz.yaml").read_text() == "approve: {users: [U0ADMIN]}\n"
+    # an upgrade that fails half-way (no package index) leaves the running release in place
+    current = os.readlink(venv)
+    offline = {**os.environ, "PIP_CONFIG_FILE": "/dev/null", "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+               "PIP_FIND_LINKS": "", "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0", "PIP_TIMEOUT": "1"}
+    failed = subprocess.run([str(DEPLOY / "install.sh"), "--prefix", str(prefix)], capture_output=True, text=True,
+                            env=offline, timeout=600)
+    assert failed.returncode != 0
+    assert os.readlink(venv) == current and len(list((prefix / "opt/bondbot/releases").iterdir())) == 2
     assert (REPO / "deploy/install.sh").stat().st_mode & 0o111
