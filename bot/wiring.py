@@ -64,7 +64,8 @@ class EngineTriage:
     def step_names(self, host: str, bond: str) -> list[str]:
         from runbooks.engine import render_command
 
-        names = [d.command for d in self.runbook.discover]
+        # The bond list is read before the incident opens (``bonds``): not a pending step of it.
+        names = [d.command for d in self.runbook.discover if d.name != "bonds"]
         for step in self.runbook.triage:
             if step.for_each:
                 names.append(step.command.replace("{{ " + step.for_each + " }}", "<each slave>"))

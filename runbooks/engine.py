@@ -560,7 +560,6 @@ async def run_host_triage(
         return profile_reads[uuid]
 
     async def triage_bond(b: str) -> TriageResult:
-        bond_started = time.monotonic()
         outputs = outputs_by_bond.setdefault(b, TriageOutputs(bond=b))
         tasks: dict[str, asyncio.Future[StepRecord]] = dict(early) if b == named else {
             s.name: runner.start(s.name, render_command(s.command, {"bond": b}, rb.parameters), b, s.timeout,
@@ -621,7 +620,6 @@ async def run_host_triage(
         order = {s.name: i for i, s in enumerate(rb.triage)}
         records.sort(key=lambda r: (order.get(r.step.split(" ")[0], 99), r.step))
         # Each bond's duration runs from the start of the host's triage: its discovery is part of it.
-        del bond_started
         return TriageResult(h, b, outputs, discovered + records, diagnosis, time.monotonic() - started, diagnosis_error)
 
     try:

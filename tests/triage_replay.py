@@ -43,10 +43,21 @@ def with_discovery(table: Mapping[str, tuple[int, str, str]], bonds: tuple[str, 
     nm_missing: tuple[int, str, str] | None = None
     for bond in bonds:
         proc = table.get(f"cat /proc/net/bonding/{bond}")
-        if proc and proc[0] == 0:
+        sysfs = table.get(f"cat /sys/class/net/{bond}/bonding/slaves")  # recorded per bond (lab persona 2)
+        if sysfs and sysfs[0] == 0:
+            if sysfs[1].split():
+                slave_lines.append(f"/sys/class/net/{bond}/bonding/slaves:{' '.join(sysfs[1].split())}")
+        elif proc and proc[0] == 0:
             names = [s.name for s in parse_proc_bonding(proc[1]).slaves]
             if names:
                 slave_lines.append(f"/sys/class/net/{bond}/bonding/slaves:{' '.join(names)}")
+        device = table.get(f"nmcli -t -f GENERAL.CONNECTION,GENERAL.CON-UUID device show {bond}")
+        if device and device[0] == 0:  # recorded: the device's active connection, as nmcli names it
+            fields = dict(line.split(":", 1) for line in device[1].splitlines() if ":" in line)
+            uuid, name = fields.get("GENERAL.CON-UUID", ""), fields.get("GENERAL.CONNECTION", "")
+            if uuid and uuid != "--":
+                nm_lines.append(nm_list_line(uuid, "bond", bond, name))
+            continue
         nm = table.get(f"nmcli -t con show {bond}")
         if nm and nm[0] == 0:
             conn = parse_nmcli(nm[1])

@@ -255,3 +255,39 @@ async def test_record_opens_one_incident_per_bond_with_its_own_status(unnamed: S
         assert store.verify(next(i.id for i in store.list_incidents() if i.bond == "uplink1")).ok
     finally:
         store.close()
+
+
+PERSONA2_RECORDINGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "fixtures" / "lab").glob("trixie-*")
+                             if (p / "meta.yaml").is_file() and (p / "commands.yaml").is_file())
+
+
+@pytest.mark.skipif(not PERSONA2_RECORDINGS, reason="no recordings of the second lab persona (bondbot lab record)")
+@pytest.mark.parametrize("folder", PERSONA2_RECORDINGS, ids=[p.name for p in PERSONA2_RECORDINGS])
+async def test_second_persona_recordings_replayed(unnamed: SshTestHost, folder: Path) -> None:
+    """edge-07's real outputs (Debian 13, NM 1.52), replayed: the bonds found and the profile that
+    owns each are what the recording's meta says (the lab's own truth)."""
+    import yaml
+
+    from tests.triage_replay import _recorded, with_discovery
+
+    meta = yaml.safe_load((folder / "meta.yaml").read_text())
+    recorded = _recorded(folder)
+    bonds = tuple(recorded[BONDING_MASTERS][1].split())
+    unnamed.server.set_replay(with_discovery(recorded, bonds))
+    async with _pool(unnamed) as pool:
+        ht = await run_host_triage(pool, "test-host")
+    if not bonds:
+        assert ht.verdict == "no-bond"
+        return
+    assert ht.bonds == bonds
+    truth = {b["bond"]: b for b in meta["bonds"]}
+    for r in ht.results:
+        assert r.verdict in ("diagnosed", "healthy"), (r.bond, r.diagnosis.reasons if r.diagnosis else None)
+        profile = truth[r.bond].get("nm_profile")
+        if profile is None:
+            assert r.outputs.nmcli is None and "nmcli" in r.outputs.not_applicable
+        else:
+            assert r.outputs.nmcli is not None and f"connection.id:{profile}" in r.outputs.nmcli.text.replace("\\:", ":")
+            root = r.diagnosis.root_cause if r.diagnosis else None
+            if root is not None and root.code == "NO_LINK_MONITORING":
+                assert f"nmcli con modify {shlex.quote(profile)} bond.options " in root.explanation
