@@ -1,7 +1,7 @@
 """OpenSSH client config files read as ``ssh`` reads them: asyncssh's ``SSHClientConfig``, fixed up.
 
 Why asyncssh's reader and not ``ssh -G``: on the test corpus (``tests/fixtures/ssh_configs/``)
-both give the same hosts, addresses, ports, users, keys and jumps once two asyncssh differences
+both give the same hosts, addresses, ports, users, keys and jumps once three asyncssh differences
 are corrected here (below); asyncssh runs in-process (no ``ssh`` binary needed where bondbot runs,
 no process per host) and, unlike ``ssh -G``, lets bondbot say *where* each value came from
 (``file:line``) and which options it saw but does not apply. ``ssh -G`` is the oracle in the tests.
@@ -12,7 +12,9 @@ corpus showed):
 - a ``# comment`` after a value ends the line, as in OpenSSH 9 (asyncssh: "Extra data at end");
 - ``%`` tokens in ``IdentityFile`` are expanded once, after every file is read, as ssh does
   (asyncssh expanded at the end of each included file, before a later ``User`` was known:
-  ``~/.ssh/cache_%r`` became ``cache_root`` where ssh uses ``cache_everyone``).
+  ``~/.ssh/cache_%r`` became ``cache_root`` where ssh uses ``cache_everyone``);
+- the files an ``Include`` glob matches are read in sorted order, as ssh's glob(3) does (asyncssh:
+  the directory's order, so which file's value won depended on the filesystem).
 
 Also: relative ``Include`` paths and ``~``/``%d`` use the home directory from the password
 database, as ssh does (not ``$HOME``); Includes nest at most 16 deep (OpenSSH's limit); each file
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import glob
 import os
 import re
 import shlex
@@ -182,7 +185,16 @@ def _config_class() -> type:
                 args.clear()
                 return
             path, line_no = self._path, self._line_no
-            super()._include(option, args)
+            for pattern in args:
+                full = expand_tilde(pattern)
+                if not os.path.isabs(full):
+                    full = str(self._default_path / full)
+                # sorted, as OpenSSH's glob(3): asyncssh took the directory's order, and the first
+                # value wins, so the order of included files decides
+                for found in sorted(glob.glob(full)):
+                    if os.path.isfile(found):
+                        self.parse(Path(found))
+            args.clear()
             self._path, self._line_no = path, line_no
             self._matching = matching  # OpenSSH restores the including block's state
 
@@ -255,6 +267,8 @@ def _config_class() -> type:
                             out.append(v)
                     self._options[option] = out
 
+    # asyncssh dispatches through this table (functions, not methods): point Include at ours
+    _Config._handlers["include"] = ("Include", _Config._include)
     return _Config
 
 

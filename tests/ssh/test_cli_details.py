@@ -62,7 +62,10 @@ def test_hosts_show_prints_values_and_origins(tmp_path: Path, monkeypatch: pytes
     assert r.exit_code == 0, r.output
     lines = {ln.split()[0]: ln for ln in r.stdout.splitlines()[1:]}
     assert "2202" in lines["port"] and f"{d}/group_vars/web/ssh.yaml:1 (group web, ansible_port)" in lines["port"]
-    assert "prod-ops" in lines["user"] and f"{d}/group_vars/prod.yaml:1 (group prod, ansible_user)" in lines["user"]
+    assert "web2-admin" in lines["user"] and f"{d}/host_vars/web-2/connection.yml:1 (ansible_user)" in lines["user"]
+    assert "bond1" in lines["bond"] and f"{d}/host_vars/web-2/bondbot.yaml:2 (bondbot_bond)" in lines["bond"]
+    db1 = CliRunner().invoke(app, ["hosts", "show", "db2", "--inventory", str(d)]).stdout
+    assert f"{d}/group_vars/prod.yaml:1 (group prod, ansible_user)" in db1
     assert f"{d}/hosts.ini:3 (ansible_host)" in lines["address"]
     assert r.stdout.startswith(f"web-2  (defined at {d}/hosts.ini:3)")
     data = json.loads(CliRunner().invoke(app, ["hosts", "show", "db2", "--inventory", str(d), "--json"]).stdout)

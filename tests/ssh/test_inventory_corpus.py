@@ -252,3 +252,48 @@ def test_plain_asyncssh_reader_differs_from_ssh_where_bondbot_fixes_it(ssh_corpu
     assert plain(include, "cache-01").get("IdentityFile") == [f"~/.ssh/cache_{getpass.getuser()}"]
     assert ssh_g(include, "cache-01")["keys"][0] == expand_tilde("~/.ssh/cache_everyone")
     assert [str(k) for k in load_inventory(include).get("cache-01").keys][0] == expand_tilde("~/.ssh/cache_everyone")
+
+
+@needs_ssh
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root and runuser")
+def test_relative_include_resolves_in_home_ssh_as_ssh_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Include conf.d/*.conf`` (relative) is read from ~/.ssh, as OpenSSH does. ssh takes ~ from
+    the password database, so the oracle runs as the tests' own user, in whose ~/.ssh the test
+    writes a folder of its own (removed afterwards)."""
+    import pwd
+    import uuid
+
+    from ssh_exec import ssh_config
+    from tests.sshd import TEST_USER, ensure_test_user
+
+    ensure_test_user()
+    home = Path(pwd.getpwnam(TEST_USER).pw_dir)
+    sub = f"bondbot-corpus-{uuid.uuid4().hex[:8]}"
+    folder = home / ".ssh" / sub
+    (folder / "conf.d").mkdir(parents=True, mode=0o755)
+    (home / ".ssh").chmod(0o755)
+    try:
+        (folder / "conf.d" / "a.conf").write_text("Host rel-a\n    HostName 10.11.0.1\n    User rela\n")
+        (folder / "conf.d" / "b.conf").write_text(f"Host rel-b\n    HostName 10.11.0.2\n    Include {sub}/common\n")
+        (folder / "common").write_text("    Port 2299\n    User relb\n    IdentityFile ~/.ssh/relb_key\n")
+        config = folder / "config"
+        config.write_text(f"Include {sub}/conf.d/*.conf\nHost *\n    User fallback\n")
+        for p in [folder, folder / "conf.d", *folder.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        monkeypatch.setattr(ssh_config, "home_dir", lambda: str(home))
+        inv = load_inventory(config)
+        assert list(inv.hosts) == ["rel-a", "rel-b"]
+        for name in ("rel-a", "rel-b"):
+            out = subprocess.run(["runuser", "-u", TEST_USER, "--", "ssh", "-G", "-F", str(config), name],
+                                 capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+            assert out.returncode == 0, out.stderr
+            real = {k: v for k, _, v in (ln.partition(" ") for ln in out.stdout.splitlines()) if k != "identityfile"}
+            keys = [ln.split(" ", 1)[1].replace("~", str(home), 1) for ln in out.stdout.splitlines()
+                    if ln.startswith("identityfile ")]
+            h = inv.get(name)
+            assert (h.address, str(h.port), h.user) == (real["hostname"], real["port"], real["user"]), name
+            if h.keys:
+                assert [str(k) for k in h.keys] == keys
+        assert [str(k) for k in inv.get("rel-b").keys] == [f"{home}/.ssh/relb_key"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
