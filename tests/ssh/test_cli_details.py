@@ -158,3 +158,25 @@ def test_triage_of_a_skipped_host_is_bad_input_and_says_why(tmp_path: Path, monk
         assert r.returncode == 2, r.stderr
         assert "win01: skipped when reading the inventory: ansible_connection=winrm" in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_ansible_inventory_can_be_turned_off_per_inventory_and_per_include(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    count = tmp_path / "runs"
+    wrapper = tmp_path / "ansible-inventory"
+    wrapper.write_text(f"#!/bin/sh\necho run >> {count}\nexit 1\n")  # would fail loudly if it ran
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("BONDBOT_ANSIBLE_INVENTORY", str(wrapper))
+    monkeypatch.setenv("BONDBOT_DATA_DIR", str(tmp_path / "data"))
+    ini = INVENTORIES / "ini-basic" / "hosts.ini"
+    p = tmp_path / "inventory.yaml"
+    p.write_text(f"include: [{{path: {ini}}}]\nsettings: {{ansible_inventory: never}}\n")
+    assert load_inventory(p).get("web02").port == 2222 and not count.exists()
+    p.write_text(f"include: [{{path: {ini}, ansible_inventory: false}}]\n")
+    assert load_inventory(p).get("web02").port == 2222 and not count.exists()
+    r = CliRunner().invoke(app, ["hosts", "list", "--inventory", str(ini), "--no-ansible-inventory", "--json"])
+    assert r.exit_code == 0 and not count.exists()
+    # and when it is asked for but fails, the built-in parser reads the file, with a warning saying so
+    inv = load_inventory(ini)
+    assert count.exists() and inv.get("web02").port == 2222
+    assert any("read with bondbot's built-in parser instead" in w.message for w in inv.warnings)
