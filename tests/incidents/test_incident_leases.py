@@ -131,3 +131,25 @@ def test_a_log_from_before_leases_migrates_and_still_verifies(db_url: str, tmp_p
         assert s.events(old.id) == before
         assert s.verify(old.id).ok
         assert s.take_lease(old.id, work="triage", owner="a", ttl_s=5) is not None
+
+
+def test_an_interrupted_incident_exports_to_the_schema_and_reads_in_the_timeline(
+    store: IncidentStore, incident_id: str
+) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from incidents.export import json_schema_text
+
+    lease = store.take_lease(incident_id, work="triage", owner="a", ttl_s=30)
+    assert lease is not None
+    store.record_interruption(lease.key, owner="a", actor="bondbot",
+                              payload={"reason": "replica a stopped <@U1>", "host_as_before": False})
+    doc = json.loads(store.export(incident_id, "json").text)
+    Draft202012Validator(json.loads(json_schema_text())).validate(doc)
+    assert doc["incident"]["status"] == "interrupted" and doc["verification"]["ok"]
+    md = store.export(incident_id, "md").text
+    assert "Interrupted triage: replica a stopped" in md and "host CHANGED" in md
+    html = store.export(incident_id, "html").text
+    assert "&lt;@U1&gt;" in html and "<@U1>" not in html  # host- or replica-sourced text is escaped
