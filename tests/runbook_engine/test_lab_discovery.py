@@ -53,7 +53,7 @@ def test_seed_with_no_bond_named_finds_bond0(lab_env: LabSession, tmp_path: Path
     assert code == 2 and f"has no bond bond9: its bond: {lab_env.persona.bond}" in err
 
 
-def test_seed_healthy_and_unprivileged_is_never_called_healthy_wrongly(lab_env: LabSession) -> None:
+def test_seed_healthy_is_healthy(lab_env: LabSession) -> None:
     lab_env.scenario("healthy")
     code, data = triage_json(lab_env.host_name)
     assert code == 0 and data["verdict"] == "healthy", data["results"][0]["diagnosis"]
