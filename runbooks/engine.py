@@ -1,9 +1,12 @@
 """The runbook engine: load a runbook, render its commands safely, run the triage over SSH.
 
 It knows nothing of Slack: ``bondbot triage``, ``bondbot audit`` and the bot all call
-``run_triage`` and show its ``TriageResult``. A failing step (no nmcli, not privileged, a timeout)
-is recorded and the triage goes on; the diagnosis sees what could not be checked in
-``TriageOutputs.failed_steps`` instead of concluding from silence.
+``run_host_triage`` (every bond of a host, or the one named) or ``run_triage`` (exactly one bond)
+and show their ``HostTriage`` / ``TriageResult``. The host is read first (its bonds, their ports,
+NetworkManager's profiles: ``discover:`` in the runbook); no bond is ever assumed. A failing step
+(not privileged, a timeout, output that does not parse) is recorded and the triage goes on; the
+diagnosis sees what could not be checked in ``TriageOutputs.failed_steps`` and calls the bond
+*inconclusive* instead of concluding from silence.
 """
 
 from __future__ import annotations
