@@ -388,7 +388,7 @@ def incident_message(card: IncidentCard) -> Rendered:
                 ),
             )
         )
-    if diagnosis is not None or card.error:
+    if diagnosis is not None or card.error or card.interrupted:
         buttons.append(
             ButtonElement(
                 text=PlainTextObject(text="Export timeline"),

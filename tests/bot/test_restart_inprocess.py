@@ -136,4 +136,4 @@ async def test_recovering_a_cut_real_fix_compares_the_host_with_the_rollback_not
     assert await live.supervisor.recover_expired() == []
     # the replica had no Slack message to repaint: it posted one, with the re-run button
     [msg] = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
-    assert "bond_rerun_triage" in str(msg.blocks)
+    assert "bond_rerun_triage" in str(msg.blocks) and "bond_export" in str(msg.blocks)
