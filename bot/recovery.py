@@ -482,12 +482,14 @@ class Supervisor:
                     break
                 await asyncio.wait(pending | ({hurried} if hurried else set()), timeout=remaining,
                                    return_when=asyncio.FIRST_COMPLETED)
+            hurry_seen = hurried is not None and hurried.done()
             if hurried is not None:
                 hurried.cancel()
             report.finished = len(tasks) - len(pending)
             if pending:
-                self.cut_reason = (f"bondbot on {self.replica_id} was stopped and the grace period "
-                                   f"({grace_s:g} s) ran out before this finished")
+                why = ("a second stop signal ended the grace period" if hurry_seen
+                       else f"the grace period ({grace_s:g} s) ran out")
+                self.cut_reason = f"bondbot on {self.replica_id} was stopped and {why} before this finished"
                 before = set(self.recorded)
                 for task in pending:
                     task.cancel()

@@ -262,6 +262,27 @@ async def test_sigterm_when_the_grace_period_runs_out_records_the_triage_interru
     assert await _exit_code(b, 20) == 0, b.output()
 
 
+async def test_sigint_then_a_second_signal_ends_the_grace_period_at_once(
+    replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore, db_url: str
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("signal handling does not depend on the database")
+    slow_host.server.set_replay(seed_table(), delays={SLOW_STEP: 6.0})
+    a = await replicas.start(grace=60)
+    await replicas.command(a, "triage test-host")
+    await _until(lambda: SLOW_STEP in _host_commands(slow_host), 20, "the slow step to start")
+    started = time.monotonic()
+    a.proc.send_signal(signal.SIGINT)  # Ctrl-C: the same graceful stop
+    await _until(lambda: "SIGINT received: taking no new work" in a.output(), 10, "the drain to begin")
+    a.proc.send_signal(signal.SIGTERM)  # impatient: stop now
+    assert await _exit_code(a, 20) == 0, a.output()
+    assert time.monotonic() - started < 5, "the 60 s grace period was cut short"
+    [incident] = store.list_incidents()
+    assert incident.status is Status.INTERRUPTED and store.verify(incident.id).ok and store.leases() == []
+    [event] = [e for e in store.events(incident.id) if e.kind == "interrupted"]
+    assert "a second stop signal ended the grace period" in event.payload["reason"]
+
+
 async def test_sigterm_in_socket_mode_finishes_the_triage_and_answers_restarting(
     replicas: Replicas, slack: SlackStandin, slow_host: SshTestHost, store: IncidentStore, db_url: str
 ) -> None:
