@@ -59,9 +59,10 @@ log = logging.getLogger(__name__)
 DEFAULT_GRACE_S = 25.0
 #: Default lease: a replica silent for this long is presumed dead and its work recovered.
 DEFAULT_LEASE_S = 30.0
-#: At shutdown, how long recording what could not finish may take (per piece of work, re-reading
-#: the host for a change included) before the process gives up and exits anyway.
-SHUTDOWN_RECORD_S = 8.0
+#: At shutdown, how long recording what could not finish may take (all of it at once, re-reading
+#: the host for a change included) before the process gives up and exits anyway; twice this at
+#: worst (the cancelled work records itself, then whatever is still held is recorded directly).
+SHUTDOWN_RECORD_S = 6.0
 #: How long the recovery of one change may spend re-reading its host.
 REREAD_TIMEOUT_S = 20.0
 
@@ -493,21 +494,30 @@ class Supervisor:
                 before = set(self.recorded)
                 for task in pending:
                     task.cancel()
-                await asyncio.wait(pending, timeout=SHUTDOWN_RECORD_S * len(pending))
+                await asyncio.wait(pending, timeout=SHUTDOWN_RECORD_S)
                 report.interrupted += [k for k in self.recorded if k not in before]
         # Leases still held (a task that ignored its cancellation, a failed release): record them.
-        for lease in list(self._held.values()):
+        # Recording twice is harmless: only the holder of the lease can, once.
+        async def record_left(lease: Lease) -> None:
             try:
                 events = await self._call("events", lease.incident_id)
-                if self._finished(lease, events):
+                if self._finished(lease, events) or not self._started(lease, events):
                     await self._call("release_lease", lease.key, owner=self.replica_id)
                     self._held.pop(lease.key, None)
-                    continue
+                    return
                 reason = self.cut_reason or f"bondbot on {self.replica_id} was stopped before this finished"
-                if await asyncio.wait_for(self._record(lease, reason, events), SHUTDOWN_RECORD_S):
+                if await self._record(lease, reason, events):
                     report.interrupted.append(lease.key)
             except Exception:
                 log.exception("could not record %s at shutdown; it expires and another replica records it", lease.key)
+
+        left = list(self._held.values())
+        if left:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(record_left(x) for x in left)), SHUTDOWN_RECORD_S)
+            except TimeoutError:
+                log.error("gave up recording %d piece(s) of work at shutdown: their leases expire and "
+                          "another replica (or this one, restarted) records them", len(self._held))
         await self.stop()
         report.seconds = round(time.monotonic() - started, 3)
         return report
