@@ -466,16 +466,17 @@ class Supervisor:
         started = time.monotonic()
         self.draining = True
         report = ShutdownReport()
-        # A recovery of another replica's work in progress is finished first (it takes no new one).
+        deadline = time.monotonic() + grace_s
+        # A recovery of another replica's work in progress may finish within the same grace period
+        # (the scan takes no new one once draining).
         try:
-            await asyncio.wait_for(self._scan_idle.wait(), SHUTDOWN_RECORD_S)
+            await asyncio.wait_for(self._scan_idle.wait(), grace_s)
         except TimeoutError:
-            log.warning("a recovery still running at shutdown; what it holds is recorded below")
+            log.warning("a recovery was still running at shutdown: its lease expires and another replica redoes it")
         tasks = set(self.bot._tasks)
         if tasks:
             log.info("shutting down: %d task(s) running, waiting up to %.1f s", len(tasks), grace_s)
             hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
-            deadline = time.monotonic() + grace_s
             while True:
                 remaining = deadline - time.monotonic()
                 pending = {t for t in tasks if not t.done()}
@@ -499,6 +500,8 @@ class Supervisor:
         # Leases still held (a task that ignored its cancellation, a failed release): record them.
         # Recording twice is harmless: only the holder of the lease can, once.
         async def record_left(lease: Lease) -> None:
+            if lease.taken_over_from is not None:
+                return  # a dead replica's work this one was recovering: left for the next replica
             try:
                 events = await self._call("events", lease.incident_id)
                 if self._finished(lease, events) or not self._started(lease, events):
@@ -511,7 +514,7 @@ class Supervisor:
             except Exception:
                 log.exception("could not record %s at shutdown; it expires and another replica records it", lease.key)
 
-        left = list(self._held.values())
+        left = [x for x in self._held.values() if x.taken_over_from is None]
         if left:
             try:
                 await asyncio.wait_for(asyncio.gather(*(record_left(x) for x in left)), SHUTDOWN_RECORD_S)
