@@ -81,9 +81,11 @@ def find_image(base: Path | None = None, recipe: Recipe = RECIPE) -> Image:
     image = Image(images_dir(base) / recipe_hash(recipe))
     if not (image.directory / "manifest.json").is_file():
         where = images_dir(base)
+        persona = recipe.extra.get("persona")
+        what = f"the {persona} lab image" if persona else "the lab image"
         raise ImageMissing(
-            f"the lab image is not built (no image for recipe {recipe_hash(recipe)} in {where}): "
-            "run `bondbot lab build` (about 2-5 minutes, needs root and the Debian mirror)"
+            f"{what} is not built (no image for recipe {recipe_hash(recipe)} in {where}): "
+            "run `bondbot lab build` (about 2-5 minutes per persona, needs root and the Debian mirror)"
         )
     return image
 
@@ -209,6 +211,14 @@ def _install_keys(rootfs: Path, out: Path, log: Path) -> None:
     (root_ssh / "authorized_keys").chmod(0o600)
 
 
+def _image_suite(directory: Path) -> str | None:
+    """The suite an image was built from (None: no readable manifest, a broken leftover)."""
+    try:
+        return str(json.loads((directory / "manifest.json").read_text()).get("suite"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _chroot_output(rootfs: Path, *cmd: str) -> str:
     return subprocess.run(["chroot", str(rootfs), *cmd], check=True, capture_output=True, text=True).stdout
 
@@ -295,8 +305,16 @@ def build_image(
             progress(f"making the {recipe.disk_size} ext4 disk image")
             _log_run(["mkfs.ext4", "-q", "-F", "-L", "lab-root", "-d", str(rootfs), str(out / "disk.img"),
                       recipe.disk_size], log, "mkfs.ext4")
+            persona_id = recipe.extra.get("persona", "bookworm")
+            booted: dict[str, object] = {}
+            if recipe.extra.get("first_boot"):
+                from lab.firstboot import first_boot
+                from lab.network import get_persona
+
+                booted = first_boot(out, get_persona(persona_id), work, progress=progress)
             manifest = {
                 "recipe_hash": key,
+                "persona": persona_id,
                 "suite": recipe.suite,
                 "kernel_release": kernel_release,
                 "kernel_package": kernel_pkg,
@@ -305,6 +323,7 @@ def build_image(
                 "mirror": mirror,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_seconds": round(time.monotonic() - started, 1),
+                **booted,
             }
             (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             _safe_rmtree(rootfs)
@@ -315,8 +334,9 @@ def build_image(
             os.rename(out, target)
         finally:
             _safe_rmtree(work)
+        # Older images of the same persona (suite) only: the other personas' stay valid.
         for old in images_dir(base).iterdir():
-            if old.name != key and old.is_dir():
+            if old.name != key and old.is_dir() and _image_suite(old) in (recipe.suite, None):
                 shutil.rmtree(old, ignore_errors=True)
         progress(f"built lab image {key} in {time.monotonic() - started:.0f} s")
         return Image(target), True

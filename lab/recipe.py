@@ -11,10 +11,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from lab.network import BOND_NICS, HOST_NAME, NICS
+from lab.network import BOND_NICS, HOST_NAME, NICS, SEED, TRIXIE, Persona
 from lab.scenarios import DEFAULT_SCENARIO, KEYFILE_DIR, SCENARIOS, base_keyfiles, keyfiles
 
-__all__ = ["RootfsFile", "Recipe", "RECIPE", "recipe_hash"]
+__all__ = ["RootfsFile", "Recipe", "RECIPE", "TRIXIE_RECIPE", "RECIPES", "recipe_for", "recipe_hash"]
 
 # Bump when the build procedure in lab.image changes in a way the data below does not show.
 BUILD_VERSION = 3
@@ -49,10 +49,11 @@ def _link_file(name: str, mac: str) -> RootfsFile:
     )
 
 
-def _files() -> tuple[RootfsFile, ...]:
-    files = [
-        RootfsFile("/etc/hostname", f"{HOST_NAME}\n"),
-        RootfsFile("/etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOST_NAME}\n"),
+def _common_files(host_name: str) -> list[RootfsFile]:
+    """What every persona's guest has: host name, sshd, NM and initramfs settings."""
+    return [
+        RootfsFile("/etc/hostname", f"{host_name}\n"),
+        RootfsFile("/etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{host_name}\n"),
         # Root is mounted read-write from the kernel command line; no fsck pass on a scratch disk.
         RootfsFile("/etc/fstab", "/dev/vda\t/\text4\tdefaults\t0\t0\n"),
         RootfsFile(
@@ -75,6 +76,10 @@ def _files() -> tuple[RootfsFile, ...]:
         RootfsFile("/etc/modules-load.d/bondbot-lab.conf", "bonding\n"),
         RootfsFile("/etc/systemd/journald.conf.d/bondbot-lab.conf", "[Journal]\nStorage=volatile\n"),
     ]
+
+
+def _files() -> tuple[RootfsFile, ...]:
+    files = _common_files(HOST_NAME)
     files += [_link_file(n.name, n.mac) for n in NICS]
     keyfile_set = {**base_keyfiles(), **keyfiles(SCENARIOS[DEFAULT_SCENARIO])}
     files += [RootfsFile(f"{KEYFILE_DIR}/{name}", text, 0o600) for name, text in keyfile_set.items()]
@@ -112,6 +117,52 @@ RECIPE = Recipe(
     ),
     extra={"bond_nics": ",".join(n.name for n in BOND_NICS)},
 )
+
+
+def _trixie_files() -> tuple[RootfsFile, ...]:
+    from lab.edge_scenarios import MGMT_PROFILE, mgmt_keyfile
+
+    # No .link files: the guest's udev names the NICs. Only the management NIC has a profile in
+    # the image (matched by MAC); the bond's are made by nmcli at the build's first boot.
+    files = _common_files(TRIXIE.host_name)
+    files.append(RootfsFile(f"{KEYFILE_DIR}/{MGMT_PROFILE}.nmconnection", mgmt_keyfile(TRIXIE), 0o600))
+    return tuple(files)
+
+
+def _script_digest() -> str:
+    """The first boot's incident script (NIC names as placeholders): a change rebuilds the image."""
+    from lab.edge_scenarios import EDGE_SCENARIOS, edge_apply_script
+
+    placeholder = TRIXIE.named({n.qemu_id: f"<{n.qemu_id}>" for n in TRIXIE.nics})
+    script = edge_apply_script(placeholder, EDGE_SCENARIOS[DEFAULT_SCENARIO])
+    return hashlib.sha256(script.encode()).hexdigest()[:16]
+
+
+TRIXIE_RECIPE = Recipe(
+    suite="trixie",
+    # No python3 (and no perl beyond the perl-base that Debian's minimal base requires):
+    # what a minimal Debian 13 host has. ifupdown + ifenslave for the bond NM does not manage.
+    packages=tuple(p for p in RECIPE.packages if p != "python3-minimal") + ("ifupdown", "ifenslave"),
+    files=_trixie_files(),
+    masked_units=RECIPE.masked_units,
+    extra={
+        "persona": TRIXIE.id,
+        # Booted once at build time: the guest's NIC names are read into the manifest, and the
+        # incident scenario is made with nmcli (its profile names are nmcli's own).
+        "first_boot": "discover-nic-names,scenario=incident",
+        "pci_slots": ",".join(f"{n.qemu_id}@{n.pci_slot}" for n in TRIXIE.nics),
+        "macs": ",".join(f"{n.qemu_id}={n.mac}" for n in TRIXIE.nics),
+        "incident_script": _script_digest(),
+    },
+)
+
+RECIPES: dict[str, Recipe] = {SEED.id: RECIPE, TRIXIE.id: TRIXIE_RECIPE}
+
+
+def recipe_for(persona: Persona | str) -> Recipe:
+    """The recipe of a persona (or persona id)."""
+    key = persona if isinstance(persona, str) else persona.id
+    return RECIPES[key]
 
 
 def recipe_hash(recipe: Recipe = RECIPE) -> str:

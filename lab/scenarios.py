@@ -12,9 +12,10 @@ from __future__ import annotations
 import shlex
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from lab.errors import InvalidArgument
-from lab.network import BOND, BOND_ADDRESS, BOND_PREFIX, GATEWAY, MGMT, MGMT_ADDRESS
+from lab.network import BOND, BOND_ADDRESS, BOND_PREFIX, GATEWAY, MGMT, MGMT_ADDRESS, SEED, Persona
 
 __all__ = [
     "Scenario",
@@ -25,6 +26,8 @@ __all__ = [
     "base_keyfiles",
     "apply_script",
     "KEYFILE_DIR",
+    "scenarios_for",
+    "script_for",
 ]
 
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"
@@ -104,14 +107,35 @@ SCENARIOS: dict[str, Scenario] = {
 DEFAULT_SCENARIO = "incident"
 
 
-def get_scenario(name: str) -> Scenario:
-    """The scenario called ``name``, or a clear error listing the ones that exist."""
+def scenarios_for(persona: Persona | None = None) -> dict[str, Any]:
+    """The scenarios of ``persona`` (default: the seed): :data:`SCENARIOS` or the trixie ones."""
+    if persona is None or persona.id == SEED.id:
+        return SCENARIOS
+    from lab.edge_scenarios import EDGE_SCENARIOS
+
+    return EDGE_SCENARIOS
+
+
+def get_scenario(name: str, persona: Persona | None = None) -> Any:
+    """The scenario called ``name`` (of ``persona``, default the seed), or a clear error listing
+    the ones that exist."""
+    known = scenarios_for(persona)
     try:
-        return SCENARIOS[name]
+        return known[name]
     except KeyError:
+        of = f" of the {persona.id} persona" if persona is not None and persona.id != SEED.id else ""
         raise InvalidArgument(
-            f"unknown lab scenario {name!r}: choose one of {', '.join(SCENARIOS)}"
+            f"unknown lab scenario {name!r}{of}: choose one of {', '.join(known)}"
         ) from None
+
+
+def script_for(persona: Persona, scenario: Any) -> str:
+    """The shell script that puts ``persona``'s host into ``scenario``."""
+    if persona.id == SEED.id:
+        return apply_script(scenario)
+    from lab.edge_scenarios import edge_apply_script
+
+    return edge_apply_script(persona, scenario)
 
 
 def _uuid(name: str) -> str:

@@ -10,6 +10,9 @@ and it is stopped when the last session fixture is torn down.
   links up, so every test starts from the seed's state whatever the previous test did.
 - ``lab_env`` (function): ``lab_host`` plus ``BONDBOT_INVENTORY`` / ``BONDBOT_KNOWN_HOSTS``
   pointing at the session's files, for code that reads bondbot's settings.
+- ``lab_vm2`` / ``lab_host2`` / ``lab_env2``: the same for the second persona, ``trixie`` (inventory
+  name ``edge-07``, written without ``bond:``). Booted only when a test asks for it, once per run.
+  ``session.persona`` is the truth (bond, the guest's NIC names, gateway) for oracles in tests.
 
 Without the image the fixture fails in CI (``CI`` set) and skips elsewhere, with the reason.
 """
@@ -18,18 +21,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab import LabError, LabVM, find_image
+from lab.fakeqemu import write_wrapper
+from lab.network import SEED, TRIXIE, Persona
+from lab.recipe import recipe_for
 from lab.vm import INVENTORY_NAME, CommandResult, qemu_binary
 
-__all__ = ["LabSession", "lab_vm", "lab_host", "lab_env"]
+__all__ = ["LabSession", "lab_vm", "lab_host", "lab_env", "lab_vm2", "lab_host2", "lab_env2"]
 
-_shared: dict[str, Any] = {"session": None, "users": 0}
+# One shared, reference-counted session per persona.
+_shared: dict[str, dict[str, Any]] = {}
 
 
 @dataclass
@@ -40,13 +47,21 @@ class LabSession:
     inventory_path: Path
     known_hosts_path: Path
     host_name: str = INVENTORY_NAME
+    # What ``up`` said while booting (the fallback from KVM to TCG, when it happened).
+    boot_messages: list[str] = field(default_factory=list)
+
+    @property
+    def persona(self) -> Persona:
+        """The truth about this host (bond, NIC names as the guest calls them, gateway), for test
+        ORACLES only: the code under test must discover all of it by itself."""
+        return self.vm.persona
 
     def ssh(self, command: str, **kwargs: Any) -> CommandResult:
         """Run a command as root in the guest (see :meth:`LabVM.ssh`)."""
         return self.vm.ssh(command, **kwargs)
 
     def link(self, name: str, up: bool) -> None:
-        """Shut (False) or re-enable (True) the switch port of eno1, eno2 or mgmt0."""
+        """Shut (False) or re-enable (True) the switch port of a NIC, by the guest's name for it."""
         self.vm.link(name, up)
 
     def scenario(self, name: str) -> None:
@@ -59,7 +74,7 @@ class LabSession:
 
     @property
     def entry(self) -> dict[str, Any]:
-        """The ``lab-host`` inventory entry as currently written (port follows ``ssh-via-bond``)."""
+        """The host's inventory entry as currently written (port follows ``ssh-via-bond``)."""
         return self.vm.inventory_entry()
 
 
@@ -69,31 +84,57 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"lab VM unavailable: {reason}")
 
 
-def _acquire(tmp_path_factory: pytest.TempPathFactory) -> LabSession:
-    if _shared["session"] is None:
-        try:
-            qemu_binary()
-            image = find_image()
-        except LabError as exc:
-            _unavailable(str(exc))
-        base = tmp_path_factory.mktemp("lab")
-        vm = LabVM(base / "vm", image=image)
-        session = LabSession(vm, base / "inventory.yaml", base / "known_hosts")
-        try:
-            vm.up(inventory_path=session.inventory_path, known_hosts_path=session.known_hosts_path)
-        except BaseException:
-            vm.down()
-            raise
-        _shared["session"] = session
-    _shared["users"] += 1
-    return _shared["session"]
+def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory) -> LabSession:
+    try:
+        qemu_binary()
+        image = find_image(recipe=recipe_for(persona))
+    except LabError as exc:
+        _unavailable(str(exc))
+    base = tmp_path_factory.mktemp(f"lab-{persona.id}")
+    kwargs: dict[str, Any] = {}
+    if persona.id != SEED.id and not os.environ.get("BONDBOT_QEMU"):
+        # The second persona's boot is also the real test of the KVM fallback: QEMU behind a
+        # wrapper that aborts under -accel kvm as this project's CI machine does, with a
+        # "/dev/kvm" that opens and a verdict file of its own (the developer's stays untouched).
+        # The seed's boot stays plain "auto", so a machine with working KVM still uses it there.
+        kvm_device = base / "kvm"
+        kvm_device.write_text("")
+        wrapper = write_wrapper(base / "qemu-kvm-aborts", kvm="abort", tcg="exec", real=qemu_binary())
+        kwargs = {"kvm_device": str(kvm_device), "kvm_verdict": base / "kvm-verdict.json"}
+    vm = LabVM(base / "vm", image=image, persona=persona, **kwargs)
+    session = LabSession(vm, base / "inventory.yaml", base / "known_hosts", host_name=vm.inventory_name)
+    previous = os.environ.get("BONDBOT_QEMU")
+    try:
+        if kwargs:
+            os.environ["BONDBOT_QEMU"] = str(wrapper)
+        vm.up(inventory_path=session.inventory_path, known_hosts_path=session.known_hosts_path,
+              accel="auto" if kwargs else None, progress=session.boot_messages.append)
+    except BaseException:
+        vm.down()
+        raise
+    finally:
+        if kwargs:
+            if previous is None:
+                os.environ.pop("BONDBOT_QEMU", None)
+            else:
+                os.environ["BONDBOT_QEMU"] = previous
+    return session
 
 
-def _release() -> None:
-    _shared["users"] -= 1
-    if _shared["users"] == 0 and _shared["session"] is not None:
-        _shared["session"].vm.down()
-        _shared["session"] = None
+def _acquire(tmp_path_factory: pytest.TempPathFactory, persona: Persona = SEED) -> LabSession:
+    shared = _shared.setdefault(persona.id, {"session": None, "users": 0})
+    if shared["session"] is None:
+        shared["session"] = _boot(persona, tmp_path_factory)
+    shared["users"] += 1
+    return shared["session"]
+
+
+def _release(persona: Persona = SEED) -> None:
+    shared = _shared[persona.id]
+    shared["users"] -= 1
+    if shared["users"] == 0 and shared["session"] is not None:
+        shared["session"].vm.down()
+        shared["session"] = None
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +157,26 @@ def lab_env(lab_host: LabSession, monkeypatch: pytest.MonkeyPatch) -> LabSession
     monkeypatch.setenv("BONDBOT_INVENTORY", str(lab_host.inventory_path))
     monkeypatch.setenv("BONDBOT_KNOWN_HOSTS", str(lab_host.known_hosts_path))
     return lab_host
+
+
+@pytest.fixture(scope="session")
+def lab_vm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession]:
+    """The ``trixie`` persona (edge-07, uplink0, udev-named NICs, no python3), booted once."""
+    session = _acquire(tmp_path_factory, TRIXIE)
+    try:
+        yield session
+    finally:
+        _release(TRIXIE)
+
+
+@pytest.fixture
+def lab_host2(lab_vm2: LabSession) -> LabSession:
+    lab_vm2.scenario("incident")
+    return lab_vm2
+
+
+@pytest.fixture
+def lab_env2(lab_host2: LabSession, monkeypatch: pytest.MonkeyPatch) -> LabSession:
+    monkeypatch.setenv("BONDBOT_INVENTORY", str(lab_host2.inventory_path))
+    monkeypatch.setenv("BONDBOT_KNOWN_HOSTS", str(lab_host2.known_hosts_path))
+    return lab_host2

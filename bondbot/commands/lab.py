@@ -46,53 +46,72 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _vm() -> LabVM:
+PersonaOption = Annotated[
+    str, typer.Option("--persona", "-p", help="Which lab host: bookworm (the seed, lab-host) or trixie (edge-07).")
+]
+
+
+def _vm(persona: str = "bookworm") -> LabVM:
+    from lab.network import get_persona
     from lab.vm import LabVM
 
-    return LabVM()
+    return LabVM(persona=get_persona(persona))
 
 
 @lab_app.command("build")
-def build(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
-    """Build the lab image (cached; rebuilt only when its recipe changes)."""
+def build(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
+    persona: Annotated[
+        Optional[list[str]], typer.Option("--persona", "-p", help="Only this persona (repeatable; default: all).")
+    ] = None,
+) -> None:
+    """Build every persona's lab image (each cached; rebuilt only when its recipe changes)."""
     with _errors():
         from lab.image import build_image
+        from lab.network import PERSONAS, get_persona
+        from lab.recipe import recipe_for
 
-        image, built = build_image(force=force, progress=_say)
-        if not built:
-            _say(f"lab image {image.recipe_hash} is up to date ({image.directory})")
+        chosen = [get_persona(p) for p in persona] if persona else list(PERSONAS.values())
+        for one in chosen:
+            image, built = build_image(force=force, recipe=recipe_for(one), progress=_say)
+            if not built:
+                _say(f"lab image {image.recipe_hash} ({one.id}) is up to date ({image.directory})")
 
 
 @lab_app.command("up")
 def up(
     accel: Annotated[str, typer.Option(help="auto (KVM if it works, else TCG), kvm or tcg.")] = "auto",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for SSH.")] = 300.0,
+    persona: PersonaOption = "bookworm",
 ) -> None:
-    """Boot the VM in the background, wait for SSH, write the lab-host inventory entry."""
+    """Boot the VM in the background, wait for SSH, write its inventory entry (lab-host, edge-07)."""
     with _errors():
         from bondbot.settings import inventory_path, known_hosts_path
 
-        vm = _vm()
+        vm = _vm(persona)
         state = vm.up(accel=accel, timeout=timeout, inventory_path=inventory_path(),
                       known_hosts_path=known_hosts_path(), progress=_say)
         _say(
-            f"lab VM up in {state.boot_seconds:.0f} s ({state.accel}), scenario {state.scenario}; "
-            f"inventory host 'lab-host' -> root@127.0.0.1:{state.ssh_port} ({inventory_path()})"
+            f"lab VM ({state.persona}) up in {state.boot_seconds:.0f} s ({state.accel}), scenario {state.scenario}; "
+            f"inventory host '{vm.inventory_name}' -> root@127.0.0.1:{state.ssh_port} ({inventory_path()})"
         )
 
 
 @lab_app.command("down")
-def down() -> None:
+def down(persona: PersonaOption = "bookworm") -> None:
     """Stop the VM and remove its runtime files (safe to run at any time)."""
     with _errors():
-        _say("lab VM stopped" if _vm().down() else "lab VM was not running")
+        _say("lab VM stopped" if _vm(persona).down() else "lab VM was not running")
 
 
 @lab_app.command("status")
-def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    persona: PersonaOption = "bookworm",
+) -> None:
     """Whether the VM runs, on which ports, in which scenario, with which links down."""
     with _errors():
-        info = _vm().status()
+        info = _vm(persona).status()
         if as_json:
             typer.echo(json.dumps(info, indent=2))
         elif not info["running"]:
@@ -100,7 +119,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         else:
             links = " ".join(f"{k}={v}" for k, v in info["links"].items())
             typer.echo(
-                f"lab VM: running (pid {info['pid']}, {info['accel']}, up {info['uptime_s']} s)\n"
+                f"lab VM: running (persona {info['persona']}, host {info['host']}, pid {info['pid']}, "
+                f"{info['accel']}, up {info['uptime_s']} s)\n"
                 f"ssh: {info['ssh']}\nscenario: {info['scenario']}\nlinks: {links}"
             )
         if not info["running"] and not as_json:
@@ -108,12 +128,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 
 @lab_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def ssh(ctx: typer.Context) -> None:
+def ssh(ctx: typer.Context, persona: PersonaOption = "bookworm") -> None:
     """Open a root shell in the VM, or run the given command (host key pinned)."""
     with _errors():
         import shlex
 
-        vm = _vm()
+        vm = _vm(persona)
         vm.state()
         command = shlex.join(ctx.args) if ctx.args else None
         argv = vm.ssh_argv(command)
@@ -125,32 +145,45 @@ def ssh(ctx: typer.Context) -> None:
 
 @lab_app.command("link")
 def link(
-    interface: Annotated[str, typer.Argument(help="eno1, eno2 (bond ports) or mgmt0.")],
+    interface: Annotated[str, typer.Argument(help="The guest's NIC name: eno1, eno2 or mgmt0 (bookworm); "
+                                                  "the names its udev gave (trixie, see `lab status`).")],
     state: Annotated[str, typer.Argument(help="down or up.")],
+    persona: PersonaOption = "bookworm",
 ) -> None:
     """Shut or re-enable the switch port of an interface (QMP set_link: the guest sees NO-CARRIER)."""
     with _errors():
         from lab.errors import InvalidArgument
-        from lab.network import nic
 
         if state not in ("up", "down"):
             raise InvalidArgument(f"invalid link state {state!r}: use up or down")
-        nic(interface)
-        _vm().link(interface, state == "up")
+        from lab.errors import ImageMissing
+
+        vm = _vm(persona)
+        try:
+            known = vm.persona
+        except ImageMissing:  # udev-named NICs: only a built image knows the names
+            known = vm.base_persona
+        if known.resolved:
+            known.nic(interface)  # a bad name is exit 2, whether or not the VM runs
+        vm.link(interface, state == "up")
         _say(f"{interface}: switch port {'enabled' if state == 'up' else 'shut'}")
 
 
 @lab_app.command("scenario")
 def scenario(
-    name: Annotated[str, typer.Argument(help="incident, healthy, arp, lacp-no-partner, single-port, "
-                                             "rr-no-monitor or ssh-via-bond.")] = "incident",
+    name: Annotated[str, typer.Argument(help="bookworm: incident, healthy, arp, lacp-no-partner, single-port, "
+                                             "rr-no-monitor, ssh-via-bond; trixie: incident, healthy, "
+                                             "two-bonds, no-bond, spaced-profile, quoted-profile, "
+                                             "ifupdown.")] = "incident",
+    persona: PersonaOption = "bookworm",
 ) -> None:
-    """Put the host into a named bond state through NetworkManager (all links up first)."""
+    """Put the host into a named bond state (all links up first)."""
     with _errors():
+        from lab.network import get_persona
         from lab.scenarios import get_scenario
 
-        get_scenario(name)
-        vm = _vm()
+        get_scenario(name, get_persona(persona))
+        vm = _vm(persona)
         state = vm.scenario(name, progress=_say)
         _say(f"scenario {state.scenario} applied; SSH on port {vm.ssh_port(state)}")
 
@@ -166,6 +199,7 @@ def _default_fixture_dir() -> Path | None:
 def record(
     out: Annotated[Optional[Path], typer.Option(help="Fixture directory (default: tests/fixtures/lab).")] = None,
     only: Annotated[Optional[list[str]], typer.Option(help="Record only these (repeatable).")] = None,
+    persona: PersonaOption = "bookworm",
 ) -> None:
     """Run the triage on every scenario and save the real outputs as test fixtures.
 
@@ -178,12 +212,12 @@ def record(
         target = out or _default_fixture_dir()
         if target is None:
             raise InvalidArgument("no tests/fixtures directory next to the lab package: give --out DIR")
-        vm = _vm()
+        vm = _vm(persona)
         booted_here = False
         if not vm.is_running():
             from lab.paths import instance_dir
 
-            vm = type(vm)(instance_dir("record"))
+            vm = type(vm)(instance_dir(f"record-{persona}"), persona=persona)
             vm.down()
             vm.up(progress=_say)
             booted_here = True

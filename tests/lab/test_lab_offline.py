@@ -174,3 +174,99 @@ def test_recorded_fixtures_are_complete(recording: str) -> None:
     assert [c["command"] for c in commands] == triage_commands()
     assert all(c["exit_status"] == 0 for c in commands), [c for c in commands if c["exit_status"]]
     assert commands[0]["stdout"].startswith("Ethernet Channel Bonding Driver: v")
+
+
+# --- the second persona (trixie), without a VM ---------------------------------------------------
+
+def _trixie_named():
+    from lab.network import TRIXIE
+
+    return TRIXIE.named({n.qemu_id: f"enp0s{n.pci_slot}" for n in TRIXIE.nics})
+
+
+def test_personas_share_no_name() -> None:
+    from lab.network import SEED, TRIXIE
+
+    assert TRIXIE.host_name == "edge-07" and TRIXIE.bond == "uplink0" and not TRIXIE.inventory_bond
+    assert {SEED.host_name, SEED.bond} & {TRIXIE.host_name, TRIXIE.bond} == set()
+    assert not {n.mac for n in SEED.nics} & {n.mac for n in TRIXIE.nics}
+    assert all(n.name == "" and n.pci_slot for n in TRIXIE.nics)  # named by the guest's udev
+    assert len({n.pci_slot for n in TRIXIE.nics}) == len(TRIXIE.nics)
+    assert TRIXIE.mgmt not in TRIXIE.bond_nics
+    assert (TRIXIE.bond_net, TRIXIE.gateway, TRIXIE.bond_address) == ("10.77.0.0/24", "10.77.0.1", "10.77.0.20")
+
+
+def test_trixie_recipe_is_minimal_and_separate() -> None:
+    from lab.recipe import TRIXIE_RECIPE, recipe_for
+
+    assert TRIXIE_RECIPE.suite == "trixie" and recipe_for("trixie") is TRIXIE_RECIPE
+    assert recipe_for("bookworm") is RECIPE and recipe_hash(TRIXIE_RECIPE) != recipe_hash(RECIPE)
+    assert not any(p.startswith(("python", "perl")) for p in TRIXIE_RECIPE.packages)
+    assert {"ifupdown", "ifenslave", "network-manager"} <= set(TRIXIE_RECIPE.packages)
+    paths = [f.path for f in TRIXIE_RECIPE.files]
+    assert not any(p.endswith(".link") for p in paths)  # udev names the NICs
+    assert "edge-07\n" in {f.content for f in TRIXIE_RECIPE.files if f.path == "/etc/hostname"}
+
+
+def test_trixie_scripts_are_valid_shell_and_assume_no_names() -> None:
+    from lab.edge_scenarios import EDGE_SCENARIOS, edge_apply_script
+    from lab.network import TRIXIE
+
+    persona = _trixie_named()
+    for scenario in EDGE_SCENARIOS.values():
+        script = edge_apply_script(persona, scenario)
+        proc = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+        assert proc.returncode == 0, (scenario.name, proc.stderr)
+        assert "ens4" not in script and "eno1" not in script  # only the names it was given
+    assert "primary=enp0s4" in edge_apply_script(persona, EDGE_SCENARIOS["incident"])
+    with pytest.raises(InvalidArgument, match="NIC names are not known"):
+        edge_apply_script(TRIXIE, EDGE_SCENARIOS["incident"])
+
+
+def test_trixie_profiles_are_made_by_nmcli_not_written() -> None:
+    from lab.edge_scenarios import EDGE_SCENARIOS, edge_apply_script
+
+    incident = edge_apply_script(_trixie_named(), EDGE_SCENARIOS["incident"])
+    assert "nmcli connection add type bond ifname uplink0 " in incident and "con-name" not in incident
+    assert "nmcli connection add type ethernet ifname enp0s4 master uplink0 " in incident
+    script = edge_apply_script(_trixie_named(), EDGE_SCENARIOS["spaced-profile"])
+    assert "nmcli connection add type bond con-name 'Bond connection 1' ifname uplink0 " in script
+    assert ".nmconnection" not in script
+    ifupdown = edge_apply_script(_trixie_named(), EDGE_SCENARIOS["ifupdown"])
+    assert "    bond-miimon 0\n" in ifupdown and "    bond-primary enp0s4\n" in ifupdown
+    assert "nmcli connection add" not in ifupdown
+
+
+def test_trixie_inventory_entry_has_no_bond(tmp_path: Path) -> None:
+    from lab.image import Image
+    from lab.vm import VMState
+
+    vm = LabVM(tmp_path / "vm", image=Image(tmp_path), persona="trixie")
+    state = VMState(pid=1, ssh_port=2222, bond_ssh_port=2223, accel="tcg", image=str(tmp_path),
+                    started_at=0.0, persona="trixie")
+    entry = vm.inventory_entry(state)
+    assert "bond" not in entry and entry["port"] == 2222 and vm.inventory_name == "edge-07"
+    seed = LabVM(tmp_path / "seed", image=Image(tmp_path)).inventory_entry(state)
+    assert seed["bond"] == "bond0"
+
+
+def test_cli_persona_errors(tmp_path: Path) -> None:
+    env = {"BONDBOT_LAB_DIR": str(tmp_path)}
+    bad = run_cli("up", "--persona", "sid", env=env)
+    assert bad.returncode == 2 and "unknown lab persona 'sid'" in bad.stderr and "trixie" in bad.stderr
+    wrong = run_cli("scenario", "ifupdown", env=env)  # a trixie scenario, asked of the seed
+    assert wrong.returncode == 2 and "unknown lab scenario 'ifupdown'" in wrong.stderr
+    stopped = run_cli("scenario", "ifupdown", "--persona", "trixie", env=env)
+    assert stopped.returncode == 1 and "not running" in stopped.stderr
+    status = run_cli("status", "--persona", "trixie", env=env)
+    assert status.returncode == 3 and "not running" in status.stdout
+    missing = run_cli("up", "--persona", "trixie", env=env)
+    assert missing.returncode == 1 and "the trixie lab image is not built" in missing.stderr
+
+
+def test_trixie_recordings_are_named_by_persona() -> None:
+    from lab.edge_scenarios import EDGE_SCENARIOS
+    from lab.record import recordings_for
+
+    assert [r.name for r in recordings_for("trixie")] == [f"trixie-{s}" for s in EDGE_SCENARIOS]
+    assert recordings_for("bookworm") == RECORDINGS
