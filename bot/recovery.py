@@ -300,26 +300,38 @@ class Supervisor:
         for lease in await self._call("expired_leases"):
             if self.draining:
                 break
+            if lease.owner == self.replica_id:
+                # Our own work, its heartbeat late (a slow database): it is alive, renew instead.
+                await self._call("renew_leases", self.replica_id, ttl_s=self.settings.ttl_s)
+                continue
             mine = await self._call("take_over_lease", lease, owner=self.replica_id, ttl_s=self.settings.ttl_s)
             if mine is None:
                 continue  # another replica (or an earlier scan) got it
             self._held[mine.key] = mine
-            dead = mine.taken_over_from or lease.owner
-            log.warning("recovering %s of %s: its owner %s stopped heartbeating", mine.work, mine.incident_id, dead)
-            events = await self._call("events", mine.incident_id)
-            if self._finished(mine, events) or not self._started(mine, events):
-                # The result was written just before the owner died, or it died before the approval:
-                # nothing to record.
-                await self._call("release_lease", mine.key, owner=self.replica_id)
+            try:
+                if await self._recover(mine, lease):
+                    recorded.append(mine.key)
+            except Exception:
+                # Stop renewing it: it expires again and this or another replica retries.
                 self._held.pop(mine.key, None)
-                continue
-            reason = (f"the bondbot replica running it ({dead}) stopped: no heartbeat since "
-                      f"{lease.heartbeat_at}, lease expired at {lease.expires_at}")
-            if await self._record(mine, reason, events, recovered=True):
-                recorded.append(mine.key)
+                log.exception("recovering %s failed; retried once its lease expires", mine.key)
         return recorded
 
-    async def _record(self, lease: Lease, reason: str, events: Sequence[Event], *, recovered: bool = False) -> bool:
+    async def _recover(self, mine: Lease, seen: Lease) -> bool:
+        dead = mine.taken_over_from or seen.owner
+        log.warning("recovering %s of %s: its owner %s stopped heartbeating", mine.work, mine.incident_id, dead)
+        events = await self._call("events", mine.incident_id)
+        if self._finished(mine, events) or not self._started(mine, events):
+            # The result was written just before the owner died, or it died before the approval:
+            # nothing to record.
+            await self._call("release_lease", mine.key, owner=self.replica_id)
+            self._held.pop(mine.key, None)
+            return False
+        reason = (f"the bondbot replica running it ({dead}) stopped: no heartbeat since "
+                  f"{seen.heartbeat_at}, lease expired at {seen.expires_at}")
+        return await self._record(mine, reason, events)
+
+    async def _record(self, lease: Lease, reason: str, events: Sequence[Event]) -> bool:
         """Write the interruption (once: only while holding the lease), then update Slack."""
         incident = await self._call("get", lease.incident_id)
         payload: dict[str, Any] = {

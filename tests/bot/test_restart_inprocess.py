@@ -137,3 +137,27 @@ async def test_recovering_a_cut_real_fix_compares_the_host_with_the_rollback_not
     # the replica had no Slack message to repaint: it posted one, with the re-run button
     [msg] = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
     assert "bond_rerun_triage" in str(msg.blocks) and "bond_export" in str(msg.blocks)
+
+
+async def test_a_replica_never_takes_over_its_own_late_lease(world: World) -> None:
+    """A heartbeat that came late (a slow database) is not a dead replica: the work goes on."""
+    import asyncio
+    import dataclasses
+
+    from bot.app import BondBot
+    from bot.recovery import LeaseSettings
+    from bot.server import make_web_client
+
+    store = world.store
+    incident = store.create_incident(host="test-host", bond="bond0", requester=ALICE, channel=INCIDENTS)
+    deps = dataclasses.replace(world.deps, leases=LeaseSettings(ttl_s=0.2))
+    live = BondBot(deps, make_web_client(world.slack.bot_token, world.slack.api_url))
+    lease = await live.supervisor.begin("triage", incident.id)
+    assert lease is not None
+    await asyncio.sleep(0.3)
+    assert store.expired_leases() != []
+    assert await live.supervisor.recover_expired() == []
+    [held] = store.leases(incident_id=incident.id)
+    assert held.owner == live.supervisor.replica_id and held.taken_over_from is None
+    assert held.expires_at > lease.expires_at, "renewed instead"
+    assert [e.kind for e in store.events(incident.id)] == ["opened"]
