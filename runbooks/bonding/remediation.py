@@ -59,9 +59,12 @@ How the change is made on a NetworkManager host, and why in this order:
 7. on any failure: roll back (checkpoint rollback, then the note's commands for whatever still
    differs), compare the host with the plan's "before" state and report.
 
-Hosts without NetworkManager get the armed undo, the runtime change (sysfs) and the exact
-persistence steps for the system that holds the bond (ifupdown, netplan, ifcfg), which the
-operator applies; bondbot does not edit those files.
+Hosts where NetworkManager does not hold the bond get the armed undo and the runtime change
+(sysfs). On an ifupdown bond (``ifquery`` knows it, exactly one interfaces file holds its stanza)
+the fix also persists ``bond-miimon`` in that stanza (backup in /var/backups/bondbot first, a write
+only if the file is still what the plan read, the undo restores the file too, verified with
+``ifquery``; backend ``"ifupdown"``, see ``ifupdown_file``). For netplan, ifcfg and anything else it
+prints the exact persistence steps, which the operator applies; bondbot does not edit those files.
 
 Where the code lives (this module is the facade; import from here):
 
@@ -69,6 +72,8 @@ Where the code lives (this module is the facade; import from here):
   sysfs parsing and the runtime apply/restore commands (pure).
 - ``bond_state``: :class:`BondState`, :func:`read_bond_state` (read-only), fingerprint comparison.
 - ``fix_plan``: :class:`FixPlan`, :func:`build_fix_plan` (pure), :func:`plan_fix`, persistence steps.
+- ``ifupdown_file``: the bond's stanza in an interfaces(5) file, edited as text (pure).
+- ``failover`` / ``failover_parse``: the failover test and the parsers of what its sampler wrote.
 - ``fix_apply``: :func:`apply_fix`, verification and rollback, :class:`FixResult`.
 - ``records``: :class:`Check`, :class:`StepRecord` and the incident recorder (shared with the
   failover test).

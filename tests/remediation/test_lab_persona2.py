@@ -56,8 +56,9 @@ def _check_against_kernel(report: dict[str, Any], lab: Any, bond: str, cut: str)
     assert report["detection_source"] == "kernel log" and report["clock_alignment_ms"] <= 6
     # ip stamps an event when it reads it, never before the kernel made it.
     assert report["detection_kernel_ms"] <= report["detection_netlink_ms"] + report["clock_alignment_ms"]
-    # Echoes were lost (or not) around the failover the kernel logged, within the echo spacing.
-    assert report["detection_ms"] <= report["outage_ms"] + report["outage_resolution_ms"] + report["clock_alignment_ms"] + 20
+    # miimon=100: the driver notices within one interval of the carrier loss (+ the cut's bracket,
+    # + slack for a guest not scheduled under TCG).
+    assert 0 < report["detection_ms"] <= 100 + (report["detection_uncertainty_ms"] or 0) + 100
 
 
 async def _failover(lab: Any, host: str, bond: str, **kwargs: Any):

@@ -92,6 +92,10 @@ def test_seed_story_fail_fix_pass_reboot_persisted(lab_env: Any, tmp_path: Path)
     after = json.loads(proc.stdout[proc.stdout.index("{\n"):])
     assert after["passed"] and after["failed_over_to"] == "eno2", after["verdict"]
     assert after["outage_ms"] <= PASS_OUTAGE_MS and after["primary_returned"]
+    # Measured with sh, iproute2 and ping only; its figures are the kernel's own lines of this run.
+    from tests.remediation.test_lab_persona2 import _check_against_kernel
+
+    _check_against_kernel(after, lab_env, "bond0", "eno1")
     # Without --incident the CLI opened an incident of its own: the test is on the record too.
     new_id = re.search(r"recording into new incident (\S+)", proc.stderr).group(1)
     recorded = IncidentStore.open(url)
