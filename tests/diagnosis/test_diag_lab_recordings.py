@@ -2,6 +2,11 @@
 
 Each scenario was put in place through NetworkManager on a real bonding driver (kernel and
 NetworkManager versions in its meta.yaml); the conclusions below are what a triage must reach.
+
+The ``trixie-*`` recordings come from the second persona (Debian 13, kernel 6.12, NM 1.52, host
+``edge-07``): there the bond is found from ``/sys/class/net/bonding_masters`` and its
+NetworkManager profile by device (``nmcli ... device show <bond>``, then ``con show uuid``), as a
+triage that assumes nothing must do; each bond listed is diagnosed.
 """
 
 from __future__ import annotations
@@ -55,9 +60,80 @@ def recorded_outputs(folder: Path) -> TriageOutputs:
     return outputs
 
 
+# recording -> {bond: (mode, root cause)} for every bond bonding_masters lists ({}: no bond at all).
+NO_MONITOR = ("active-backup", "NO_LINK_MONITORING")
+EXPECTED_DISCOVERED: dict[str, dict[str, tuple[str, str | None]]] = {
+    "trixie-incident": {"uplink0": NO_MONITOR},
+    "trixie-healthy": {"uplink0": ("active-backup", None)},
+    "trixie-two-bonds": {"uplink0": NO_MONITOR, "uplink1": ("active-backup", None)},
+    "trixie-no-bond": {},
+    "trixie-spaced-profile": {"uplink0": NO_MONITOR},
+    "trixie-quoted-profile": {"uplink0": NO_MONITOR},
+    "trixie-ifupdown": {"uplink0": NO_MONITOR},
+}
+
+
 def test_every_recorded_scenario_has_an_expectation() -> None:
     recorded = {p.name for p in LAB_FIXTURES.iterdir() if (p / "commands.yaml").is_file()}
-    assert recorded == set(EXPECTED)
+    assert recorded == set(EXPECTED) | set(EXPECTED_DISCOVERED)
+
+
+def discovered_outputs(folder: Path) -> tuple[dict, dict[str, TriageOutputs], dict[str, dict]]:
+    """A discovered-bond recording: its meta, and per bond the outputs a triage would hand over,
+    with the NetworkManager profile read by UUID (never by the bond's name)."""
+    meta = yaml.safe_load((folder / "meta.yaml").read_text())
+    entries = {e["command"]: e for e in yaml.safe_load((folder / "commands.yaml").read_text())}
+    per_bond: dict[str, TriageOutputs] = {}
+    raw: dict[str, dict] = {}
+    for bond_meta in meta["bonds"]:
+        bond = bond_meta["bond"]
+        outputs = TriageOutputs(bond=bond)
+
+        def ok(command: str) -> SourceOutput:
+            entry = entries[command]
+            assert entry["exit_status"] == 0, f"{folder.name}: {command} failed when recorded"
+            return SourceOutput(command, entry["stdout"])
+
+        outputs.proc_bonding = ok(f"cat /proc/net/bonding/{bond}")
+        outputs.ip_details_json = ok(f"ip -d -j link show {bond}")
+        for slave in bond_meta["slaves"]:
+            outputs.ip_link[slave] = ok(f"ip link show {slave}")
+            outputs.ethtool[slave] = ok(f"ethtool {slave}")
+        if bond_meta["nm_profile_uuid"]:
+            outputs.nmcli = ok(f"nmcli -t con show uuid {bond_meta['nm_profile_uuid']}")
+        per_bond[bond] = outputs
+        raw[bond] = entries
+    return meta, per_bond, raw
+
+
+@pytest.mark.parametrize("recording", sorted(EXPECTED_DISCOVERED))
+def test_diagnosis_of_discovered_bonds(recording: str) -> None:
+    folder = LAB_FIXTURES / recording
+    meta, per_bond, entries = discovered_outputs(folder)
+    masters = {e["command"]: e for e in yaml.safe_load((folder / "commands.yaml").read_text())}[
+        "cat /sys/class/net/bonding_masters"]
+    assert masters["stdout"].split() == list(EXPECTED_DISCOVERED[recording])
+    assert set(per_bond) == set(EXPECTED_DISCOVERED[recording])
+    for bond, (mode, root) in EXPECTED_DISCOVERED[recording].items():
+        diagnosis = diagnose(per_bond[bond], strict=True)
+        assert diagnosis.mode == mode, bond
+        assert (diagnosis.root_cause.code if diagnosis.root_cause else None) == root, (bond, diagnosis.codes())
+        # The seed's lookup by the bond's name finds no profile on this host: nmcli named it.
+        by_name = entries[bond][f"nmcli -t con show {bond}"]
+        assert by_name["exit_status"] != 0 and "no such connection profile" in by_name["stderr"]
+
+
+def test_discovered_profiles_are_nmclis_or_renamed_or_none() -> None:
+    """What the by-device lookup found: the name nmcli chose, the renamed ones, none for ifupdown."""
+    def profile(recording: str, bond: str = "uplink0") -> str | None:
+        meta = yaml.safe_load((LAB_FIXTURES / recording / "meta.yaml").read_text())
+        return next(b["nm_profile"] for b in meta["bonds"] if b["bond"] == bond)
+
+    assert profile("trixie-incident") == "bond-uplink0"
+    assert profile("trixie-two-bonds", "uplink1") == "bond-uplink1"
+    assert profile("trixie-spaced-profile") == "Bond connection 1"
+    assert profile("trixie-quoted-profile") == "Bond \"edge\" it's"
+    assert profile("trixie-ifupdown") is None  # NetworkManager does not manage that bond
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
