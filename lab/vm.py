@@ -227,7 +227,8 @@ class LabVM:
         """The running VM's state, or :class:`LabNotRunning`."""
         state = self._read_state()
         if state is None or not _pid_alive(state.pid):
-            raise LabNotRunning(f"the lab VM is not running ({self.dir}): start it with `bondbot lab up`")
+            flag = "" if self.base_persona.id == SEED.id else f" --persona {self.base_persona.id}"
+            raise LabNotRunning(f"the lab VM is not running ({self.dir}): start it with `bondbot lab up{flag}`")
         return state
 
     def is_running(self) -> bool:
