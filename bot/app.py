@@ -171,10 +171,38 @@ class BondBot:
             log.info("command %s already handled (redelivery); skipped", trigger_id)
             return
         try:
-            host, bond = self.deps.triage.resolve(command.host, command.bond)
+            host, named = self.deps.triage.resolve(command.host, command.bond)
         except UnknownTarget as exc:
             await self._ephemeral(channel, user, views.error_message(str(exc)))
             return
+        # The host's bonds first: one incident per bond (each has its own root cause, fix, approvals
+        # and rollback), a named bond the host lacks is refused with the list, nothing is guessed.
+        listing = await self.deps.triage.bonds(host)
+        if listing.unreachable:
+            await self._ephemeral(channel, user, views.error_message(f"Cannot triage {host}: {listing.error}"))
+            return
+        if named is None:
+            if listing.bonds is None:
+                await self._ephemeral(channel, user, views.error_message(
+                    f"Inconclusive: {listing.error}. Name the bond: /bond triage {host} BOND"))
+                return
+            if not listing.bonds:
+                await self._ephemeral(channel, user, views.text_message(
+                    f"➖ No bond on {host}: {listing.why_none}. Nothing to triage."))
+                return
+            targets = list(listing.bonds)
+        elif listing.bonds is not None and named not in listing.bonds:
+            from runbooks.engine import bonds_text
+
+            problem = f"{host} has no bond {named}: {bonds_text(listing.bonds, listing.why_none)}"
+            await self._ephemeral(channel, user, views.bond_choice_message(host, problem, listing.bonds))
+            return
+        else:
+            targets = [named]
+        await asyncio.gather(*(self._triage_bond(host, b, user=user, channel=channel) for b in targets))
+
+    async def _triage_bond(self, host: str, bond: str, *, user: str, channel: str) -> None:
+        """One bond's incident: its message, the steps as they finish, the diagnosis, the offers."""
         incident = await self._store("create_incident", host=host, bond=bond, requester=user, channel=channel)
         await self.supervisor.begin("triage", incident.id, host=host, bond=bond)
         steps = [StepProgress(name, "pending") for name in self.deps.triage.step_names(host, bond)]
@@ -481,16 +509,35 @@ class BondBot:
         async def nothing(_: StepProgress) -> None:
             return None
 
-        async def one(host: str, bond: str) -> views.AuditRow:
+        async def one_bond(host: str, bond: str) -> views.AuditRow:
             report = await self.deps.triage.run(host, bond, incident_id="", actor=user, on_step=nothing)
             if report.error:
-                return views.AuditRow(host, bond, f"not checked: {report.error}")
+                return views.AuditRow(host, bond, f"not checked: {report.error}", kind="error")
             diagnosis = report.diagnosis
-            if diagnosis is None or diagnosis.root_cause is None:
-                return views.AuditRow(host, bond, "healthy")
-            return views.AuditRow(host, bond, diagnosis.root_cause.summary, diagnosis.root_cause.code)
+            if diagnosis is None:
+                return views.AuditRow(host, bond, "inconclusive: no diagnosis", kind="inconclusive")
+            if diagnosis.root_cause is not None:
+                return views.AuditRow(host, bond, diagnosis.root_cause.summary, diagnosis.root_cause.code)
+            return views.AuditRow(host, bond, diagnosis.headline(), kind=diagnosis.verdict)
 
-        rows = list(await asyncio.gather(*(one(h, b) for h, b in targets)))
+        async def one(host: str, named: str | None) -> list[views.AuditRow]:
+            listing = await self.deps.triage.bonds(host)
+            if listing.unreachable:
+                return [views.AuditRow(host, named or "", f"unreachable: {listing.error}", kind="unreachable")]
+            if named is not None:
+                if listing.bonds is not None and named not in listing.bonds:
+                    from runbooks.engine import bonds_text
+
+                    return [views.AuditRow(host, named, f"no such bond ({bonds_text(listing.bonds)})",
+                                           kind="inconclusive")]
+                return [await one_bond(host, named)]
+            if listing.bonds is None:
+                return [views.AuditRow(host, "", f"inconclusive: {listing.error}", kind="inconclusive")]
+            if not listing.bonds:
+                return [views.AuditRow(host, "", f"no bond on this host ({listing.why_none})", kind="no-bond")]
+            return list(await asyncio.gather(*(one_bond(host, b) for b in listing.bonds)))
+
+        rows = [row for rows_of_host in await asyncio.gather(*(one(h, b) for h, b in targets)) for row in rows_of_host]
         rendered = views.audit_message(group, rows)
         await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
 
@@ -585,6 +632,24 @@ def build_app(
             bot.handle_action("failover_test", user=user, channel=channel, message_ts=ts, value=value),
             "failover click",
         )
+
+    @app.action(views.ACTION_PICK_BOND)
+    async def on_pick_bond(ack: Any, body: dict[str, Any]) -> None:
+        """A bond picked from the menu of a host's bonds: the same as `/bond triage HOST BOND`."""
+        await ack()
+        action = body["actions"][0]
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        try:  # the value comes back from the client: parsed and validated like typed text
+            fields = views.parse_button_value(((action.get("selected_option") or {}).get("value")) or "")
+            parsed = parse_command(f"triage {fields['host']} {fields['bond']}")
+        except (ValueError, KeyError, CommandError):
+            return
+        if not deps.policy.may_triage(user, channel):
+            return
+        trigger = str(body.get("trigger_id") or action.get("action_ts") or uuid.uuid4().hex)
+        bot.spawn(bot.triage(parsed, user=user, channel=channel, trigger_id=trigger),
+                  f"triage {parsed.host} {parsed.bond}")
 
     @app.action(views.ACTION_EXPORT)
     async def on_export(ack: Any, body: dict[str, Any]) -> None:

@@ -64,8 +64,11 @@ def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
     root = next((f for f in findings if f.code == root_code), None)
     if root is None and data.get("root_cause"):
         root = _finding(data["root_cause"])
+    verdict = str(data.get("verdict") or "")  # absent in diagnoses logged before verdicts existed
     return Diagnosis(
-        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings
+        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings,
+        verdict=verdict if verdict in ("diagnosed", "healthy", "inconclusive") else "",
+        reasons=tuple(str(r) for r in data.get("reasons") or ()),
     )
 
 

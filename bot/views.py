@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
+    Option,
+    StaticSelectElement,
     Block,
     ButtonElement,
     ConfirmObject,
@@ -35,6 +37,8 @@ __all__ = [
     "ACTION_APPLY_FIX",
     "ACTION_EXPORT",
     "ACTION_FAILOVER_TEST",
+    "ACTION_PICK_BOND",
+    "bond_choice_message",
     "ACTION_RERUN_TRIAGE",
     "INLINE_OUTPUT_LIMIT",
     "IncidentCard",
@@ -58,6 +62,8 @@ __all__ = [
 ACTION_APPLY_FIX = "bond_apply_fix"
 ACTION_FAILOVER_TEST = "bond_failover_test"
 ACTION_EXPORT = "bond_export"
+#: The select menu offering the bonds a host has (a named bond it does not have): triage the pick.
+ACTION_PICK_BOND = "bond_pick"
 #: On an interrupted incident: run the triage of its host and bond again (a new incident).
 ACTION_RERUN_TRIAGE = "bond_rerun_triage"
 
@@ -334,8 +340,18 @@ def incident_message(card: IncidentCard) -> Rendered:
 
     if diagnosis is not None:
         root = diagnosis.root_cause
-        if root is None:
-            blocks.append(_section(f"✅ *No root cause found:* `{diagnosis.bond}` ({diagnosis.mode}) looks healthy."))
+        if diagnosis.inconclusive:
+            # Never a ✅: what could not be read is said, and the bond is not called healthy.
+            reasons = "\n".join(f"• {_escape(r)}" for r in diagnosis.reasons) or "• part of its state could not be read"
+            blocks.append(_section(_clip(
+                f"⚠️ *Inconclusive:* `{_escape(diagnosis.bond)}` ({_escape(diagnosis.mode)}) is neither diagnosed nor "
+                f"healthy: its state could not be fully read.\n{reasons}", SECTION_LIMIT, "_(more in the export)_")))
+        elif root is None:
+            risks = diagnosis.risks
+            head = f"✅ *Healthy:* `{_escape(diagnosis.bond)}` ({_escape(diagnosis.mode)}): no root cause in what was read"
+            if risks:
+                head += f", {len(risks)} risk{'s' if len(risks) != 1 else ''}:\n" + "\n".join(_finding_line(f) for f in risks)
+            blocks.append(_section(_clip(head + ".", SECTION_LIMIT, "_(more in the export)_")))
         else:
             blocks.append(_section(f"*Root cause:* {_escape(root.summary)}  `{root.code}`"))
             if root.explanation:
@@ -343,7 +359,8 @@ def incident_message(card: IncidentCard) -> Rendered:
             if root.evidence:
                 ev = [f"{e.source}: {e.line}" for e in root.evidence]
                 blocks.append(_section("*Evidence*\n" + _code(ev, SECTION_LIMIT - 20, "_(more in the thread)_")))
-        others = [f for f in diagnosis.findings if root is None or f.code != root.code]
+        shown_risks = diagnosis.risks if diagnosis.healthy else ()
+        others = [f for f in diagnosis.findings if (root is None or f.code != root.code) and f not in shown_risks]
         if others:
             lines = [_finding_line(f) for f in others]
             blocks.append(_section(_clip("*Other findings*\n" + "\n".join(lines), SECTION_LIMIT, "_(more in the export)_")))
@@ -415,8 +432,10 @@ def incident_message(card: IncidentCard) -> Rendered:
 
     if diagnosis is not None and diagnosis.root_cause is not None:
         fallback = f"{card.host} {card.bond}: {diagnosis.root_cause.summary}"
+    elif diagnosis is not None and diagnosis.inconclusive:
+        fallback = f"{card.host} {card.bond}: inconclusive: " + ("; ".join(diagnosis.reasons) or "state not fully read")
     elif diagnosis is not None:
-        fallback = f"{card.host} {card.bond}: no root cause found"
+        fallback = f"{card.host} {card.bond}: {diagnosis.headline()}"
     elif card.error:
         fallback = f"{card.host} {card.bond}: triage failed: {card.error}"
     elif card.interrupted:
@@ -439,7 +458,7 @@ def output_message(command: str, text: str, exit_status: int | None = None) -> R
 def help_message() -> Rendered:
     lines = [
         "*bondbot* triages Linux bonding failover incidents and offers the fix for approval.",
-        "• `/bond triage HOST [BOND]` — run the triage runbook on HOST (bond defaults to the inventory's)",
+        "• `/bond triage HOST [BOND]` — run the triage runbook on HOST: the bond named (or the inventory's), else every bond the host has, one incident each",
         "• `/bond status INCIDENT` — where an incident stands",
         "• `/bond export INCIDENT [md|json|html]` — upload the incident's timeline here",
         "• `/bond audit [GROUP]` — triage every host of an inventory group, read-only",
@@ -483,18 +502,28 @@ def status_message(card: IncidentCard, events: int, head_hash: str) -> Rendered:
 class AuditRow:
     host: str
     bond: str
-    verdict: str
+    verdict: str  # the text shown
     code: str | None = None
     incident_id: str | None = None
+    #: diagnosed | healthy | inconclusive | no-bond | unreachable | error: picks the icon. Only a
+    #: bond read in full and found healthy gets ✅.
+    kind: str = "diagnosed"
+
+
+_AUDIT_ICONS = {"diagnosed": "🔴", "healthy": "✅", "inconclusive": "⚠️", "no-bond": "➖",
+                "unreachable": "❌", "error": "❌"}
 
 
 def audit_message(group: str | None, rows: list[AuditRow]) -> Rendered:
-    title = f"Audit of {group or 'all hosts'}: {len(rows)} host(s)"
+    hosts = len({r.host for r in rows})
+    title = f"Audit of {group or 'all hosts'}: {hosts} host(s)"
     lines = []
     for row in rows:
         code = f" `{row.code}`" if row.code else ""
         inc = f" ({row.incident_id})" if row.incident_id else ""
-        lines.append(f"• *{_escape(row.host)}* {_escape(row.bond)}: {_escape(row.verdict)}{code}{inc}")
+        icon = _AUDIT_ICONS.get(row.kind, "•")
+        bond = f" {_escape(row.bond)}" if row.bond else ""
+        lines.append(f"{icon} *{_escape(row.host)}*{bond}: {_escape(row.verdict)}{code}{inc}")
     blocks: list[Block] = [_section(f"*{_escape(title)}*")]
     chunk: list[str] = []
     for line in lines:
@@ -508,3 +537,24 @@ def audit_message(group: str | None, rows: list[AuditRow]) -> Rendered:
 
 
 __all__ += ["AuditRow"]
+
+
+def bond_choice_message(host: str, problem: str, bonds: tuple[str, ...]) -> Rendered:
+    """``problem`` (e.g. "web-01 has no bond bond9: its bonds: bond0, bond1") and a select menu of
+    the host's bonds: picking one triages it. The bot never picks one itself."""
+    text = f"❌ {problem}"
+    blocks: list[Block] = [_section(f"❌ {_escape(problem)}")]
+    if bonds:
+        options = [
+            Option(value=button_value(host=host, bond=b), text=PlainTextObject(text=b[:75]))
+            for b in bonds[:100]
+        ]
+        blocks.append(ActionsBlock(
+            block_id=f"pick:{host}"[:255],
+            elements=[StaticSelectElement(
+                placeholder=PlainTextObject(text="Triage one of its bonds"),
+                action_id=ACTION_PICK_BOND,
+                options=options,
+            )],
+        ))
+    return _render(text, blocks)
