@@ -556,10 +556,12 @@ async def run_host_triage(
     discovered = [bonds_record, slaves_record, nm_record]
     profile_reads: dict[str, asyncio.Future[StepRecord]] = {}  # by UUID: shared by the host's bonds
 
-    def read_profile(step: Step, uuid: str, bond_name: str) -> asyncio.Future[StepRecord]:
+    def read_profile(step: Step, uuid: str, bond_name: str, *, candidate: bool) -> asyncio.Future[StepRecord]:
+        """One read per UUID per host; a candidate's label names its UUID (several may be read)."""
         if uuid not in profile_reads:
             command = render_command(step.command, {step.needs or "nm_uuid": uuid}, rb.parameters)
-            profile_reads[uuid] = runner.start(f"{step.name} {uuid}", command, bond_name, step.timeout)
+            label = f"{step.name} {uuid}" if candidate else step.name
+            profile_reads[uuid] = runner.start(label, command, bond_name, step.timeout)
         return profile_reads[uuid]
 
     async def triage_bond(b: str) -> TriageResult:
@@ -634,7 +636,7 @@ async def run_host_triage(
 
 
 async def _profile_step(step: Step, bond: str, nm: Any, outputs: TriageOutputs, records: list[StepRecord],
-                        read_profile: Callable[[Step, str, str], asyncio.Future[StepRecord]]) -> None:
+                        read_profile: Callable[..., asyncio.Future[StepRecord]]) -> None:
     """Find the NetworkManager profile that owns ``bond`` and file it as the step's output.
 
     The device's active connection first; else every bond profile is read by UUID and those whose
@@ -658,7 +660,7 @@ async def _profile_step(step: Step, bond: str, nm: Any, outputs: TriageOutputs, 
         return
     active = nm.active_on(bond)
     if active is not None:
-        record = await read_profile(step, active.uuid, bond)
+        record = await read_profile(step, active.uuid, bond, candidate=False)
         records.append(record)
         _file_profile(step, record, outputs)
         return
@@ -666,7 +668,7 @@ async def _profile_step(step: Step, bond: str, nm: Any, outputs: TriageOutputs, 
     if not candidates:
         skip(f"no NetworkManager profile owns {bond}: it is configured outside NetworkManager", failed=False)
         return
-    reads = await asyncio.gather(*(read_profile(step, c.uuid, bond) for c in candidates))
+    reads = await asyncio.gather(*(read_profile(step, c.uuid, bond, candidate=True) for c in candidates))
     owners: list[tuple[int, StepRecord]] = []
     unread: list[StepRecord] = []
     for record in reads:

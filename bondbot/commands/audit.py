@@ -76,7 +76,7 @@ async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bon
                 status=status,
                 root_cause=root.code if root else None,
                 severity=root.severity.value if root else None,
-                summary=d.headline() if d else None,
+                summary=(root.summary if root else d.headline()) if d else None,
                 risks=len(d.risks) if d and not root else 0,
                 error_kind="inconclusive" if status == "inconclusive" else ("diagnosis" if status == "error" else None),
                 error=("; ".join(d.reasons) if d and status == "inconclusive" else r.diagnosis_error),

@@ -14,7 +14,7 @@ from tests.ssh.fixtures import SshTestHost, seed_replay
 
 BONDBOT = Path(sys.executable).parent / "bondbot"
 SEED_STEPS = ["discover bonds", "discover slaves", "discover nm_profiles", "proc_bonding", "ip_details",
-              "nmcli 6d1f9b3e-2a4c-4f7e-9c1a-5b8e0d7f3a21", "ip_link eno1", "ip_link eno2", "ethtool eno1", "ethtool eno2"]
+              "nmcli", "ip_link eno1", "ip_link eno2", "ethtool eno1", "ethtool eno2"]
 
 
 def _bondbot(*args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
