@@ -4,6 +4,8 @@ udev-named NICs, NetworkManager 1.52, NO python3; and its ``ifupdown`` and ``spa
 Nothing here names the bond or the NICs to the product: the inventory entry has no ``bond:``, the
 commands discover it; ``lab.persona`` is used only as the oracle. The failover figures are checked
 against the guest's own kernel log (``dmesg``-equivalent: /dev/kmsg read over SSH) of the same run.
+The tests that reboot come last in their session's order of use (after a reboot the lab's scenario
+reset can find NetworkManager not yet running).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _pool(lab: Any) -> SshPool:
     return SshPool(load_inventory(lab.inventory_path), known_hosts=lab.known_hosts_path)
+
+
+def _reboot(lab: Any) -> None:
+    """Reboot, then wait (bounded) until NetworkManager answers: the next test's scenario reset
+    uses nmcli, and SSH comes up before NetworkManager does."""
+    lab.reboot()
+    lab.ssh("i=0; while [ $i -lt 90 ]; do nmcli -t general status >/dev/null 2>&1 && exit 0; "
+            "i=$((i+1)); sleep 1; done; exit 1", timeout=120, check=True)
 
 
 def _kernel_log(lab: Any) -> list[tuple[float, str]]:
@@ -101,39 +111,9 @@ def test_trixie_no_python3_fail_fix_pass_reboot_persisted(lab_env2: Any, tmp_pat
     _check_against_kernel(after, lab, bond, first)
 
     # 4. Reboot: persisted in the profile nmcli named.
-    lab.reboot()
+    _reboot(lab)
     assert "MII Polling Interval (ms): 100" in lab.ssh(f"cat /proc/net/bonding/{bond}", check=True).stdout
     assert "miimon=100" in lab.ssh(f"nmcli -g bond.options connection show bond-{bond}", check=True).stdout
-
-
-def test_trixie_ifupdown_fix_persists_in_the_interfaces_file_across_reboot(lab_host2: Any) -> None:
-    lab, persona = lab_host2, lab_host2.persona
-    bond = persona.bond
-    lab.scenario("ifupdown")
-    original = lab.ssh("cat /etc/network/interfaces", check=True).stdout
-    assert re.search(r"^\s*bond-miimon 0$", original, re.M)
-
-    async def main():
-        async with _pool(lab) as pool:
-            plan = await plan_fix(pool.session(persona.host_name), bond, Monitor.mii(100), host=persona.host_name)
-            return plan, await apply_fix(plan, pool=pool, actor="test")
-
-    plan, result = asyncio.run(main())
-    assert plan.backend == "ifupdown" and plan.state.ifupdown_file == "/etc/network/interfaces", plan.render_text()
-    assert result.status == "verified", result.render_text()
-    assert any(c.name.startswith("persisted for ifupdown") and c.ok for c in result.checks)
-    now = lab.ssh("cat /etc/network/interfaces", check=True).stdout
-    assert now == re.sub(r"^(\s*bond-miimon) 0$", r"\1 100", original, flags=re.M)  # nothing else changed
-    backup = plan.rollback[0].command.split()[2]
-    assert lab.ssh(f"cat {backup}", check=True).stdout == original
-    assert "bond-miimon: 100" in lab.ssh(f"ifquery {bond}", check=True).stdout
-
-    lab.reboot()
-    assert "MII Polling Interval (ms): 100" in lab.ssh(f"cat /proc/net/bonding/{bond}", check=True).stdout
-    # NetworkManager still leaves it alone; the rollback note's restore puts the file back exactly.
-    assert lab.ssh(f"nmcli -t -f DEVICE,STATE device | grep ^{bond}:", timeout=30).stdout.strip().endswith("unmanaged")
-    lab.ssh(plan.rollback[0].command, check=True)
-    assert lab.ssh("cat /etc/network/interfaces", check=True).stdout == original
 
 
 def test_trixie_spaced_and_quoted_profile_names_in_the_plan_and_the_fix(lab_host2: Any) -> None:
@@ -163,3 +143,33 @@ def test_trixie_spaced_and_quoted_profile_names_in_the_plan_and_the_fix(lab_host
     assert "NetworkManager profile: 'Bond connection 1' (uuid" in plan.render_text()
     assert result.status == "verified", result.render_text()
     assert "miimon=100" in lab.ssh("nmcli -g bond.options connection show 'Bond connection 1'", check=True).stdout
+
+
+def test_trixie_ifupdown_fix_persists_in_the_interfaces_file_across_reboot(lab_host2: Any) -> None:
+    lab, persona = lab_host2, lab_host2.persona
+    bond = persona.bond
+    lab.scenario("ifupdown")
+    original = lab.ssh("cat /etc/network/interfaces", check=True).stdout
+    assert re.search(r"^\s*bond-miimon 0$", original, re.M)
+
+    async def main():
+        async with _pool(lab) as pool:
+            plan = await plan_fix(pool.session(persona.host_name), bond, Monitor.mii(100), host=persona.host_name)
+            return plan, await apply_fix(plan, pool=pool, actor="test")
+
+    plan, result = asyncio.run(main())
+    assert plan.backend == "ifupdown" and plan.state.ifupdown_file == "/etc/network/interfaces", plan.render_text()
+    assert result.status == "verified", result.render_text()
+    assert any(c.name.startswith("persisted for ifupdown") and c.ok for c in result.checks)
+    now = lab.ssh("cat /etc/network/interfaces", check=True).stdout
+    assert now == re.sub(r"^(\s*bond-miimon) 0$", r"\1 100", original, flags=re.M)  # nothing else changed
+    backup = plan.rollback[0].command.split()[2]
+    assert lab.ssh(f"cat {backup}", check=True).stdout == original
+    assert "bond-miimon: 100" in lab.ssh(f"ifquery {bond}", check=True).stdout
+
+    _reboot(lab)
+    assert "MII Polling Interval (ms): 100" in lab.ssh(f"cat /proc/net/bonding/{bond}", check=True).stdout
+    # NetworkManager still leaves it alone; the rollback note's restore puts the file back exactly.
+    assert lab.ssh(f"nmcli -t -f DEVICE,STATE device | grep ^{bond}:", timeout=30).stdout.strip().endswith("unmanaged")
+    lab.ssh(plan.rollback[0].command, check=True)
+    assert lab.ssh("cat /etc/network/interfaces", check=True).stdout == original
