@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,10 +550,15 @@ async def run_host_triage(
             return host_result(no_bond=f"no bond on this host: {bond_list.why_none}")
         targets = list(bond_list.names)
 
-    slaves_record, nm_record = await asyncio.gather(discover_tasks["slaves"], discover_tasks["nm_profiles"])
-    slave_lists = disc.read_slave_lists(slaves_record.result)
-    nm = disc.read_nm_profiles(nm_record.result)
-    discovered = [bonds_record, slaves_record, nm_record]
+    # Each later step waits only for the read it needs: the ports for the per-port steps, the
+    # profile list for the profile read; the bond-level steps of a discovered bond start at once.
+    slaves_task, nm_task = discover_tasks["slaves"], discover_tasks["nm_profiles"]
+
+    async def slave_lists() -> Any:
+        return disc.read_slave_lists((await slaves_task).result)
+
+    async def nm_profiles() -> Any:
+        return disc.read_nm_profiles((await nm_task).result)
     profile_reads: dict[str, asyncio.Future[StepRecord]] = {}  # by UUID: shared by the host's bonds
 
     def read_profile(step: Step, uuid: str, bond_name: str, *, candidate: bool) -> asyncio.Future[StepRecord]:
@@ -572,13 +577,14 @@ async def run_host_triage(
             for s in bond_steps
         }
         records: list[StepRecord] = []
-        nm_futures = [asyncio.ensure_future(_profile_step(s, b, nm, outputs, records, read_profile)) for s in nm_steps]
+        nm_futures = [asyncio.ensure_future(_profile_step(s, b, nm_profiles(), outputs, records, read_profile))
+                      for s in nm_steps]
 
         slave_tasks: list[asyncio.Future[StepRecord]] = []
         if per_slave:
             slaves: list[str] = []
             why_not: str | None = None
-            sysfs_slaves = slave_lists.of(b)
+            sysfs_slaves = (await slave_lists()).of(b)
             if sysfs_slaves is not None:
                 try:
                     slaves = [validate_interface_name(s) for s in sysfs_slaves]
@@ -625,6 +631,7 @@ async def run_host_triage(
         order = {s.name: i for i, s in enumerate(rb.triage)}
         records.sort(key=lambda r: (order.get(r.step.split(" ")[0], 99), r.step))
         # Each bond's duration runs from the start of the host's triage: its discovery is part of it.
+        discovered = [bonds_record, slaves_task.result(), nm_task.result()]
         return TriageResult(h, b, outputs, discovered + records, diagnosis, time.monotonic() - started, diagnosis_error)
 
     try:
@@ -632,10 +639,11 @@ async def run_host_triage(
     finally:
         await asyncio.gather(*discover_tasks.values(), *early.values(), *profile_reads.values(),
                              return_exceptions=True)
+    discovered = [bonds_record, slaves_task.result(), nm_task.result()]
     return HostTriage(h, bond_list.names, results, discovered, time.monotonic() - started, named=named)
 
 
-async def _profile_step(step: Step, bond: str, nm: Any, outputs: TriageOutputs, records: list[StepRecord],
+async def _profile_step(step: Step, bond: str, profiles: Awaitable[Any], outputs: TriageOutputs, records: list[StepRecord],
                         read_profile: Callable[..., asyncio.Future[StepRecord]]) -> None:
     """Find the NetworkManager profile that owns ``bond`` and file it as the step's output.
 
@@ -644,6 +652,8 @@ async def _profile_step(step: Step, bond: str, nm: Any, outputs: TriageOutputs, 
     (``connection.timestamp``). The name people see is the profile's own ``connection.id``.
     """
     from runbooks.bonding.parsers import ParseError, parse_nmcli
+
+    nm = await profiles
 
     def skip(reason: str, *, failed: bool) -> None:
         if failed:
