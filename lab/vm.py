@@ -593,10 +593,22 @@ class LabVM:
             time.sleep(2)
             result = self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=30)
             if result.exit_status == 0 and result.stdout.strip() not in ("", boot_id):
+                self._wait_network_manager(deadline=started + timeout)
                 return time.monotonic() - started
             if not _pid_alive(state.pid):
                 raise BootError(f"QEMU exited during the reboot.\n{self._console_tail()}")
         raise BootError(f"the lab VM did not come back within {timeout:.0f} s.\n{self._console_tail()}")
+
+    def _wait_network_manager(self, *, deadline: float) -> None:
+        """After a reboot sshd answers before NetworkManager does; scenario resets use nmcli, so
+        wait (bounded) until NetworkManager is active, or is not enabled at all."""
+        probe = ("systemctl is-active --quiet NetworkManager"
+                 " || ! systemctl is-enabled --quiet NetworkManager")
+        while time.monotonic() < deadline:
+            if self.ssh(probe, timeout=30).exit_status == 0:
+                return
+            time.sleep(1)
+        raise BootError(f"NetworkManager did not start after the reboot.\n{self._console_tail()}")
 
     # --- switch ports and scenarios --------------------------------------------------------
     def link(self, name: str, up: bool) -> None:

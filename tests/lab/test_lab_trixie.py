@@ -167,15 +167,11 @@ def _ifupdown_state(lab: LabSession) -> None:
     assert ping_received(lab, 2) == 2
 
 
-def test_ifupdown_bond_is_not_networkmanagers_and_survives_a_reboot(lab_host2: LabSession) -> None:
+def test_ifupdown_bond_is_not_networkmanagers(lab_host2: LabSession) -> None:
+    # That it survives a reboot is proved by tests/remediation/test_lab_persona2.py, which
+    # reboots this scenario after the fix and checks ifquery, sysfs and 'unmanaged' again:
+    # one reboot (~85 s under TCG) instead of two.
     lab_host2.scenario("ifupdown")
-    _ifupdown_state(lab_host2)
-    lab_host2.reboot()
-    for _ in range(30):  # networking.service brings the bond up during the boot; wait, bounded
-        if lab_host2.ssh("test -d /sys/class/net/uplink0/bonding && grep -q . /sys/class/net/uplink0/bonding/slaves"
-                         ).exit_status == 0:
-            break
-        time.sleep(1)
     _ifupdown_state(lab_host2)
     # And back: the next scenario gives the NICs back to NetworkManager.
     lab_host2.scenario("incident")
