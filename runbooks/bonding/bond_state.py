@@ -27,6 +27,7 @@ from runbooks.bonding.bond_options import (
     validate_interface,
     validate_uuid,
 )
+from runbooks.bonding.parsers.nmcli import split_terse
 
 __all__ = [
     "RUNTIME_KEYS",
@@ -133,24 +134,6 @@ def parse_busctl_path(stdout: str) -> str:
     return validate_dbus_path(m.group(1))
 
 
-def _split_terse(line: str) -> list[str]:
-    """Split an ``nmcli -t`` line on unescaped ':' and unescape the fields."""
-    fields, cur, esc = [], [], False
-    for ch in line:
-        if esc:
-            cur.append(ch)
-            esc = False
-        elif ch == "\\":
-            esc = True
-        elif ch == ":":
-            fields.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    fields.append("".join(cur))
-    return fields
-
-
 def _gateway_from_route(text: str) -> str | None:
     m = re.search(r"^default via (\d+\.\d+\.\d+\.\d+)", text, re.M)
     return m.group(1) if m else None
@@ -191,7 +174,7 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
     ifupdown_file = ifupdown_text = ifupdown_sha256 = None
     if active.exit_status == 0:
         for line in active.stdout.splitlines():
-            f = _split_terse(line)
+            f = split_terse(line)
             if len(f) >= 4 and f[1] == bond and f[2] == "bond":
                 nm_uuid, nm_id = validate_uuid(f[0]), ":".join(f[3:])
     if nm_uuid is not None:
@@ -206,7 +189,7 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
             run(render("read_state.nm_files")),
             *(run(render("checkpoint.device_path", iface=validate_interface(i))) for i in ports))
         for line in files.stdout.splitlines():
-            f = _split_terse(line)
+            f = split_terse(line)
             if len(f) >= 2 and f[0] == nm_uuid and _FILE_RE.fullmatch(":".join(f[1:])):
                 nm_file = ":".join(f[1:])
         for iface, res in zip(ports, device_results):
