@@ -329,3 +329,44 @@ def test_sampler_runs_under_dash_with_only_posix_tools(tmp_path: Path) -> None:
     assert marks[0].startswith("hz") and [ln.split()[1] for ln in marks[1:]] == ["1", "2", "3", "4", "5", "6"]
     if os.geteuid() == 0 and os.access("/dev/kmsg", os.R_OK | os.W_OK):
         assert "bondbot-failover t0 mark 6" in (work / "kmsg.txt").read_text()
+
+
+def _restamp_carrier_loss_after_the_failover(text: str, late_by_s: float) -> tuple[str, float]:
+    """The real seed recording with ip's stamp of eno1's carrier loss moved to just after the
+    kernel's "new active one" line, as ip's batched reads stamped it in a demo run on this machine
+    (the report said "failed over in -0.4 ms"). Returns the text and the kernel's failover time."""
+    import datetime as dt
+
+    first = analyze(text, host="lab-host", bond="bond0", method="lab", cut_slave="eno1", primary="eno1")
+    sec = parse_sections(text)
+    cut = next(e for e in parse_link_events(sec["link.txt"]) if e.ifname == "eno1" and not e.carrier)
+    failover_at = cut.t + first.detection_kernel_ms / 1000
+    old = dt.datetime.fromtimestamp(cut.t, dt.timezone.utc).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
+    new = dt.datetime.fromtimestamp(failover_at + late_by_s, dt.timezone.utc).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
+    assert text.count(old) >= 1
+    return text.replace(old, new, 1), failover_at
+
+
+def test_a_carrier_stamp_later_than_the_kernels_failover_is_not_the_cut() -> None:
+    text = (DATA / "sh-miimon100-failover" / "collected.txt").read_text()
+    late, _ = _restamp_carrier_loss_after_the_failover(text, 0.0004)
+    report = analyze(late, host="lab-host", bond="bond0", method="lab", cut_slave="eno1", primary="eno1")
+    assert report.failed_over and report.passed
+    assert any("before ip reported the carrier loss" in n for n in report.notes)
+    # Never a negative or ~0 detection from a late stamp: from the echoes' bracket, or not measured.
+    assert report.detection_ms is None or report.detection_ms > 0
+    if report.detection_ms is not None:
+        assert report.cut_source.startswith("pings") and report.detection_uncertainty_ms >= report.cut_uncertainty_ms
+        assert report.detection_ms <= 100 + report.detection_uncertainty_ms + report.outage_resolution_ms
+
+
+def test_without_echoes_to_bracket_it_a_late_stamp_gives_no_detection_figure() -> None:
+    text = (DATA / "sh-miimon100-failover" / "collected.txt").read_text()
+    late, _ = _restamp_carrier_loss_after_the_failover(text, 0.0004)
+    sec = parse_sections(late)
+    no_pings = late.replace(sec["ping.txt"], "")
+    report = analyze(no_pings, host="lab-host", bond="bond0", method="lab", cut_slave="eno1", primary="eno1")
+    assert report.failed_over and report.detection_ms is None and report.detection_kernel_ms is None
+    assert report.mii_down_ms is None
+    assert any("detection time is not measured" in n for n in report.notes)
+    assert "-0." not in report.render_text()
