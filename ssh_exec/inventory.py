@@ -64,17 +64,21 @@ __all__ = [
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(ch: str) -> str:
+    return ch if ch.isprintable() else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
 
 
 def safe_text(value: object) -> str:
-    """``value`` with control characters (terminal escapes, bidi overrides) shown as ``\\xNN``.
+    """``value`` with every non-printable character (terminal escapes, C1 controls, bidi and
+    zero-width marks, line separators) shown as ``\\xNN`` or ``\\uNNNN``.
 
-    Inventory files are user input that ends up on terminals and in Slack: a host name or a
-    warning quoting a line must not be able to move the cursor or recolour the screen.
+    The one rule for host- and inventory-sourced text on terminals and in logs (the CLI and the
+    fix plan's texts use it too): a host name, a warning quoting a line or a NetworkManager
+    profile name must not be able to move the cursor, recolour the screen or reorder what is read.
     """
-    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
-                           str(value))
+    return "".join(_escaped(ch) for ch in str(value))
 
 
 def validate_host_name(name: object) -> str:

@@ -336,8 +336,9 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
 def shown_name(name: str) -> str:
     """A host-sourced name for a terminal or a log: control characters as \\xNN, then shell-quoted
     (a NetworkManager profile may be called ``Bond connection 1`` or ``it's "bond"``)."""
-    safe = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
-    return shlex.quote(safe)
+    from ssh_exec.inventory import safe_text
+
+    return shlex.quote(safe_text(name))
 
 
 _CONFIG_PATH_RE = re.compile(r"/etc/network/[A-Za-z0-9_.@:+-]+(/[A-Za-z0-9_.@:+-]+)?")
