@@ -123,20 +123,25 @@ def dump_yaml(data: Any) -> str:
     return text
 
 
+def _enter(vm: LabVM, scenario: str, recording: Recording, settle_s: float, progress: Progress) -> None:
+    """Put the VM into the scenario, let the monitors settle (LACP negotiation, ARP probes, carrier
+    after the links came back), then cut the recording's links and let the bond notice."""
+    progress(f"recording {recording.name}")
+    vm.scenario(scenario)
+    time.sleep(settle_s)
+    for name in recording.links_down:
+        vm.link(name, False)
+    if recording.links_down:
+        time.sleep(settle_s)
+
+
 def record_one(vm: LabVM, recording: Recording, out_dir: Path, *, settle_s: float = 3.0,
                progress: Progress = lambda _msg: None) -> list[CommandResult]:
     """Put the VM into ``recording``'s state and save the triage outputs under ``out_dir/<name>``."""
     if recording.persona != "bookworm":
         return _record_discovered(vm, recording, out_dir, settle_s=settle_s, progress=progress)
     scenario = get_scenario(recording.scenario)
-    progress(f"recording {recording.name}")
-    vm.scenario(scenario.name)
-    # Let the monitors settle: LACP negotiation, ARP probes, carrier after the links came back.
-    time.sleep(settle_s)
-    for name in recording.links_down:
-        vm.link(name, False)
-    if recording.links_down:
-        time.sleep(settle_s)
+    _enter(vm, scenario.name, recording, settle_s, progress)
     results = [vm.ssh(command, timeout=60) for command in triage_commands(BOND, tuple(n.name for n in BOND_NICS))]
     for result in results:
         if result.exit_status == 255:
@@ -180,13 +185,7 @@ def _record_discovered(vm: LabVM, recording: Recording, out_dir: Path, *, settle
     """A persona whose bond must be discovered: everything starts from bonding_masters."""
     persona = vm.persona
     scenario = get_scenario(recording.scenario, persona)
-    progress(f"recording {recording.name}")
-    vm.scenario(scenario.name)
-    time.sleep(settle_s)
-    for name in recording.links_down:
-        vm.link(name, False)
-    if recording.links_down:
-        time.sleep(settle_s)
+    _enter(vm, scenario.name, recording, settle_s, progress)
     results = _run_all(vm, [BONDING_MASTERS], recording)
     bonds = results[0].stdout.split()
     bond_meta = []
