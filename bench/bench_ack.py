@@ -31,8 +31,8 @@ def _pct(values: list[float], p: float) -> float:
 async def run(n: int, mode: str, tmp: Path, server: object) -> tuple[list[float], float, int]:
     from bot.app import BotDeps
     from bot.authz import AuthzPolicy
-    from bot.harness import start_bot
-    from bot.standin import SlackStandin
+    from bot.testing.harness import start_bot
+    from bot.testing.standin import SlackStandin
     from bot.wiring import EngineTriage
     from incidents import IncidentStore
     from ssh_exec import SshPool, load_inventory

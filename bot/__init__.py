@@ -10,6 +10,8 @@ Public API:
 * ``bot.remediation.Remediation`` / ``PlanLike`` / ``plan_hash``: what the buttons need.
 * ``bot.authz.load_policy(path=None, env=None) -> AuthzPolicy``.
 * ``bot.server``: ``make_web_client``, ``start_http``, ``start_socket_mode``.
-* ``bot.standin.SlackStandin``, ``bot.harness.start_bot``, ``bot.transcript.render_text/html``:
-  Slack on loopback, for tests, the benchmark and the demo.
+
+Not part of it: ``bot.testing`` (the Slack stand-in, ``start_bot`` and the transcript), Slack on
+loopback for tests, the benchmarks and the demo, kept apart as ``starlette.testclient`` is; nothing in
+the bot imports it.
 """

@@ -126,7 +126,7 @@ class _Narrator:
                                highlight=False)
 
     def poll(self) -> None:
-        from bot.transcript import message_lines
+        from bot.testing.transcript import message_lines
 
         for msg in self.slack.channel_messages(CHANNEL):
             key = msg.ts
@@ -159,7 +159,7 @@ class _Narrator:
         from rich.panel import Panel
         from rich.text import Text
 
-        from bot.transcript import message_lines
+        from bot.testing.transcript import message_lines
 
         self.poll()
         if self.incident_ts is None:
@@ -213,9 +213,9 @@ async def run_demo(
     from bondbot.settings import data_dir, inventory_path, known_hosts_path
     from bot.app import BotDeps
     from bot.authz import AuthzPolicy
-    from bot.harness import start_bot
-    from bot.standin import SlackStandin
-    from bot.transcript import render_html, render_text
+    from bot.testing.harness import start_bot
+    from bot.testing.standin import SlackStandin
+    from bot.testing.transcript import render_html, render_text
     from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, failover_action_id
     from bot.wiring import EngineRemediation, EngineTriage
     from incidents import IncidentStore

@@ -13,7 +13,7 @@ from pg import create_database, postgres_url  # noqa: F401  (fixtures)
 
 from bot.app import BotDeps
 from bot.authz import AuthzPolicy
-from bot.harness import RunningBot, start_bot
+from bot.testing.harness import RunningBot, start_bot
 from bot.wiring import EngineTriage
 from incidents import IncidentStore
 from lab.testing import lab_env, lab_host, lab_vm  # noqa: F401  (the lab VM, for tests marked lab)

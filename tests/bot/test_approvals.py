@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.harness import RunningBot
-from bot.standin import StandinMessage
+from bot.testing.harness import RunningBot
+from bot.testing.standin import StandinMessage
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
 
 FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.harness import RunningBot, start_bot
+from bot.testing.harness import RunningBot, start_bot
 from bot.views import ACTION_APPLY_FIX, ACTION_PICK_BOND
 from tests.bot.conftest import ALICE, INCIDENTS, World, make_world
 from tests.ssh.fixtures import SshTestHost

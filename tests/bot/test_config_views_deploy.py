@@ -16,8 +16,8 @@ import yaml
 from bot import views
 from bot.authz import AuthzConfigError, AuthzPolicy, load_policy
 from bot.commands import CommandError, parse_command
-from bot.standin import SlackStandin
-from bot.transcript import render_html, render_text
+from bot.testing.standin import SlackStandin
+from bot.testing.transcript import render_html, render_text
 from runbooks.findings import Diagnosis, Evidence, Finding, Severity
 
 REPO = Path(__file__).resolve().parents[2]

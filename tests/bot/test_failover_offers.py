@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.harness import RunningBot
-from bot.standin import StandinMessage
+from bot.testing.harness import RunningBot
+from bot.testing.standin import StandinMessage
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, failover_action_id
 from tests.bot.conftest import ALICE, BOB, INCIDENTS, World, seed_table
 

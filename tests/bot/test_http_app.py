@@ -6,7 +6,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from bot.harness import RunningBot
+from bot.testing.harness import RunningBot
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
 
 FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"

@@ -19,8 +19,8 @@ import pytest
 
 from bot.app import BotDeps
 from bot.authz import AuthzPolicy
-from bot.harness import start_bot
-from bot.standin import SlackStandin, StandinMessage
+from bot.testing.harness import start_bot
+from bot.testing.standin import SlackStandin, StandinMessage
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, failover_action_id
 from bot.wiring import EngineRemediation, EngineTriage
 from incidents import IncidentStore

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.harness import start_bot
+from bot.testing.harness import start_bot
 from bot.views import ACTION_APPLY_FIX
 from tests.bot.conftest import ALICE, BOB, INCIDENTS, World
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.harness import RunningBot, start_bot
+from bot.testing.harness import RunningBot, start_bot
 from bot.views import ACTION_APPLY_FIX
 from tests.bot.conftest import ALICE, BOB, CAROL, INCIDENTS, Clock, World, make_world
 from tests.bot.host_remediation import FIX_COMMANDS

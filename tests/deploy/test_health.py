@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.standin import SlackStandin
+from bot.testing.standin import SlackStandin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pg import PostgresUnavailable, private_postgres  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.standin import SlackStandin
+from bot.testing.standin import SlackStandin
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = "localhost/bondbot:test"

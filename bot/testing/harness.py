@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from bot.app import BondBot, BotDeps, build_app
 from bot.server import HttpServer, make_web_client, start_http, start_socket_mode
-from bot.standin import Delivery, SlackStandin, StandinMessage
+from bot.testing.standin import Delivery, SlackStandin, StandinMessage
 
 __all__ = ["RunningBot", "start_bot"]
 

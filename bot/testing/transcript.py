@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from bot.standin import SlackStandin, StandinMessage
+from bot.testing.standin import SlackStandin, StandinMessage
 
 __all__ = ["message_lines", "render_html", "render_text"]
 
