@@ -227,4 +227,11 @@ def edge_apply_script(persona: Persona, scenario: EdgeScenario, *, timeout_s: in
                                 f"{persona.second_bond_address}/24", "", spare, "", timeout_s)
         lines.append(_wait_enslaved(persona.second_bond, spare, timeout_s,
                                     address=f"{persona.second_bond_address}/24"))
+        # Enslaved is not settled: NetworkManager may still be activating a profile (the second
+        # bond's ports, a re-activation after the fallback `connection up`), and a triage that reads
+        # it then sees a half-made state (CI once found the two-bond host inconclusive under load). Wait
+        # (bounded) until no active profile is still activating. (Only here: the incident
+        # scenario's script is part of the image recipe.)
+        lines.append("i=0; while nmcli -t -f STATE connection show --active 2>/dev/null | grep -qvx activated; "
+                     f"do i=$((i+1)); [ $i -lt {timeout_s * 5} ] || break; sleep 0.2; done")
     return "\n".join(lines) + "\n"

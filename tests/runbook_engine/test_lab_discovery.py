@@ -79,7 +79,8 @@ def test_edge07_with_no_bond_named_reaches_the_root_cause_with_the_real_profile(
 def test_edge07_two_bonds_and_no_bond(lab_env2: LabSession) -> None:
     lab_env2.scenario("two-bonds")
     code, data = triage_json(lab_env2.host_name)
-    assert code == 0 and data["bonds_found"] == ["uplink0", "uplink1"]
+    assert data["bonds_found"] == ["uplink0", "uplink1"]
+    assert code == 0, [(r["bond"], r["verdict"], r["failed_steps"]) for r in data["results"]]
     verdicts = {r["bond"]: (r["verdict"], (r["diagnosis"]["root_cause"] or {}).get("code")) for r in data["results"]}
     assert verdicts == {"uplink0": ("diagnosed", "NO_LINK_MONITORING"), "uplink1": ("healthy", None)}, verdicts
     fix = CliRunner().invoke(app, ["fix", lab_env2.host_name, "--yes"], catch_exceptions=False)
