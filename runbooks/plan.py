@@ -38,11 +38,14 @@ class PlanStep:
     purpose: str
     command: str = ""
     instruction: str = ""
+    #: The step's id in its runbook's YAML (e.g. "reapply"): what an executor looks a step up by,
+    #: with its role. Hashed like the rest.
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise PlanError(f"unknown plan step role {self.role!r}; expected one of {', '.join(ROLES)}")
-        for name in ("purpose", "command", "instruction"):
+        for name in ("purpose", "command", "instruction", "name"):
             if not isinstance(getattr(self, name), str):
                 raise PlanError(f"plan step {name} must be a string")
         if self.role == "operator":
@@ -55,12 +58,12 @@ class PlanStep:
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "purpose": self.purpose, "command": self.command,
-                "instruction": self.instruction}
+                "instruction": self.instruction, "name": self.name}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlanStep:
         return cls(role=str(d["role"]), purpose=str(d.get("purpose", "")), command=str(d.get("command", "")),
-                   instruction=str(d.get("instruction", "")))
+                   instruction=str(d.get("instruction", "")), name=str(d.get("name", "")))
 
 
 def _pairs(value: Any, what: str) -> tuple[tuple[str, str], ...]:
@@ -109,7 +112,7 @@ class Plan:
             "host": self.host,
             "subject": [list(p) for p in self.subject],
             "params": [list(p) for p in self.params],
-            "steps": [[s.role, s.purpose, s.command, s.instruction] for s in self.steps],
+            "steps": [[s.role, s.purpose, s.command, s.instruction, s.name] for s in self.steps],
         }
 
     @property
@@ -124,6 +127,10 @@ class Plan:
             if role not in ROLES:
                 raise PlanError(f"unknown plan step role {role!r}")
         return tuple(s for s in self.steps if s.role in roles)
+
+    def step(self, name: str) -> PlanStep | None:
+        """The first step called ``name`` (its YAML id), or None."""
+        return next((s for s in self.steps if s.name == name), None)
 
     def subject_value(self, key: str) -> str | None:
         """One subject parameter (``plan.subject_value("bond")``), or None."""

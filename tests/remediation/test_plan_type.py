@@ -39,13 +39,13 @@ def test_digest_changes_with_every_hashed_plan_field(field_name: str, value: obj
     assert _plan(**{field_name: value}).digest != _plan().digest
 
 
-@pytest.mark.parametrize("step_field", ["role", "purpose", "command", "instruction"])
+@pytest.mark.parametrize("step_field", ["role", "purpose", "command", "instruction", "name"])
 def test_digest_changes_with_every_step_field(step_field: str) -> None:
     base = _plan()
     idx = 3 if step_field == "instruction" else 1
     old = base.steps[idx]
     new_value = {"role": "restore", "purpose": old.purpose + "!", "command": old.command + " ",
-                 "instruction": old.instruction + "."}[step_field]
+                 "instruction": old.instruction + ".", "name": "other"}[step_field]
     steps = list(base.steps)
     steps[idx] = dataclasses.replace(old, **{step_field: new_value})
     assert _plan(steps=tuple(steps)).digest != base.digest
