@@ -2,6 +2,9 @@
 
 Every path can be moved with an environment variable so that tests, containers and several
 instances on one machine never share state by accident.
+
+Only the entry points read these (the CLI's commands, ``serve``, the demo) and pass what a lower
+layer needs as an argument: ssh_exec, runbooks, incidents, bot and lab never import this module.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ def inventory_path() -> Path:
 def known_hosts_path() -> Path:
     """bondbot's own known_hosts file; never the user's, never auto-filled (``BONDBOT_KNOWN_HOSTS``)."""
     return _dir_from_env("BONDBOT_KNOWN_HOSTS", lambda: data_dir() / "known_hosts")
+
+
+def ansible_cache_dir() -> Path:
+    """Where ``ansible-inventory``'s output for static inventories is cached (in the data directory)."""
+    return data_dir() / "cache" / "ansible-inventory"
+
+
+def lab_dir() -> Path:
+    """The lab's image cache and VMs (``BONDBOT_LAB_DIR``, else ``lab/`` in the data directory)."""
+    return _dir_from_env("BONDBOT_LAB_DIR", lambda: data_dir() / "lab")
 
 
 def secret(name: str) -> str | None:

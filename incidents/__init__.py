@@ -2,7 +2,7 @@
 
 Public API::
 
-    store = IncidentStore.open()          # or IncidentStore.open("postgresql+psycopg://...")
+    store = IncidentStore.open(url)       # "sqlite:///path" or "postgresql+psycopg://..."
     inc = store.create_incident(host="web-01", bond="bond0", requester="U123", channel="#ops")
     store.append(inc.id, actor="bot", kind="command", payload={"command": "...", "exit_status": 0})
     store.add_rollback_note(inc.id, actor="bot", before={...}, restore_commands=[...], for_change="...")
@@ -14,7 +14,8 @@ Public API::
     store.record_interruption(lease.key, owner="replica-b", actor="bot", payload={"reason": "..."})
     store.set_status(inc.id, "diagnosed", actor="bot")
     store.verify(inc.id)                                          # VerifyResult: ok / first break
-    store.export(inc.id, "html").text
+    export_incident(store, inc.id, "html").text                  # incidents.export: renders a snapshot
+    store.snapshot(inc.id)                                        # what an export renders, in one read
 """
 
 from incidents.errors import (

@@ -30,9 +30,10 @@ import secrets
 import string
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from incidents.chain import GENESIS, canonical_json, event_hash, find_first_break
 from incidents.errors import (
@@ -59,9 +60,7 @@ from incidents.model import (
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row
 
-    from incidents.export import Export
-
-__all__ = ["IncidentStore", "utc_now"]
+__all__ = ["IncidentStore", "Snapshot", "ExportedDocument", "utc_now"]
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _ID_RE = re.compile(r"^INC-[0-9A-HJKMNP-TV-Z]{4,8}$")
@@ -143,6 +142,31 @@ def _normalise_id(incident_id: str) -> str:
     return norm
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One incident as read in one transaction, with the verification of exactly what was read."""
+
+    incident: Incident
+    events: list[Event]
+    approvals: list[Approval]
+    verification: VerifyResult
+
+
+class ExportedDocument(Protocol):
+    """What ``record_export`` logs of a document handed out (``incidents.export.Export`` is one)."""
+
+    @property
+    def incident_id(self) -> str: ...
+    @property
+    def fmt(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def head_seq(self) -> int: ...
+    @property
+    def head_hash(self) -> str: ...
+
+
 class IncidentStore:
     """The incident log. Open with ``IncidentStore.open(url)``; close with ``close()`` or ``with``."""
 
@@ -153,11 +177,12 @@ class IncidentStore:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, url: str | None = None, *, busy_timeout_s: float = _BUSY_TIMEOUT_S) -> IncidentStore:
+    def open(cls, url: str, *, busy_timeout_s: float = _BUSY_TIMEOUT_S) -> IncidentStore:
         """Open (creating and migrating if needed) the store at ``url``.
 
-        ``url`` defaults to ``bondbot.settings.database_url()``: SQLite in the data directory, or
-        ``BONDBOT_DATABASE_URL``. PostgreSQL URLs use psycopg 3: ``postgresql+psycopg://...``.
+        The entry points pass ``bondbot.settings.database_url()`` (SQLite in the data directory, or
+        ``BONDBOT_DATABASE_URL``); this layer knows no settings. PostgreSQL URLs use psycopg 3:
+        ``postgresql+psycopg://...``.
         Raises ``StoreUnavailable`` when the file cannot be created or the server cannot be reached.
         """
         from sqlalchemy.engine import make_url
@@ -165,10 +190,6 @@ class IncidentStore:
 
         from incidents.migrations import upgrade
 
-        if url is None:
-            from bondbot.settings import database_url
-
-            url = database_url()
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
@@ -624,16 +645,15 @@ class IncidentStore:
             inc, rows, appr = self._load(conn, incident_id)
         return _verify_loaded(inc, rows, appr)
 
-    def export(self, incident_id: str, fmt: str) -> Export:
-        """Render the incident as ``md``, ``json`` or ``html``, with its verification, from one snapshot."""
-        from incidents.export import render
-
+    def snapshot(self, incident_id: str) -> Snapshot:
+        """The incident, its events and approvals and their verification, read in one transaction:
+        what an export renders (``incidents.export.export_incident``; the store knows no format)."""
         with self._read() as conn:
             inc, rows, appr = self._load(conn, incident_id)
         result = _verify_loaded(inc, rows, appr)
-        return render(fmt, _incident(inc), [_event(r) for r in rows], [_approval(a) for a in appr], result)
+        return Snapshot(_incident(inc), [_event(r) for r in rows], [_approval(a) for a in appr], result)
 
-    def record_export(self, export: Export, *, actor: str, destination: str | None = None) -> Event:
+    def record_export(self, export: ExportedDocument, *, actor: str, destination: str | None = None) -> Event:
         """Log that ``export`` was handed out: its format, SHA-256 and the head it covers.
 
         Call it after the document was written, so a failed write leaves no trace in the log. The

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import BuildError, ImageMissing
-from lab.paths import images_dir, lab_dir
+from lab.paths import images_dir
 from lab.recipe import RECIPE, Recipe, recipe_hash
 
 __all__ = ["Image", "find_image", "build_image", "debian_mirror", "DEFAULT_MIRROR"]
@@ -76,8 +76,8 @@ class Image:
         return f"{kind} {blob}"
 
 
-def find_image(base: Path | None = None, recipe: Recipe = RECIPE) -> Image:
-    """The image for the current recipe, or :class:`ImageMissing` saying how to build it."""
+def find_image(base: Path, recipe: Recipe = RECIPE) -> Image:
+    """The image for ``recipe`` in the lab directory ``base``, or :class:`ImageMissing` saying how to build it."""
     image = Image(images_dir(base) / recipe_hash(recipe))
     if not (image.directory / "manifest.json").is_file():
         where = images_dir(base)
@@ -225,8 +225,8 @@ def _chroot_output(rootfs: Path, *cmd: str) -> str:
 
 def build_image(
     *,
+    base: Path,
     force: bool = False,
-    base: Path | None = None,
     recipe: Recipe = RECIPE,
     progress: Progress = lambda _msg: None,
 ) -> tuple[Image, bool]:
@@ -236,7 +236,6 @@ def build_image(
     the image appears atomically (built in a temporary directory, then renamed), so a half-built
     image is never mistaken for a cached one. Older images are removed after a successful build.
     """
-    base = base or lab_dir()
     if not force:
         with contextlib.suppress(ImageMissing):
             return find_image(base, recipe), False

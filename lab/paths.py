@@ -1,4 +1,8 @@
-"""Where the lab keeps its image cache and its running VMs."""
+"""Where the lab keeps its image cache and its running VMs, under a lab directory it is given.
+
+The lab directory itself is a setting of the entry point (``bondbot.settings.lab_dir()``:
+``BONDBOT_LAB_DIR``, else ``lab/`` in bondbot's data directory); the lab never reads settings.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,18 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["lab_dir", "images_dir", "instance_dir", "socket_dir"]
+__all__ = ["images_dir", "instance_dir", "socket_dir"]
 
 
-def lab_dir() -> Path:
-    """``BONDBOT_LAB_DIR``, or ``lab/`` in bondbot's data directory."""
-    value = os.environ.get("BONDBOT_LAB_DIR")
-    if value:
-        return Path(value).expanduser()
-    from bondbot.settings import data_dir
-
-    return data_dir() / "lab"
+def images_dir(base: Path) -> Path:
+    """The image cache in the lab directory ``base``."""
+    return base / "images"
 
 
-def images_dir(base: Path | None = None) -> Path:
-    return (base or lab_dir()) / "images"
-
-
-def instance_dir(name: str = "default", base: Path | None = None) -> Path:
-    """One running VM's files (state, console log, disk overlay). Tests use their own instance,
-    so they never touch a VM the developer started with ``bondbot lab up``."""
-    return (base or lab_dir()) / "vms" / name
+def instance_dir(name: str, base: Path) -> Path:
+    """One running VM's files (state, console log, disk overlay) in the lab directory ``base``.
+    Tests use their own instance, so they never touch a VM the developer started with ``bondbot lab up``."""
+    return base / "vms" / name
 
 
 def socket_dir(instance: Path) -> Path:

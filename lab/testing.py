@@ -15,6 +15,8 @@ and it is stopped when the last session fixture is torn down.
   ``session.persona`` is the truth (bond, the guest's NIC names, gateway) for oracles in tests.
 
 Without the image the fixture fails in CI (``CI`` set) and skips elsewhere, with the reason.
+The images are looked up in the ``lab_directory`` fixture, which the test suite's conftest provides
+(``bondbot.settings.lab_dir()``): the lab does not read bondbot's settings itself.
 """
 
 from __future__ import annotations
@@ -84,10 +86,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"lab VM unavailable: {reason}")
 
 
-def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory) -> LabSession:
+def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory, lab_directory: Path) -> LabSession:
     try:
         qemu_binary()
-        image = find_image(recipe=recipe_for(persona))
+        image = find_image(lab_directory, recipe=recipe_for(persona))
     except LabError as exc:
         _unavailable(str(exc))
     base = tmp_path_factory.mktemp(f"lab-{persona.id}")
@@ -121,10 +123,10 @@ def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory) -> LabSess
     return session
 
 
-def _acquire(tmp_path_factory: pytest.TempPathFactory, persona: Persona = SEED) -> LabSession:
+def _acquire(tmp_path_factory: pytest.TempPathFactory, lab_directory: Path, persona: Persona = SEED) -> LabSession:
     shared = _shared.setdefault(persona.id, {"session": None, "users": 0})
     if shared["session"] is None:
-        shared["session"] = _boot(persona, tmp_path_factory)
+        shared["session"] = _boot(persona, tmp_path_factory, lab_directory)
     shared["users"] += 1
     return shared["session"]
 
@@ -138,8 +140,8 @@ def _release(persona: Persona = SEED) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession]:
-    session = _acquire(tmp_path_factory)
+def lab_vm(tmp_path_factory: pytest.TempPathFactory, lab_directory: Path) -> Iterator[LabSession]:
+    session = _acquire(tmp_path_factory, lab_directory)
     try:
         yield session
     finally:
@@ -160,9 +162,9 @@ def lab_env(lab_host: LabSession, monkeypatch: pytest.MonkeyPatch) -> LabSession
 
 
 @pytest.fixture(scope="session")
-def lab_vm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession]:
+def lab_vm2(tmp_path_factory: pytest.TempPathFactory, lab_directory: Path) -> Iterator[LabSession]:
     """The ``trixie`` persona (edge-07, uplink0, udev-named NICs, no python3), booted once."""
-    session = _acquire(tmp_path_factory, TRIXIE)
+    session = _acquire(tmp_path_factory, lab_directory, TRIXIE)
     try:
         yield session
     finally:

@@ -32,6 +32,7 @@ from typing import Any
 from lab.errors import (
     BootError,
     GuestCommandError,
+    ImageMissing,
     InvalidArgument,
     LabAlreadyRunning,
     LabNotRunning,
@@ -40,7 +41,7 @@ from lab.errors import (
 from lab.hostconfig import pin_known_host, write_inventory_entry
 from lab.image import Image, find_image
 from lab.network import DEFAULT_PERSONA, SEED, Persona, get_persona
-from lab.paths import instance_dir, lab_dir, socket_dir
+from lab.paths import instance_dir, socket_dir
 from lab.qmp import qmp_command
 from lab.scenarios import DEFAULT_SCENARIO, get_scenario, script_for
 
@@ -143,17 +144,24 @@ def _pid_alive(pid: int) -> bool:
 class LabVM:
     """A lab VM instance. Construction touches nothing; ``up()`` boots, ``down()`` stops."""
 
-    def __init__(self, instance: Path | None = None, *, image: Image | None = None,
+    def __init__(self, instance: Path | None = None, *, lab_dir: Path | None = None, image: Image | None = None,
                  kvm_verdict: Path | None = None, kvm_device: str | None = None,
                  persona: Persona | str | None = None) -> None:
         """``persona``: which lab host (default: the seed ``bookworm``; a running instance's state
-        says which it runs). ``instance``: default ``default`` for the seed, the persona's id else,
-        so ``bondbot lab up --persona trixie`` runs next to the seed's VM."""
+        says which it runs). ``lab_dir``: the lab directory (the entry point's setting), where the
+        images are found and, with no ``instance``, the instance lives: ``default`` for the seed, the
+        persona's id else, so ``bondbot lab up --persona trixie`` runs next to the seed's VM. Without
+        a ``lab_dir``, give the ``instance`` and the ``image``."""
         if isinstance(persona, str):
             persona = get_persona(persona)
         self._persona = persona
         default_name = "default" if persona is None or persona.id == SEED.id else persona.id
-        self.dir = instance or instance_dir(default_name)
+        if instance is None:
+            if lab_dir is None:
+                raise TypeError("LabVM needs its instance directory or the lab directory (lab_dir=)")
+            instance = instance_dir(default_name, lab_dir)
+        self.dir = instance
+        self._lab_dir = lab_dir
         self._image = image
         self._kvm_device = kvm_device or KVM_DEVICE
         # Where a failed KVM start is remembered; tests give their own, so a wrapper that fails
@@ -208,7 +216,9 @@ class LabVM:
             else:
                 from lab.recipe import recipe_for
 
-                self._image = find_image(recipe=recipe_for(self.base_persona))
+                if self._lab_dir is None:
+                    raise ImageMissing(f"no lab image given for {self.dir} and no lab directory to find one in")
+                self._image = find_image(self._lab_dir, recipe=recipe_for(self.base_persona))
         return self._image
 
     def _read_state(self) -> VMState | None:
@@ -416,7 +426,7 @@ class LabVM:
     @property
     def kvm_verdict_file(self) -> Path:
         """Where a failed KVM start is remembered (per host fingerprint)."""
-        return self._kvm_verdict or lab_dir() / "kvm-verdict.json"
+        return self._kvm_verdict or (self._lab_dir or self.dir.parent) / "kvm-verdict.json"
 
     def _fall_back(self, verdict_file: Path, error: str, progress: Progress) -> None:
         """Remember that KVM failed here and say why, once: the next ``up`` skips KVM silently."""

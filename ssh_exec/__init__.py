@@ -2,13 +2,16 @@
 
 Public API::
 
-    inv = load_inventory()                      # or load_inventory(Path("hosts.ini"))
-    async with SshPool(inv) as pool:
+    inv = load_inventory(Path("hosts.ini"))     # the entry point says where (bondbot.settings)
+    async with SshPool(inv, known_hosts=Path("known_hosts")) as pool:
         session = pool.session("web-01")        # allowlist checked here; budget = host_timeout
         results = await session.run_many(["cat /proc/net/bonding/bond0", "ip -d -j link show bond0"])
 
 Connection problems raise a subclass of ``SshExecError`` whose message says what to do; command
 problems (non-zero exit, timeout, output cut) come back as ``CommandResult`` fields.
+
+This layer knows no settings: every file it reads (inventory, known_hosts, the ansible-inventory
+cache) is a parameter, chosen by the entry point (``bondbot.settings``).
 """
 
 from ssh_exec.errors import (

@@ -4,7 +4,8 @@ Two readers, one meaning:
 
 - ``ansible-inventory --list`` (the real parser: plugins, scripts, directories, group_vars and
   host_vars, ranges) when it is installed. It starts slowly (~1 s), so for inventories made only
-  of static files its output is cached in bondbot's data directory, keyed on the path, size and
+  of static files its output is cached in the ``cache_dir`` the caller gives (the CLI: bondbot's
+  data directory, ``cache/ansible-inventory``), keyed on the path, size and
   mtime of every file it reads (inventory files, group_vars/, host_vars/, ansible.cfg) and the
   ``ANSIBLE_*`` environment: an unchanged inventory costs no ``ansible-inventory`` run at all.
   Plugin configs and scripts are never cached (their output can change by itself).
@@ -734,18 +735,12 @@ def _cache_key(binary: str, path: Path, tree: _Tree) -> str:
     return h.hexdigest()[:32]
 
 
-def _cache_dir() -> Path:
-    from bondbot import settings
-
-    return settings.data_dir() / "cache" / "ansible-inventory"
-
-
-def run_ansible_inventory(binary: str, path: Path, *, cache: bool) -> tuple[dict[str, Any], list[str]]:
-    """``ansible-inventory -i path --list`` as JSON, and its warnings; cached when ``cache``."""
+def run_ansible_inventory(binary: str, path: Path, *, cache_dir: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """``ansible-inventory -i path --list`` as JSON, and its warnings; cached in ``cache_dir`` unless None."""
     key = None
-    if cache:
+    if cache_dir is not None:
         key = _cache_key(binary, path, _Tree())
-        cached = _cache_dir() / f"{key}.json"
+        cached = cache_dir / f"{key}.json"
         try:
             data = json.loads(cached.read_text(encoding="utf-8"))
             return data["list"], data["warnings"]
@@ -764,8 +759,8 @@ def run_ansible_inventory(binary: str, path: Path, *, cache: bool) -> tuple[dict
         data = json.loads(proc.stdout)
     except ValueError:
         raise InventoryError(f"ansible-inventory -i {path} --list printed no JSON") from None
-    if key is not None:
-        d = _cache_dir()
+    if key is not None and cache_dir is not None:
+        d = cache_dir
         try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = d / f"{key}.json.tmp{os.getpid()}"
@@ -817,15 +812,16 @@ def _from_ansible_list(data: dict[str, Any], tree_vars: dict[str, tuple[VarMap, 
     return out
 
 
-def load_ansible(path: Path, *, use_ansible_inventory: bool | None = None) -> Inventory:
-    """An Ansible inventory file or directory; see the module docstring for which reader runs."""
+def load_ansible(path: Path, *, use_ansible_inventory: bool | None = None, cache_dir: Path | None = None) -> Inventory:
+    """An Ansible inventory file or directory; see the module docstring for which reader runs.
+    ``cache_dir``: where ``ansible-inventory``'s output for static files is kept (None: not cached)."""
     tree, merged = _builtin(path)
     for name in merged:
         merged[name][0]["__where__"] = _Var(None, tree.host_where[name])
     binary = ansible_inventory_binary() if use_ansible_inventory is not False else None
     if binary is not None:
         try:
-            data, warnings = run_ansible_inventory(binary, path, cache=tree.static)
+            data, warnings = run_ansible_inventory(binary, path, cache_dir=cache_dir if tree.static else None)
         except InventoryError as exc:
             tree.inventory.warn(str(path), f"{exc}; read with bondbot's built-in parser instead")
         else:

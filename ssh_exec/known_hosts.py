@@ -3,6 +3,9 @@
 The file is in OpenSSH format so that operators can inspect it with ``ssh-keygen -F`` and seed
 it from their own files. bondbot never adds a key by itself; ``bondbot hosts trust`` is the only
 writer, and it writes only after the operator has seen and confirmed the fingerprint.
+
+Every function takes the file's path: where it lives is a setting of the entry point
+(``bondbot.settings.known_hosts_path()``), which this layer does not know.
 """
 
 from __future__ import annotations
@@ -15,13 +18,7 @@ import asyncssh
 from ssh_exec.errors import InventoryError
 from ssh_exec.inventory import Host
 
-__all__ = ["fingerprint", "load_known_hosts", "trusted_keys", "record_host_key", "default_path"]
-
-
-def default_path() -> Path:
-    from bondbot import settings
-
-    return settings.known_hosts_path()
+__all__ = ["fingerprint", "load_known_hosts", "trusted_keys", "record_host_key"]
 
 
 def fingerprint(key: asyncssh.SSHKey) -> str:
@@ -29,9 +26,9 @@ def fingerprint(key: asyncssh.SSHKey) -> str:
     return key.get_fingerprint("sha256")
 
 
-def load_known_hosts(path: Path | None = None) -> asyncssh.SSHKnownHosts:
+def load_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
     """The trusted keys; a missing file trusts nothing (every host key is then 'unknown')."""
-    p = path or default_path()
+    p = path
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -44,18 +41,18 @@ def load_known_hosts(path: Path | None = None) -> asyncssh.SSHKnownHosts:
         raise InventoryError(f"bondbot's known_hosts file {p} is not in OpenSSH format: {exc}") from None
 
 
-def trusted_keys(host: Host, path: Path | None = None, *, addr: str = "") -> list[asyncssh.SSHKey]:
+def trusted_keys(host: Host, path: Path, *, addr: str = "") -> list[asyncssh.SSHKey]:
     """The keys recorded for ``host`` (by its address and port)."""
     matched = load_known_hosts(path).match(host.address, addr, host.port)
     return list(matched[0])
 
 
-def record_host_key(host: Host, key: asyncssh.SSHKey, path: Path | None = None, *, replace: bool = False) -> Path:
+def record_host_key(host: Host, key: asyncssh.SSHKey, path: Path, *, replace: bool = False) -> Path:
     """Append ``key`` for ``host``; with ``replace``, drop the lines for this host first.
 
     Only ``bondbot hosts trust`` calls this, after the operator confirmed the fingerprint.
     """
-    p = path or default_path()
+    p = path
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pattern = host.known_hosts_pattern
     lines: list[str] = []

@@ -104,17 +104,19 @@ class _Entry:
 
 
 class SshPool:
-    """Connections to inventory hosts. Use as ``async with SshPool(inventory) as pool:``."""
+    """Connections to inventory hosts. Use as ``async with SshPool(inventory, known_hosts=path) as pool:``."""
 
     def __init__(
         self,
         inventory: Inventory | None = None,
         *,
-        known_hosts: Path | None = None,
+        known_hosts: Path,
         limits: ExecLimits | None = None,
     ) -> None:
+        """``known_hosts``: bondbot's own known_hosts file (the entry point's setting; required, so
+        no caller trusts a default it did not choose)."""
         self.inventory = inventory or Inventory()
-        self.known_hosts_path = known_hosts or kh.default_path()
+        self.known_hosts_path = known_hosts
         self.limits = limits or ExecLimits()
         self._entries: dict[str, _Entry] = {}
         self._keys: dict[Path, tuple[int, asyncssh.SSHKey | None]] = {}

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 import typer
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_UNREACHABLE", "EXIT_INCONCLUSIVE", "EXIT_NO_BOND", "fail", "load_inventory_or_exit", "print_step_table", "print_diagnosis"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_UNREACHABLE", "EXIT_INCONCLUSIVE", "EXIT_NO_BOND", "fail", "load_inventory_or_exit",
+           "open_inventory", "open_pool", "print_step_table", "print_diagnosis"]
 
 EXIT_BAD_INPUT = 2  # unknown host, invalid value, unreadable inventory: nothing was contacted
 EXIT_UNREACHABLE = 3  # the host could not be reached or its key is not trusted
@@ -24,11 +25,32 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def open_inventory(path: Path | str | None, *, use_ansible_inventory: bool | None = None) -> Any:
+    """The inventory at ``path``, else at the settings' location (``BONDBOT_INVENTORY``, else the
+    config directory), where a missing file is an empty inventory. Raises ``InventoryError``.
+
+    The one place the CLI, ``serve`` and the demo turn settings into what ssh_exec takes as arguments.
+    """
+    from bondbot import settings
+    from ssh_exec import load_inventory
+
+    return load_inventory(path if path is not None else settings.inventory_path(), missing_ok=path is None,
+                          use_ansible_inventory=use_ansible_inventory, cache_dir=settings.ansible_cache_dir())
+
+
+def open_pool(inventory: Any, *, limits: Any = None) -> Any:
+    """An ``SshPool`` over ``inventory`` that trusts bondbot's known_hosts file (``BONDBOT_KNOWN_HOSTS``)."""
+    from bondbot import settings
+    from ssh_exec import SshPool
+
+    return SshPool(inventory, known_hosts=settings.known_hosts_path(), limits=limits)
+
+
 def load_inventory_or_exit(path: Path | None) -> Any:
-    from ssh_exec import InventoryError, load_inventory
+    from ssh_exec import InventoryError
 
     try:
-        return load_inventory(path)
+        return open_inventory(path)
     except InventoryError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
 

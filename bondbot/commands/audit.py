@@ -121,6 +121,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, fail, load_inventory_or_exit
+        from bondbot.settings import known_hosts_path
         from ssh_exec import ExecLimits, InvalidValue, InventoryError, SshPool
 
         if as_json and as_csv:
@@ -144,7 +145,7 @@ def register(app: typer.Typer) -> None:
                             console=Console(stderr=True), transient=False)
 
         async def go() -> list[HostSummary]:
-            async with SshPool(inv, limits=limits) as pool:
+            async with SshPool(inv, known_hosts=known_hosts_path(), limits=limits) as pool:
                 with progress:
                     task = progress.add_task("audit", total=len(hosts))
                     return await audit_hosts(pool, hosts, concurrency=concurrency, bond=bond,

@@ -65,7 +65,7 @@ def _prepare_lab(vm: LabVM | None, say: Any) -> tuple[LabVM, bool]:
     """The running lab VM (or a freshly booted one) in the ``incident`` scenario, and whether the
     demo booted it. The inventory entry ``lab-host`` and its pinned host key are (re)written to
     bondbot's settings paths, as ``bondbot lab up`` does."""
-    from bondbot.settings import inventory_path, known_hosts_path
+    from bondbot.settings import inventory_path, known_hosts_path, lab_dir
     from lab import LabError, LabVM, build_image, find_image
     from lab.errors import ImageMissing
     from lab.hostconfig import pin_known_host, write_inventory_entry
@@ -75,15 +75,15 @@ def _prepare_lab(vm: LabVM | None, say: Any) -> tuple[LabVM, bool]:
         qemu_binary()
     except LabError as exc:
         raise DemoError(str(exc)) from None
-    vm = vm or LabVM()
+    vm = vm or LabVM(lab_dir=lab_dir())
     started = False
     try:
         if not vm.is_running():
             try:
-                find_image()
+                find_image(lab_dir())
             except ImageMissing:
                 say("the lab image is not built yet: building it (a few minutes, once)")
-                build_image(progress=say)
+                build_image(base=lab_dir(), progress=say)
             say("booting the lab VM (reused by later demos if you pass --keep-vm)")
             vm.up(inventory_path=inventory_path(), known_hosts_path=known_hosts_path(), progress=say)
             started = True
@@ -210,7 +210,7 @@ async def run_demo(
 
     from rich.console import Console
 
-    from bondbot.settings import data_dir, inventory_path, known_hosts_path
+    from bondbot.settings import ansible_cache_dir, data_dir, database_url, inventory_path, known_hosts_path
     from bot.app import BotDeps
     from bot.authz import AuthzPolicy
     from bot.testing.harness import start_bot
@@ -228,8 +228,8 @@ async def run_demo(
 
     console.rule("[bold]bondbot demo: the seed's bonding incident, end to end")
     lab_vm, started_here = await asyncio.to_thread(_prepare_lab, vm, say)
-    store = IncidentStore.open()
-    pool = SshPool(load_inventory(inventory_path()), known_hosts=known_hosts_path())
+    store = IncidentStore.open(database_url())
+    pool = SshPool(load_inventory(inventory_path(), cache_dir=ansible_cache_dir()), known_hosts=known_hosts_path())
     slack = SlackStandin(users=USERS, channels={CHANNEL: CHANNEL_NAME})
     running = None
     try:

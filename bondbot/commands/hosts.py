@@ -21,12 +21,12 @@ __all__ = ["register"]
 
 def _load(path: Path | None, no_ansible_inventory: bool):  # type: ignore[no-untyped-def]
     """The inventory, or exit 2 with the reason."""
-    from bondbot.commands._remote import EXIT_BAD_INPUT, fail
-    from ssh_exec import InventoryError, load_inventory
+    from bondbot.commands._remote import EXIT_BAD_INPUT, fail, open_inventory
+    from ssh_exec import InventoryError
     from ssh_exec.inventory import safe_text
 
     try:
-        return load_inventory(path, use_ansible_inventory=False if no_ansible_inventory else None)
+        return open_inventory(path, use_ansible_inventory=False if no_ansible_inventory else None)
     except InventoryError as exc:
         fail(safe_text(exc), EXIT_BAD_INPUT)
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+        from bondbot.settings import known_hosts_path
         from ssh_exec import InventoryError, trusted_keys
         from ssh_exec.inventory import safe_text
 
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
             hosts = inv.select(groups or [])
         except InventoryError as exc:
             fail(safe_text(exc), EXIT_BAD_INPUT)
-        rows = [dict(h.to_json(), trusted=bool(trusted_keys(h))) for h in hosts]
+        rows = [dict(h.to_json(), trusted=bool(trusted_keys(h, known_hosts_path()))) for h in hosts]
         if as_json:
             typer.echo(json.dumps({"source": str(inv.source), "allow_unlisted_hosts": inv.allow_unlisted_hosts,
                                    "hosts": rows, "patterns": [{"pattern": p, "where": w} for p, w, _ in inv.patterns],
@@ -96,6 +97,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+        from bondbot.settings import known_hosts_path
         from ssh_exec import SshExecError, trusted_keys
         from ssh_exec.inventory import safe_text
 
@@ -130,7 +132,7 @@ def register(app: typer.Typer) -> None:
             where = origins.get(field_origin[f]) or origins.get("key" if f == "keys" else f) or defaults[f]
             rows.append((f, v, where))
         warnings = [w for w in inv.warnings if w.host in {h.name, *(c.name for c in chain)}]
-        trusted = bool(trusted_keys(h))
+        trusted = bool(trusted_keys(h, known_hosts_path()))
         if as_json:
             typer.echo(json.dumps({"host": h.to_json(), "origins": {f: w for f, _, w in rows},
                                    "jump_chain": [c.to_json() for c in chain], "trusted": trusted,
@@ -156,6 +158,7 @@ def register(app: typer.Typer) -> None:
         import asyncio
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, EXIT_UNREACHABLE, fail
+        from bondbot.settings import known_hosts_path
         from ssh_exec import (HostNotAllowed, InvalidValue, InventoryError, SshExecError, SshPool, record_host_key,
                               trusted_keys)
         from ssh_exec import fingerprint as fp_of
@@ -167,7 +170,7 @@ def register(app: typer.Typer) -> None:
         inv = _load(inventory, False)
 
         async def fetch():  # type: ignore[no-untyped-def]
-            async with SshPool(inv) as pool:
+            async with SshPool(inv, known_hosts=known_hosts_path()) as pool:
                 h = inv.hops[host] if host in inv.hops else pool.host(host)  # a jump hop too: its key is checked
                 return h, await pool.fetch_host_key(h)
 
@@ -180,7 +183,7 @@ def register(app: typer.Typer) -> None:
         seen = fp_of(key)
         typer.echo(f"{h.name} ({h.known_hosts_pattern}) presents a {key.get_algorithm()} key with fingerprint")
         typer.echo(f"  {seen}")
-        old = trusted_keys(h)
+        old = trusted_keys(h, known_hosts_path())
         if any(fp_of(k) == seen for k in old):
             typer.echo("This key is already trusted; nothing to do.")
             return
@@ -196,5 +199,5 @@ def register(app: typer.Typer) -> None:
             if not typer.confirm("Trust this key?", default=False):
                 typer.echo("Not recorded.")
                 raise typer.Exit(1)
-        path = record_host_key(h, key, replace=bool(old))
+        path = record_host_key(h, key, known_hosts_path(), replace=bool(old))
         typer.echo(f"Recorded in {path}.")

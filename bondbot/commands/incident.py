@@ -46,10 +46,11 @@ class ExportFormat(str, enum.Enum):
 @contextmanager
 def _store(url: str | None) -> Iterator[IncidentStore]:
     """Open the store; any ``IncidentError`` inside becomes a one-line message and exit status 2."""
+    from bondbot.settings import database_url
     from incidents import IncidentError, IncidentStore
 
     try:
-        with IncidentStore.open(url) as store:
+        with IncidentStore.open(url or database_url()) as store:
             yield store
     except IncidentError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
@@ -116,9 +117,11 @@ def register(app: typer.Typer) -> None:
         database_url: DbOption = None,
     ) -> None:
         """Show an incident and its timeline."""
+        from incidents.export import export_incident
+
         with _store(database_url) as store:
             if as_json:
-                typer.echo(store.export(incident_id, "json").text, nl=False)
+                typer.echo(export_incident(store, incident_id, "json").text, nl=False)
                 return
             inc = store.get(incident_id)
             events = store.events(incident_id)
@@ -158,8 +161,10 @@ def register(app: typer.Typer) -> None:
         database_url: DbOption = None,
     ) -> None:
         """Export the timeline as Markdown, JSON or a self-contained HTML page."""
+        from incidents.export import export_incident
+
         with _store(database_url) as store:
-            doc = store.export(incident_id, fmt.value)
+            doc = export_incident(store, incident_id, fmt.value)
             if output is None:
                 typer.echo(doc.text, nl=False)
                 return

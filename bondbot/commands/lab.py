@@ -52,10 +52,11 @@ PersonaOption = Annotated[
 
 
 def _vm(persona: str = "bookworm") -> LabVM:
+    from bondbot.settings import lab_dir
     from lab.network import get_persona
     from lab.vm import LabVM
 
-    return LabVM(persona=get_persona(persona))
+    return LabVM(lab_dir=lab_dir(), persona=get_persona(persona))
 
 
 @lab_app.command("build")
@@ -67,13 +68,14 @@ def build(
 ) -> None:
     """Build every persona's lab image (each cached; rebuilt only when its recipe changes)."""
     with _errors():
+        from bondbot.settings import lab_dir
         from lab.image import build_image
         from lab.network import PERSONAS, get_persona
         from lab.recipe import recipe_for
 
         chosen = [get_persona(p) for p in persona] if persona else list(PERSONAS.values())
         for one in chosen:
-            image, built = build_image(force=force, recipe=recipe_for(one), progress=_say)
+            image, built = build_image(base=lab_dir(), force=force, recipe=recipe_for(one), progress=_say)
             if not built:
                 _say(f"lab image {image.recipe_hash} ({one.id}) is up to date ({image.directory})")
 
@@ -215,9 +217,10 @@ def record(
         vm = _vm(persona)
         booted_here = False
         if not vm.is_running():
+            from bondbot.settings import lab_dir
             from lab.paths import instance_dir
 
-            vm = type(vm)(instance_dir(f"record-{persona}"), persona=persona)
+            vm = type(vm)(instance_dir(f"record-{persona}", lab_dir()), lab_dir=lab_dir(), persona=persona)
             vm.down()
             vm.up(progress=_say)
             booted_here = True

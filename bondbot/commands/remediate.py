@@ -49,11 +49,10 @@ def _approve(text: str, yes: bool) -> bool:
 
 
 async def _with_pool(inventory: str | None, fn: Any) -> Any:
-    from ssh_exec.inventory import load_inventory
-    from ssh_exec.pool import SshPool
+    from bondbot.commands._remote import open_inventory, open_pool
 
-    inv = load_inventory(inventory)
-    async with SshPool(inv) as pool:
+    inv = open_inventory(inventory)
+    async with open_pool(inv) as pool:
         return await fn(pool)
 
 
@@ -108,9 +107,10 @@ def _open_incident(url: str | None, incident: str | None, *, host: str, bond: st
     change bondbot makes must be on the record (its rollback note above all). Called after the
     operator's approval and before anything runs: an unknown incident or an unreachable database
     stops here, with nothing changed."""
+    from bondbot.settings import database_url
     from incidents import IncidentStore
 
-    store = IncidentStore.open(url)
+    store = IncidentStore.open(url or database_url())
     try:
         if incident is not None:
             store.get(incident)  # unknown incident: a clear error before anything runs
@@ -213,10 +213,11 @@ def failover_test(
     if method is Method.lab:
         from pathlib import Path
 
+        from bondbot.settings import lab_dir
         from lab.vm import LabVM
 
         # The switch port of the lab VM, through QMP (quick and synchronous).
-        link_control = LabVM(Path(lab_instance) if lab_instance else None).link
+        link_control = LabVM(Path(lab_instance) if lab_instance else None, lab_dir=lab_dir()).link
 
     async def main(pool: Any) -> int:
         h = pool.host(host)

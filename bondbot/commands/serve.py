@@ -98,12 +98,13 @@ async def _run(
     from bot.app import BotDeps
     from bot.recovery import LeaseSettings
     from bot.wiring import EngineRemediation, EngineTriage
+    from bondbot import settings
+    from bondbot.commands._remote import open_inventory, open_pool
     from incidents import IncidentStore
-    from ssh_exec import SshPool, load_inventory
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = IncidentStore.open()
-    pool = SshPool(load_inventory())
+    store = IncidentStore.open(settings.database_url())
+    pool = open_pool(open_inventory(None))
     deps = BotDeps(
         store=store, triage=EngineTriage(pool, store), policy=policy,  # type: ignore[arg-type]
         remediation=EngineRemediation(pool, store), leases=LeaseSettings(ttl_s=lease_s),

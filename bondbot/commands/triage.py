@@ -34,10 +34,11 @@ def _open_store(url: str | None, incident: str | None, *, host: str, bond: str |
     an unreachable database, an unknown incident or an incident about another host or bond stop
     here (exit 2), with nothing written and nothing sent."""
     from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+    from bondbot.settings import database_url
     from incidents import IncidentError, IncidentStore
 
     try:
-        store = IncidentStore.open(url)
+        store = IncidentStore.open(url or database_url())
     except IncidentError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     existing = None
@@ -87,6 +88,7 @@ def register(app: typer.Typer) -> None:
             print_step_table,
         )
         from runbooks.engine import BondNotFound, RunbookError, StepEvent, load_runbook, resolve_bond, run_host_triage
+        from bondbot.settings import known_hosts_path
         from ssh_exec import ExecLimits, HostNotAllowed, InvalidValue, SshExecError, SshPool
 
         inv = load_inventory_or_exit(inventory)
@@ -128,7 +130,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"{mark} {escape(label):<22} {r.duration:6.3f}s  [dim]{escape(r.command)}[/]", highlight=False)
 
         async def go():  # type: ignore[no-untyped-def]
-            async with SshPool(inv, limits=limits) as pool:
+            async with SshPool(inv, known_hosts=known_hosts_path(), limits=limits) as pool:
                 if err is not None:
                     err.print(f"[bold]triage {host}[/] …", highlight=False)
                 return await run_host_triage(pool, host, bond=bond, runbook=runbook, progress=progress if err else None)

@@ -1,19 +1,26 @@
 """Incident export: a Markdown timeline, a JSON document (with a shipped JSON Schema) and one
 self-contained HTML page, all rendered from the same consistent snapshot with its verification.
 
-``IncidentStore.export(id, fmt)`` is the usual entry point; ``render`` is the pure function behind it.
+``export_incident(store, id, fmt)`` is the usual entry point: it reads one ``IncidentStore.snapshot``
+and renders it; ``render`` is the pure function behind it (its time stamp is a parameter). The store
+does not import this package (it knows no format), so the two never form a cycle.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from incidents.errors import ExportError
-from incidents.model import Approval, Event, Incident, VerifyResult
+from incidents.store import Snapshot, utc_now
 
-__all__ = ["FORMATS", "Export", "render", "json_schema_text"]
+if TYPE_CHECKING:
+    from incidents.store import IncidentStore
+
+__all__ = ["FORMATS", "Export", "export_incident", "render", "json_schema_text"]
 
 #: Export formats and their media types.
 FORMATS: dict[str, str] = {
@@ -49,13 +56,20 @@ class Export:
         return self.text
 
 
-def render(
-    fmt: str, incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult
-) -> Export:
-    """Render one format; ``ExportError`` for an unknown one."""
-    from incidents.store import utc_now
+def export_incident(store: IncidentStore, incident_id: str, fmt: str, *,
+                    clock: Callable[[], str] = utc_now) -> Export:
+    """Render the incident as ``md``, ``json`` or ``html``, with its verification, from one snapshot.
 
-    exported_at = utc_now()
+    ``UnknownIncident`` for an unknown id, ``ExportError`` for an unknown format; ``clock`` gives
+    the "exported at" stamp (the store's UTC format).
+    """
+    return render(fmt, store.snapshot(incident_id), exported_at=clock())
+
+
+def render(fmt: str, snapshot: Snapshot, *, exported_at: str) -> Export:
+    """Render one format of ``snapshot``; ``ExportError`` for an unknown one."""
+    incident, events, approvals, verification = (
+        snapshot.incident, snapshot.events, snapshot.approvals, snapshot.verification)
     if fmt == "md":
         from incidents.export.markdown import render_markdown
 

@@ -24,13 +24,14 @@ async def main(port: int) -> None:
     from bot.authz import load_policy
     from bot.recovery import LeaseSettings
     from bot.wiring import EngineTriage
+    from bondbot.commands._remote import open_inventory, open_pool
+    from bondbot.settings import database_url
     from incidents import IncidentStore
-    from ssh_exec import SshPool, load_inventory
     from tests.bot.host_remediation import HostRemediation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = IncidentStore.open()
-    pool = SshPool(load_inventory())
+    store = IncidentStore.open(database_url())
+    pool = open_pool(open_inventory(None))
     deps = BotDeps(
         store=store, triage=EngineTriage(pool, store), policy=load_policy(None),
         remediation=HostRemediation(pool, store=store), leases=LeaseSettings.from_env(),

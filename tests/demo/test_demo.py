@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from bondbot.cli import app
 from bondbot.commands.demo import run_demo
+from bondbot.settings import database_url, lab_dir
 from incidents import IncidentStore
-from lab.paths import lab_dir
 
 
 def test_demo_without_qemu_is_a_clear_error_and_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +64,7 @@ async def test_demo_plays_the_seed_story_and_writes_the_channel_as_html(
     assert "Only visible to @alice" in page and f"Timeline of {result.incident_id} (md)" in page
 
     # The incident is in the normal store, verified, with an intact chain.
-    with IncidentStore.open() as store:
+    with IncidentStore.open(database_url()) as store:
         incident = store.get(result.incident_id)
         assert incident.status.value == "verified" and store.verify(incident.id).ok
     assert os.environ["BONDBOT_INVENTORY"] == str(lab_env.inventory_path)

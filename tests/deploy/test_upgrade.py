@@ -33,6 +33,7 @@ def test_upgrade_keeps_every_chain(fixture: Path, tmp_path: Path) -> None:
     from sqlalchemy import create_engine
 
     from incidents import IncidentStore
+    from incidents.export import export_incident
     from incidents.migrations import SCHEMA_HEAD, current_revision
 
     meta = json.loads(fixture.with_name(fixture.name + ".json").read_text())
@@ -53,7 +54,7 @@ def test_upgrade_keeps_every_chain(fixture: Path, tmp_path: Path) -> None:
                 want["status"], want["head_seq"], want["head_hash"], want["root_cause"]), incident_id
             assert len(store.events(incident_id)) == want["events"]
             assert len(store.approvals(incident_id)) == want["approvals"]
-            store.export(incident_id, "json")  # every old event still renders
+            export_incident(store, incident_id, "json")  # every old event still renders
         # the new release continues an old chain
         (open_id,) = [i for i, w in meta["incidents"].items() if w["status"] == "open"]
         event = store.append(open_id, actor="upgrade-test", kind="note", payload={"text": "after the upgrade"})

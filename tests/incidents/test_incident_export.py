@@ -15,7 +15,7 @@ from scenario import PLAN_HASH, build_incident
 
 from incidents import ExportError, IncidentStore
 from incidents.chain import GENESIS, event_hash
-from incidents.export import json_schema_text
+from incidents.export import export_incident, json_schema_text
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -33,7 +33,7 @@ def seeded(sqlite_store: IncidentStore) -> str:
 
 
 def test_markdown_timeline(sqlite_store: IncidentStore, seeded: str) -> None:
-    md = sqlite_store.export(seeded, "md").text
+    md = export_incident(sqlite_store, seeded, "md").text
     assert md.startswith(f"# {seeded}: bond0 on web-01\n")
     assert "| Status | closed |" in md
     assert "| Log integrity | verified: 15 events, chain intact |" in md
@@ -56,7 +56,7 @@ def test_json_export_validates_against_the_shipped_schema(db_url: str, store: In
     from jsonschema import Draft202012Validator
 
     iid = build_incident(store)
-    doc = json.loads(store.export(iid, "json").text)
+    doc = json.loads(export_incident(store, iid, "json").text)
     schema = json.loads(json_schema_text())
     Draft202012Validator.check_schema(schema)
     Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(doc)
@@ -98,11 +98,11 @@ def test_schema_rejects_what_it_should() -> None:
 
 def test_unknown_format(sqlite_store: IncidentStore, seeded: str) -> None:
     with pytest.raises(ExportError, match="unknown export format 'pdf': one of md, json, html"):
-        sqlite_store.export(seeded, "pdf")
+        export_incident(sqlite_store, seeded, "pdf")
 
 
 def test_html_is_self_contained_and_escaped(sqlite_store: IncidentStore, seeded: str) -> None:
-    html = sqlite_store.export(seeded, "html").text
+    html = export_incident(sqlite_store, seeded, "html").text
     assert html.startswith("<!DOCTYPE html>")
     assert "<script" not in html.replace("&lt;script&gt;", "")
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
@@ -154,7 +154,7 @@ def test_html_renders_in_headless_chromium(sqlite_store: IncidentStore, seeded: 
     from PIL import Image
 
     page = tmp_path / f"{seeded}.html"
-    page.write_text(sqlite_store.export(seeded, "html").text, encoding="utf-8")
+    page.write_text(export_incident(sqlite_store, seeded, "html").text, encoding="utf-8")
     url = page.as_uri()
     with tempfile.TemporaryDirectory(prefix="bondbot-chromium-") as profile:
         dom = _chromium("--dump-dom", url, profile=Path(profile))

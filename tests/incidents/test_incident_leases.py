@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from incidents import IncidentStore, InvalidInput, Status
+from incidents.export import export_incident
 from incidents.model import RESERVED_KINDS, EventKind
 from tests.incidents.test_incident_processes import finish, release, spawn
 
@@ -146,10 +147,10 @@ def test_an_interrupted_incident_exports_to_the_schema_and_reads_in_the_timeline
     assert lease is not None
     store.record_interruption(lease.key, owner="a", actor="bondbot",
                               payload={"reason": "replica a stopped <@U1>", "host_as_before": False})
-    doc = json.loads(store.export(incident_id, "json").text)
+    doc = json.loads(export_incident(store, incident_id, "json").text)
     Draft202012Validator(json.loads(json_schema_text())).validate(doc)
     assert doc["incident"]["status"] == "interrupted" and doc["verification"]["ok"]
-    md = store.export(incident_id, "md").text
+    md = export_incident(store, incident_id, "md").text
     assert "Interrupted triage: replica a stopped" in md and "host CHANGED" in md
-    html = store.export(incident_id, "html").text
+    html = export_incident(store, incident_id, "html").text
     assert "&lt;@U1&gt;" in html and "<@U1>" not in html  # host- or replica-sourced text is escaped

@@ -135,19 +135,20 @@ def test_ansible_inventory_output_is_cached_on_the_files(tmp_path: Path, monkeyp
     wrapper.chmod(0o755)
     inv = tmp_path / "inv"
     shutil.copytree(INVENTORIES / "dir-vars", inv)
-    monkeypatch.setenv("BONDBOT_DATA_DIR", str(tmp_path / "data"))
+    cache = tmp_path / "data" / "cache"
     monkeypatch.setenv("BONDBOT_ANSIBLE_INVENTORY", str(wrapper))
 
     def runs() -> int:
         return len(count.read_text().split()) if count.exists() else 0
 
-    assert load_inventory(inv).get("db2").port == 2022 and runs() == 1
-    assert load_inventory(inv).get("db2").port == 2022 and runs() == 1  # from the cache
+    assert load_inventory(inv, cache_dir=cache).get("db2").port == 2022 and runs() == 1
+    assert load_inventory(inv, cache_dir=cache).get("db2").port == 2022 and runs() == 1  # from the cache
+    assert load_inventory(inv).get("db2").port == 2022 and runs() == 2  # no cache directory: no cache
     (inv / "host_vars" / "db2").write_text("ansible_host: 10.20.1.2\nansible_port: 2023\n")
-    assert load_inventory(inv).get("db2").port == 2023 and runs() == 2  # a changed file: run again
-    assert load_inventory(inv, use_ansible_inventory=False).get("db2").port == 2023 and runs() == 2
+    assert load_inventory(inv, cache_dir=cache).get("db2").port == 2023 and runs() == 3  # a changed file: run again
+    assert load_inventory(inv, cache_dir=cache, use_ansible_inventory=False).get("db2").port == 2023 and runs() == 3
     monkeypatch.setenv("BONDBOT_ANSIBLE_INVENTORY", "never")
-    assert load_inventory(inv).get("db2").port == 2023 and runs() == 2
+    assert load_inventory(inv, cache_dir=cache).get("db2").port == 2023 and runs() == 3
 
 
 def test_triage_of_a_skipped_host_is_bad_input_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
