@@ -42,11 +42,16 @@ def _discover_names(vm: Any, persona: Persona) -> dict[str, str]:
     return names
 
 
-def first_boot(image_dir: Path, persona: Persona, work: Path, *,
+def first_boot(image_dir: Path, persona: Persona | str, work: Path,
                progress: Progress = lambda _msg: None) -> dict[str, Any]:
-    """Boot the image in ``image_dir`` once (see the module docstring); returns manifest entries."""
+    """Boot the image in ``image_dir`` once (see the module docstring); returns manifest entries.
+    ``lab.image.build_image(first_boot=first_boot)`` calls it (the image cache does not import the VM)."""
+    from lab.network import get_persona
     from lab.scenarios import DEFAULT_SCENARIO
     from lab.vm import LabVM, _pid_alive
+
+    if isinstance(persona, str):
+        persona = get_persona(persona)
 
     image = Image(image_dir)
     vm = LabVM(work / "firstboot", image=image, persona=persona)

@@ -32,6 +32,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _BUILD_TOOLS = ("debootstrap", "chroot", "mkfs.ext4", "ssh-keygen", "mount", "umount")
 
 Progress = Callable[[str], None]
+#: ``first_boot(image_dir, persona_id, work_dir, progress) -> manifest entries`` (``lab.firstboot``).
+FirstBoot = Callable[[Path, str, Path, Progress], dict[str, object]]
 
 
 @dataclass(frozen=True)
@@ -229,8 +231,13 @@ def build_image(
     force: bool = False,
     recipe: Recipe = RECIPE,
     progress: Progress = lambda _msg: None,
+    first_boot: FirstBoot | None = None,
 ) -> tuple[Image, bool]:
     """Build the image for ``recipe`` unless it is cached; returns ``(image, built_now)``.
+
+    ``first_boot``: how to boot a freshly built image once (``lab.firstboot.first_boot``), for the
+    recipes that need it (``extra["first_boot"]``: the NIC names are read from the running guest).
+    It is a parameter because booting needs ``lab.vm``, which sits above the image cache.
 
     Concurrent builds (``./run setup`` in two shells) wait for each other through a lock file;
     the image appears atomically (built in a temporary directory, then renamed), so a half-built
@@ -239,6 +246,9 @@ def build_image(
     if not force:
         with contextlib.suppress(ImageMissing):
             return find_image(base, recipe), False
+    if recipe.extra.get("first_boot") and first_boot is None:
+        raise BuildError(f"the {recipe.extra.get('persona')} image needs a first boot: pass first_boot= "
+                         "(lab.firstboot.first_boot)")
     _check_build_tools()
     with _build_lock(base):
         if not force:
@@ -306,11 +316,8 @@ def build_image(
                       recipe.disk_size], log, "mkfs.ext4")
             persona_id = recipe.extra.get("persona", "bookworm")
             booted: dict[str, object] = {}
-            if recipe.extra.get("first_boot"):
-                from lab.firstboot import first_boot
-                from lab.network import get_persona
-
-                booted = first_boot(out, get_persona(persona_id), work, progress=progress)
+            if recipe.extra.get("first_boot") and first_boot is not None:
+                booted = first_boot(out, persona_id, work, progress)
             manifest = {
                 "recipe_hash": key,
                 "persona": persona_id,

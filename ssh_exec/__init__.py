@@ -30,10 +30,11 @@ from ssh_exec.errors import (
     SshExecError,
 )
 from ssh_exec.fanout import Outcome, fan_out
-from ssh_exec.inventory import Host, Inventory, InventoryWarning, load_inventory
+from ssh_exec.inventory import Host, Inventory, InventoryWarning
 from ssh_exec.known_hosts import fingerprint, record_host_key, trusted_keys
 from ssh_exec.pool import HostSession, SshPool
 from ssh_exec.result import CommandResult, ExecLimits
+from ssh_exec.sources import load_inventory
 
 __all__ = [
     "AuthenticationFailed",

@@ -83,7 +83,9 @@ def _prepare_lab(vm: LabVM | None, say: Any) -> tuple[LabVM, bool]:
                 find_image(lab_dir())
             except ImageMissing:
                 say("the lab image is not built yet: building it (a few minutes, once)")
-                build_image(base=lab_dir(), progress=say)
+                from lab.firstboot import first_boot
+
+                build_image(base=lab_dir(), progress=say, first_boot=first_boot)
             say("booting the lab VM (reused by later demos if you pass --keep-vm)")
             vm.up(inventory_path=inventory_path(), known_hosts_path=known_hosts_path(), progress=say)
             started = True

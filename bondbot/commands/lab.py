@@ -69,13 +69,15 @@ def build(
     """Build every persona's lab image (each cached; rebuilt only when its recipe changes)."""
     with _errors():
         from bondbot.settings import lab_dir
+        from lab.firstboot import first_boot
         from lab.image import build_image
         from lab.network import PERSONAS, get_persona
         from lab.recipe import recipe_for
 
         chosen = [get_persona(p) for p in persona] if persona else list(PERSONAS.values())
         for one in chosen:
-            image, built = build_image(base=lab_dir(), force=force, recipe=recipe_for(one), progress=_say)
+            image, built = build_image(base=lab_dir(), force=force, recipe=recipe_for(one), progress=_say,
+                                       first_boot=first_boot)
             if not built:
                 _say(f"lab image {image.recipe_hash} ({one.id}) is up to date ({image.directory})")
 

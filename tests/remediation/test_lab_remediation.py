@@ -24,7 +24,7 @@ from incidents import IncidentStore
 from lab.network import GATEWAY
 from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test, run_failover_test
 from runbooks.bonding.remediation import Monitor, apply_fix, plan_fix, read_bond_state
-from ssh_exec.inventory import load_inventory
+from ssh_exec.sources import load_inventory
 from ssh_exec.pool import SshPool
 
 pytestmark = pytest.mark.lab
