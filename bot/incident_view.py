@@ -8,15 +8,20 @@ are ignored here and still appear in the exported timeline):
 * ``note``      ``{"slack_message": {"channel": C, "ts": TS}}`` — where the incident's message is.
 * ``note``      ``{"triage_steps": [{"name", "status", "detail"}]}`` — how the triage steps ended.
 * ``diagnosis`` ``{"bond", "mode", "root_cause": {...} | None, "findings": [finding + explanation]}``
-* ``proposal``  ``{"action", "method_key", "title", "method", "commands", "rollback", "plan_hash",
-  "domain_hash", "expires_at", "host", "bond", "batch"}`` — a change offered for approval
-  (``expires_at`` ISO 8601 UTC; ``method_key`` the failover test's method; a later ``batch``
-  offering the same action replaces the earlier offers of it).
-* ``approval``  written by ``IncidentStore.record_approval`` (``plan_hash``).
-* ``note``      ``{"action_result": {"action", "plan_hash", "ok", "summary"}}`` — how it went.
+* ``proposal``  written by ``runbooks.approvals.Approvals.offer``: ``{"action", "plan_hash" (=
+  "digest"), "plan": Plan.to_dict(), "expires_at", "requester", "batch", "method_key", "host",
+  "bond"}`` — a change offered for approval (``expires_at`` ISO 8601 UTC; ``method_key`` the
+  failover test's method; a later ``batch`` offering the same action replaces the earlier offers
+  of it). What the message shows of it (title, method, commands, rollback) is read from the logged
+  plan; proposals logged before plans were (``title``, ``method``, ``commands``, ``rollback`` keys)
+  are still shown.
+* ``approval``  written by ``IncidentStore.record_approval`` (``plan_hash``: the plan's digest).
+* ``note``      ``{"action_run": {...}}`` and ``{"action_result": {"action", "plan_hash", "ok",
+  "summary"}}`` — the run started, and how it went.
 * ``note``      ``{"plan_error": {"action", "error", "batch", "offered"}}`` — why an action was not
   offered (shown until the action is offered again).
-* ``refusal``   ``{"action", "user", "reason", "plan_hash", "stale": bool}`` — a click refused.
+* ``refusal``   ``{"action", "user", "code", "reason", "plan_hash", "stale": bool}`` — a decision
+  against running a plan (``runbooks.approvals.REFUSALS``).
 * ``export``    written by ``IncidentStore.record_export``.
 * ``interrupted`` written by ``IncidentStore.record_interruption`` (``work``, ``reason``, for a change
   ``phase`` and ``host_state``): the work stopped without a result (see ``bot.recovery``).
@@ -31,6 +36,7 @@ from typing import Any
 from bot.domain import StepProgress
 from bot.views import IncidentCard, Offer, Outcome
 from runbooks.findings import Diagnosis, Evidence, Finding, Severity
+from runbooks.plan import Plan, PlanError
 
 __all__ = [
     "card_from_log",
@@ -38,6 +44,7 @@ __all__ = [
     "open_proposals",
     "parse_time",
     "proposals",
+    "shown_plan",
     "slack_message_of",
 ]
 
@@ -59,17 +66,7 @@ def _finding(data: dict[str, Any]) -> Finding:
 
 
 def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
-    findings = tuple(_finding(f) for f in data.get("findings") or [])
-    root_code = (data.get("root_cause") or {}).get("code")
-    root = next((f for f in findings if f.code == root_code), None)
-    if root is None and data.get("root_cause"):
-        root = _finding(data["root_cause"])
-    verdict = str(data.get("verdict") or "")  # absent in diagnoses logged before verdicts existed
-    return Diagnosis(
-        bond=str(data.get("bond", "")), mode=str(data.get("mode", "")), root_cause=root, findings=findings,
-        verdict=verdict if verdict in ("diagnosed", "healthy", "inconclusive") else "",
-        reasons=tuple(str(r) for r in data.get("reasons") or ()),
-    )
+    return Diagnosis.from_json(data)
 
 
 def slack_message_of(events: Sequence[Any]) -> tuple[str, str] | None:
@@ -85,6 +82,34 @@ def _is_offer(event: Any) -> bool:
     # Other writers (``bondbot fix --incident``) log proposals too, without a button behind them.
     p = event.payload
     return event.kind == "proposal" and all(k in p for k in ("plan_hash", "action", "expires_at"))
+
+
+def shown_plan(proposal: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """What the message shows of a proposal: title, method, commands, rollback.
+
+    From the logged ``Plan``: its steps in order (an operator's step as ``(operator) ...``), the
+    rollback and restore steps apart; operator steps after the last command are how the operator
+    restores what the plan did (the manual failover test's port), so they are shown there too.
+    """
+    try:
+        plan = Plan.from_dict(proposal["plan"]) if isinstance(proposal.get("plan"), dict) else None
+    except (PlanError, KeyError, TypeError, ValueError):
+        plan = None
+    if plan is None:
+        return (str(proposal.get("title", "")), str(proposal.get("method", "")),
+                tuple(proposal.get("commands") or ()), tuple(proposal.get("rollback") or ()))
+
+    def text(step: Any) -> str:
+        return step.command or f"(operator) {step.instruction}"
+
+    forward = [s for s in plan.steps if s.role not in ("rollback", "restore")]
+    back = [text(s) for s in plan.steps_for("rollback", "restore")]
+    last_command = max((i for i, s in enumerate(forward) if s.command), default=-1)
+    if not back and last_command < len(forward) - 1:
+        back = [text(s) for s in forward[last_command + 1:]]
+        forward = forward[:last_command + 1]
+    method = plan.param("method_text") or plan.param("method") or ""
+    return plan.title, method, tuple(text(s) for s in forward), tuple(back)
 
 
 def proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
@@ -161,7 +186,7 @@ def card_from_log(
     outcomes: list[Outcome] = []
     for plan_hash, p in offered.items():
         action = p.get("action", "fix")
-        commands = tuple(p.get("commands") or ())
+        title, method, commands, rollback = shown_plan(p)
         method_key = str(p.get("method_key") or "")
         if plan_hash not in approved and plan_hash not in current:
             continue  # replaced by a newer offer of the same action
@@ -183,10 +208,10 @@ def card_from_log(
             offers.append(
                 Offer(
                     action=action,
-                    title=str(p.get("title", "")),
-                    method=str(p.get("method", "")),
+                    title=title,
+                    method=method,
                     commands=commands,
-                    rollback=tuple(p.get("rollback") or ()),
+                    rollback=rollback,
                     plan_hash=plan_hash,
                     expires_at=parse_time(p["expires_at"]),
                     method_key=method_key,

@@ -406,10 +406,10 @@ class Supervisor:
 
         With the real remediation and a rollback note, the bond is compared with the note's state
         before (``EngineRemediation.compare_with_rollback_note``). Otherwise the same action is
-        planned again: the approved plan's hash means the host is in the state the plan was made
+        planned again: the approved plan's digest means the host is in the state the plan was made
         from (the change did not happen or was rolled back); no plan or another one, that it changed.
         """
-        from bot.remediation import plan_hash
+        from bot.proposals import as_plan
 
         remediation = self.bot.deps.remediation
         if remediation is None:
@@ -442,7 +442,7 @@ class Supervisor:
         if plan is None:
             return False, (f"CHANGED: {host} no longer needs the {_what(lease.work)} (the change is in effect, "
                            "unverified)")
-        if plan_hash(lease.work, plan) == lease.detail.get("plan_hash"):  # type: ignore[arg-type]
+        if as_plan(lease.work, plan, str(lease.detail.get("method", ""))).digest == lease.detail.get("plan_hash"):
             return True, f"as before: {host} {bond} is in the state the plan was made from"
         return False, f"CHANGED: {host} {bond} differs from the state the plan was made from"
 

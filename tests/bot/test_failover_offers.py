@@ -70,9 +70,9 @@ async def test_failover_test_offered_after_the_fix_per_method_and_manual_talks_i
     assert [b["action_id"] for b in _buttons(msg)] == [failover_action_id("host"), ACTION_EXPORT]
     assert any(t.startswith(f"✅ Failover test (manual) approved by <@{BOB}>") for t in _texts(msg))
 
-    # The hash handed to the domain is the one recorded with the offer the approver saw.
+    # The hash handed to the domain is the digest of the plan the approver saw (the one on the offer).
     [incident] = world.store.list_incidents()
-    offered = {e.payload["plan_hash"]: e.payload["domain_hash"]
+    offered = {e.payload["plan_hash"]: e.payload["plan"]["digest"]
                for e in world.store.events(incident.id) if e.kind == "proposal"}
     approved = [offered[a.plan_hash] for a in world.store.approvals(incident.id)]
     assert world.remediation.approved_hashes == approved and all(len(h) == 64 for h in approved)

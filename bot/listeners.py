@@ -1,0 +1,116 @@
+"""The Bolt listeners: parse, check the cheap authorization, ack at once, hand the work on.
+
+Like bolt-python's examples: each listener acks within milliseconds with a short ephemeral answer
+(or nothing) and spawns the slow part (SSH, the database, Slack API calls) as a ``BondBot``
+background task. Values that come back from the client (button values, menu options) are parsed
+and validated like typed text; a malformed one does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from bot import views
+from bot.commands import CommandError, parse_command
+
+if TYPE_CHECKING:
+    from bot.app import BondBot
+
+__all__ = ["register"]
+
+
+def _ack_kwargs(rendered: views.Rendered) -> dict[str, Any]:
+    return {"text": rendered.text, "blocks": rendered.blocks, "response_type": "ephemeral"}
+
+
+def _channel_of(body: dict[str, Any]) -> str:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+
+
+def _click_target(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(user, channel, message ts, button value) of a button click."""
+    action = body["actions"][0]
+    container = body.get("container") or {}
+    return body["user"]["id"], _channel_of(body), container.get("message_ts", ""), action.get("value", "")
+
+
+def register(app: Any, bot: BondBot) -> None:
+    """Add ``/bond`` and the buttons' listeners to ``app``; the work goes to ``bot``."""
+    policy = bot.deps.policy
+
+    @app.command("/bond")
+    async def on_bond(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        user, channel = command["user_id"], command["channel_id"]
+        try:
+            parsed = parse_command(command.get("text", ""))
+        except CommandError as exc:
+            await ack(**_ack_kwargs(views.usage_message(str(exc))))
+            return
+        if parsed.verb == "help":
+            await ack(**_ack_kwargs(views.help_message()))
+            return
+        # status and export show incident data, so they need the same right as triage.
+        decision = policy.may_triage(user, channel)
+        if not decision:
+            await ack(**_ack_kwargs(views.refusal_message(f"use `/bond {parsed.verb}` here", decision.reason)))
+            return
+        if parsed.verb == "triage":
+            target = f"{parsed.host} {parsed.bond or ''}".strip()
+            await ack(**_ack_kwargs(views.text_message(f"Triage of {target} started; the incident follows in this channel.")))
+            bot.spawn(bot.triage(parsed, user=user, channel=channel, trigger_id=command["trigger_id"]),
+                      f"triage {target}")
+        elif parsed.verb == "status":
+            await ack()
+            bot.spawn(bot.status(parsed.incident_id or "", user=user, channel=channel, respond=respond), "status")
+        elif parsed.verb == "export":
+            await ack(**_ack_kwargs(views.text_message(f"Exporting {parsed.incident_id} as {parsed.export_format}…")))
+            bot.spawn(bot.export(parsed.incident_id or "", parsed.export_format, user=user, channel=channel),
+                      "export")
+        elif parsed.verb == "audit":
+            await ack(**_ack_kwargs(views.text_message(f"Auditing {parsed.group or 'all hosts'} (read-only)…")))
+            bot.spawn(bot.audit(parsed.group, user=user, channel=channel, respond=respond), "audit")
+
+    @app.action(views.ACTION_APPLY_FIX)
+    async def on_fix(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        bot.spawn(bot.handle_action("fix", user=user, channel=channel, message_ts=ts, value=value), "fix click")
+
+    @app.action(re.compile("^" + re.escape(views.ACTION_FAILOVER_TEST) + "(_[a-z]+)?$"))
+    async def on_failover(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        bot.spawn(bot.handle_action("failover_test", user=user, channel=channel, message_ts=ts, value=value),
+                  "failover click")
+
+    @app.action(views.ACTION_PICK_BOND)
+    async def on_pick_bond(ack: Any, body: dict[str, Any]) -> None:
+        """A bond picked from the menu of a host's bonds: the same as `/bond triage HOST BOND`."""
+        await ack()
+        action = body["actions"][0]
+        user, channel = body["user"]["id"], _channel_of(body)
+        try:  # the value comes back from the client: parsed and validated like typed text
+            fields = views.parse_button_value(((action.get("selected_option") or {}).get("value")) or "")
+            parsed = parse_command(f"triage {fields['host']} {fields['bond']}")
+        except (ValueError, KeyError, CommandError):
+            return
+        if not policy.may_triage(user, channel):
+            return
+        trigger = str(body.get("trigger_id") or action.get("action_ts") or uuid.uuid4().hex)
+        bot.spawn(bot.triage(parsed, user=user, channel=channel, trigger_id=trigger),
+                  f"triage {parsed.host} {parsed.bond}")
+
+    @app.action(views.ACTION_EXPORT)
+    async def on_export(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        try:
+            fields = views.parse_button_value(value)
+            incident_id, fmt = fields["incident"], fields.get("format", "md")
+        except (ValueError, KeyError):
+            return
+        if not policy.may_triage(user, channel):
+            return
+        bot.spawn(bot.export(incident_id, fmt, user=user, channel=channel, thread_ts=ts or None), "export click")

@@ -1,0 +1,105 @@
+"""Offers: plan each remediation action for an incident and offer it through ``runbooks.approvals``.
+
+The bot shows, hashes, approves and runs one object, a ``runbooks.plan.Plan``: the button value,
+the proposal, the approval and the run all carry ``plan.digest`` and no other hash.
+:func:`as_plan` takes what the remediation returns (a ``Plan``, an object with a ``plan``
+attribute, or an older ``bot.remediation.PlanLike``, whose commands and own hash are then made
+steps and parameters of a Plan so that they are covered by its digest).
+
+Proposals written together form a batch; a later batch offering an action replaces the earlier,
+undecided offers of that action (e.g. the failover test, offered again once the fix made it
+possible). The failover test gets one offer per method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from runbooks.plan import Plan, PlanStep
+
+if TYPE_CHECKING:
+    from bot.app import BondBot
+
+__all__ = ["ACTIONS", "BOT_ACTOR", "approved_hash_for", "as_plan", "plan_for", "propose"]
+
+log = logging.getLogger(__name__)
+
+#: The actor the bot writes its own events as (proposals, notes, results).
+BOT_ACTOR = "bondbot"
+
+#: The actions the bot offers after a diagnosis with a root cause, in the message's order.
+ACTIONS: tuple[str, ...] = ("fix", "failover_test")
+
+
+def as_plan(kind: str, planned: Any, method: str = "") -> Plan:
+    """The ``Plan`` behind what a remediation's ``plan_*`` returned (see the module docstring)."""
+    if isinstance(planned, Plan):
+        return planned
+    inner = getattr(planned, "plan", None)
+    if isinstance(inner, Plan):
+        return inner
+    # An older PlanLike: its shown commands and rollback become steps, its own hash a parameter.
+    steps = [PlanStep("change", "run", str(c)) for c in planned.commands if str(c)]
+    steps += [PlanStep("rollback", "undo", str(c)) for c in planned.rollback if str(c)]
+    params = [("method", method), ("method_text", str(planned.method)),
+              ("domain_hash", str(getattr(planned, "plan_hash", "") or ""))]
+    return Plan(runbook="bonding", action=kind.replace("_", "-"), host=str(planned.host),
+                subject=(("bond", str(planned.bond)),), title=str(planned.title), steps=tuple(steps),
+                params=tuple(params))
+
+
+def approved_hash_for(planned: Any) -> str:
+    """What the remediation checks the approval against: the digest (an older PlanLike: its own hash)."""
+    if isinstance(planned, Plan) or isinstance(getattr(planned, "plan", None), Plan):
+        return as_plan("", planned).digest
+    return str(getattr(planned, "plan_hash", "") or "")
+
+
+async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str) -> Any:
+    """Ask the remediation for the plan of ``kind`` on the host as it is now (None: nothing to do)."""
+    remediation = bot.deps.remediation
+    assert remediation is not None
+    if kind == "fix":
+        return await remediation.plan_fix(host, bond)
+    return await remediation.plan_failover_test(host, bond, method)
+
+
+async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions: tuple[str, ...] = ACTIONS) -> None:
+    """Plan each action and offer it for approval (one ``proposal`` event per plan)."""
+    remediation = bot.deps.remediation
+    assert remediation is not None
+    incident = await bot._store("get", incident_id)
+    batch = uuid.uuid4().hex[:12]
+    for kind in actions:
+        methods = ("",) if kind == "fix" else remediation.failover_methods()
+        errors: list[tuple[str, str]] = []
+        offered = 0
+        for method in methods:
+            try:
+                planned = await plan_for(bot, kind, host, bond, method)
+            except Exception as exc:
+                log.warning("planning %s %s for %s failed: %s", kind, method, incident_id, exc)
+                errors.append((method, str(exc)[:500]))
+                continue
+            if planned is None:
+                continue
+            offered += 1
+            plan = as_plan(kind, planned, method)
+            await asyncio.to_thread(
+                bot.approvals.offer, incident_id, plan, actor=BOT_ACTOR, requester=incident.requester,
+                action=kind, batch=batch, extra={"method_key": method, "host": plan.host, "bond": bond},
+            )
+        if errors:
+            # The same reason for every method (no link monitoring yet) is said once.
+            if offered:
+                unique = [f"method {m}: {e}" if m else e for m, e in errors]
+            else:
+                unique = list(dict.fromkeys(e for _m, e in errors))
+            await bot._store(
+                "append", incident_id, actor=BOT_ACTOR, kind="note",
+                payload={"plan_error": {"action": kind, "error": "; ".join(unique)[:1000], "batch": batch,
+                                        "offered": offered}},
+            )

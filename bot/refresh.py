@@ -1,0 +1,86 @@
+"""The incident's Slack message: rendered from the log, repainted on change and when offers expire.
+
+Any replica may repaint any message at any time: what it shows comes from the incident log alone
+(``bot.incident_view``), plus the steps of a triage still running in this replica. One lock per
+incident keeps two repaints of one message from interleaving their reads and updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot import views
+from bot.domain import StepProgress
+from bot.incident_view import (
+    card_from_log,
+    open_proposals,
+    parse_time,
+    slack_message_of,
+)
+
+if TYPE_CHECKING:
+    from bot.app import BondBot
+
+__all__ = ["MessageRefresher"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds after an offer's expiry before its message is repainted (clock skew with Slack's).
+_EXPIRY_SLACK_S = 0.5
+
+
+class MessageRefresher:
+    """Renders and repaints incident messages; owns the expiry timers."""
+
+    def __init__(self, bot: BondBot) -> None:
+        self.bot = bot
+        #: The steps of triages running in this replica, by incident (the log has them at the end).
+        self.running_steps: dict[str, list[StepProgress]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._timers: set[asyncio.Task[Any]] = set()
+
+    async def render(self, incident_id: str, *, error: str | None = None) -> views.Rendered:
+        bot = self.bot
+        incident = await bot._store("get", incident_id)
+        events = await bot._store("events", incident_id)
+        steps = self.running_steps.get(incident_id, ())
+        card = card_from_log(incident, events, now=bot.deps.clock(), running_steps=steps, error=error)
+        return views.incident_message(card)
+
+    async def refresh(self, incident_id: str) -> None:
+        """Re-render the incident's message from the log (safe to call from any replica, any time)."""
+        lock = self._locks.setdefault(incident_id, asyncio.Lock())
+        async with lock:
+            events = await self.bot._store("events", incident_id)
+            where = slack_message_of(events)
+            if where is None:
+                return
+            rendered = await self.render(incident_id)
+            await self.bot.client.chat_update(
+                channel=where[0], ts=where[1], text=rendered.text, blocks=rendered.blocks
+            )
+
+    async def repaint_at_expiry(self, incident_id: str) -> None:
+        """Repaint the message when its earliest open offer expires, so the dead button goes."""
+        offers = list(open_proposals(await self.bot._store("events", incident_id)).values())
+        if not offers:
+            return
+        expiry = min(parse_time(p["expires_at"]) for p in offers)
+        delay = (expiry - self.bot.deps.clock()).total_seconds()
+        # Not a tracked task: it only repaints, and waiting for it would hold up shutdown.
+        timer = asyncio.get_running_loop().create_task(self._refresh_after(incident_id, delay))
+        self._timers.add(timer)
+        timer.add_done_callback(self._timers.discard)
+
+    async def _refresh_after(self, incident_id: str, delay: float) -> None:
+        await asyncio.sleep(max(0.0, delay) + _EXPIRY_SLACK_S)
+        try:
+            await self.refresh(incident_id)
+        except Exception:
+            log.exception("repainting %s at expiry failed", incident_id)
+
+    def cancel_timers(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
