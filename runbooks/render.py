@@ -23,17 +23,22 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runbooks.validation import InvalidValue, validate_interface_name, validate_uuid
+
+if TYPE_CHECKING:
+    from runbooks.plan import PlanStep
 
 __all__ = [
     "Rendered",
     "TemplateError",
     "TemplateSet",
     "TypeSpec",
+    "build_steps",
     "register_type",
     "render_command",
+    "used_names",
     "validate_value",
 ]
 
@@ -288,15 +293,67 @@ class TemplateSet:
 
     def text(self, key: str, **values: object) -> str:
         """An operator instruction at ``key`` (shown, never run): values validated, shown as they are."""
+        return self.text_from(self.source(key), values, what=key)
+
+    def text_from(self, template: str, values: Mapping[str, object], *, what: str) -> str:
+        """Text (a purpose, an instruction) from ``template``: the values it uses validated, not quoted."""
         import jinja2
 
+        used = used_names(template)
+        checked: dict[str, object] = {}
         for name, value in values.items():
+            if name not in used:
+                continue
             type_name = self.types.get(name)
             if type_name is None:
                 raise TemplateError(f"value {name!r} has no declared type in the runbook")
             if type_name not in ("monitor", "bool"):
                 validate_value(type_name, value)
+            checked[name] = value
         try:
-            return str(_compiled(self.source(key), text=True).render(**values))
+            return str(_compiled(template, text=True).render(**checked))
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"cannot render {key}: {exc.message}") from None
+            raise TemplateError(f"cannot render {what}: {exc.message}") from None
+
+
+def build_steps(specs: Iterable[Mapping[str, Any]], templates: TemplateSet, values: Mapping[str, Any],
+                conditions: Iterable[str]) -> tuple[PlanStep, ...]:
+    """An action's steps from its YAML list (see remediation.yaml ``fix:``): every step whose
+    ``when`` conditions all hold, its command rendered from its template with ``values`` (``with``
+    renames), repeated over ``each``, wrapped by ``shell.sh_c`` when ``shell`` is true, its purpose
+    and instruction rendered as text. The result is what a :class:`runbooks.plan.Plan` holds."""
+    from runbooks.plan import ROLES, PlanStep
+
+    held = set(conditions)
+    steps: list[PlanStep] = []
+    for spec in specs:
+        name, role = str(spec["name"]), str(spec["role"])
+        if role not in ROLES:
+            raise TemplateError(f"step {name!r}: unknown role {role!r}")
+        if not all(c in held for c in spec.get("when", ())):
+            continue
+        local = dict(values)
+        for key, source in (spec.get("with") or {}).items():
+            local[key] = values[source]
+        purpose = templates.text_from(str(spec.get("purpose", "")), local, what=f"{name}.purpose").strip()
+        if role == "operator":
+            instruction = templates.text_from(str(spec["instruction"]), local, what=f"{name}.instruction").strip()
+            steps.append(PlanStep(role, purpose, instruction=instruction, name=name))
+            continue
+        if "each" in spec:
+            commands = [validate_value("command", c) for c in values[str(spec["each"])]]
+        else:
+            used = used_names(templates.source(str(spec["command"])))
+            commands = [templates.render(str(spec["command"]), **{k: v for k, v in local.items() if k in used})]
+        for command in commands:
+            if spec.get("shell"):
+                command = templates.render("shell.sh_c", script=command)
+            steps.append(PlanStep(role, purpose, str(command), name=name))
+    return tuple(steps)
+
+
+def used_names(template: str) -> set[str]:
+    """The names a template reads (so a step validates only the values it uses)."""
+    from jinja2 import meta
+
+    return set(meta.find_undeclared_variables(_env().parse(template)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +20,31 @@ from typing import Any, Literal
 
 import yaml
 
+from runbooks.validation import InvalidValue
+
 __all__ = [
+    "CHECKPOINT_PLACEHOLDER",
     "REMEDIATION_YAML",
-    "RemediationError",
+    "Monitor",
     "PlanRefused",
-    "validate_interface",
-    "validate_uuid",
-    "validate_dbus_path",
-    "validate_ipv4_target",
+    "RemediationError",
+    "action_steps",
+    "format_bond_options",
+    "merge_bond_options",
+    "parse_sysfs_bonding",
     "remediation_spec",
     "render",
-    "sh_c",
-    "Monitor",
-    "parse_sysfs_bonding",
-    "merge_bond_options",
-    "format_bond_options",
-    "split_targets",
+    "render_text",
     "runtime_apply_commands",
     "runtime_restore_commands",
+    "sh_c",
+    "split_targets",
+    "step_spec",
+    "templates",
+    "validate_dbus_path",
+    "validate_interface",
+    "validate_ipv4_target",
+    "validate_uuid",
 ]
 
 
@@ -49,6 +55,9 @@ _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _DBUS_PATH_RE = re.compile(r"/org/freedesktop/NetworkManager/(Devices|Checkpoint)/\d+")
 _OPTION_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _OPTION_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,/+ -]{0,256}")
+_SYSFS_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,/+-]{1,256}")
+#: What a plan shows for the checkpoint NetworkManager will create (its D-Bus path is only known then).
+CHECKPOINT_PLACEHOLDER = "<checkpoint>"
 
 
 #: Options that only mean something with one monitor, removed when switching to the other, so
@@ -114,27 +123,98 @@ def remediation_spec() -> dict[str, Any]:
     return yaml.safe_load(REMEDIATION_YAML.read_text())
 
 
+#: Sections of remediation.yaml that are not command templates.
+_NOT_TEMPLATES = ("version", "defaults", "types", "fix", "failover_test")
+
+
+def _register_types() -> None:
+    from runbooks.render import register_type
+
+    def as_invalid(check: Any) -> Any:
+        def validator(value: object) -> object:
+            try:
+                return check(value)
+            except RemediationError as exc:
+                raise InvalidValue(str(exc)) from None
+        return validator
+
+    def dbus_path(value: object) -> str:
+        return validate_dbus_path(str(value)) if isinstance(value, str) else validate_dbus_path(repr(value))
+
+    def checkpoint_ref(value: object) -> str:
+        # The checkpoint's path is NetworkManager's answer at run time: a plan shows (and hashes)
+        # the placeholder; the executor renders the same template again with the validated path.
+        return CHECKPOINT_PLACEHOLDER if value == CHECKPOINT_PLACEHOLDER else dbus_path(value)
+
+    def option_name(value: object) -> str:
+        if not isinstance(value, str) or not _OPTION_NAME_RE.fullmatch(value):
+            raise RemediationError(f"invalid bond option name {value!r}")
+        return value
+
+    def sysfs_value(value: object) -> str:
+        if not isinstance(value, str) or not _SYSFS_VALUE_RE.fullmatch(value):
+            raise RemediationError(f"bond option value {value!r} has characters bondbot will not pass on")
+        return value
+
+    def bond_options(value: object) -> str:
+        if not isinstance(value, str):
+            raise RemediationError(f"invalid bond options {value!r}")
+        for item in filter(None, value.split(",")):
+            key, _, val = item.partition("=")
+            _validate_options({key: val})
+        return value
+
+    for name, fn in (("dbus_path", dbus_path), ("checkpoint_ref", checkpoint_ref), ("option_name", option_name),
+                     ("sysfs_value", sysfs_value), ("bond_options", bond_options)):
+        register_type(name, as_invalid(fn))
+
+
 @functools.lru_cache(maxsize=1)
-def _env() -> Any:
-    import jinja2
+def templates() -> Any:
+    """remediation.yaml's command templates, with their declared value types (``runbooks.render``)."""
+    from runbooks.render import TemplateSet
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    env.filters["q"] = lambda v: shlex.quote(str(v))
-    return env
-
-
-def render(key: str, **values: Any) -> str:
-    """Render the template at dotted ``key`` of remediation.yaml (e.g. ``nm.modify``)."""
-    node: Any = remediation_spec()
-    for part in key.split("."):
-        node = node[part]
-    text = _env().from_string(node).render(**values)
-    return text.strip()
+    _register_types()
+    spec = remediation_spec()
+    return TemplateSet({k: v for k, v in spec.items() if k not in _NOT_TEMPLATES}, spec["types"])
 
 
-def sh_c(script: str) -> str:
-    """Run ``script`` through ``sh -c`` so redirections and ``if`` also work under ``sudo -n``."""
-    return f"sh -c {shlex.quote(script)}"
+def render(key: str, **values: Any) -> Any:
+    """Render the command template at dotted ``key`` of remediation.yaml (e.g. ``nm.modify``):
+    every value validated by its declared type and shell-quoted (``runbooks.render``)."""
+    try:
+        return templates().render(key, **values)
+    except InvalidValue as exc:
+        raise RemediationError(str(exc)) from None
+
+
+def render_text(key: str, **values: Any) -> str:
+    """Render an operator instruction (shown, never run) at ``key``: values validated, not quoted."""
+    try:
+        return templates().text(key, **values).strip()
+    except InvalidValue as exc:
+        raise RemediationError(str(exc)) from None
+
+
+def action_steps(action: str, values: Mapping[str, Any], conditions: Any) -> tuple[Any, ...]:
+    """The steps of ``action`` (``fix`` or ``failover_test`` in remediation.yaml) for ``conditions``."""
+    from runbooks.render import build_steps
+
+    try:
+        return build_steps(remediation_spec()[action], templates(), values, conditions)
+    except InvalidValue as exc:
+        raise RemediationError(str(exc)) from None
+
+
+def step_spec(action: str, name: str) -> list[dict[str, Any]]:
+    """Every YAML entry of ``action`` called ``name`` (an executor reads e.g. ``fallback_for`` here)."""
+    return [s for s in remediation_spec()[action] if s["name"] == name]
+
+
+def sh_c(script: Any) -> Any:
+    """Run ``script`` (a rendered command) through ``sh -c`` so redirections and ``if`` also work
+    under ``sudo -n`` (template ``shell.sh_c``)."""
+    return render("shell.sh_c", script=script)
 
 
 # --- the monitor --------------------------------------------------------------------------------
@@ -271,14 +351,12 @@ def runtime_restore_commands(bond: str, before: Mapping[str, str]) -> list[str]:
     validate = (before.get("arp_validate") or "none").split()[0]  # sysfs prints "none 0"
     cmds: list[str] = [_sysfs_write(bond, "arp_validate", validate)]
     if arp_interval != "0":
-        cmds.append(sh_c(f"for t in $(cat /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target); "
-                         f"do echo -$t > /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target; done"))
+        cmds.append(sh_c(render("runtime.clear_targets", bond=bond)))
         cmds += [_sysfs_write(bond, "arp_ip_target", f"+{t}") for t in targets]
         cmds.append(_sysfs_write(bond, "arp_interval", arp_interval))
     else:
         cmds.append(_sysfs_write(bond, "arp_interval", "0"))
-        cmds.append(sh_c(f"for t in $(cat /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target); "
-                         f"do echo -$t > /sys/class/net/{shlex.quote(bond)}/bonding/arp_ip_target; done"))
+        cmds.append(sh_c(render("runtime.clear_targets", bond=bond)))
         cmds += [_sysfs_write(bond, "arp_ip_target", f"+{t}") for t in targets]
         cmds.append(_sysfs_write(bond, "miimon", miimon))
         for key in ("updelay", "downdelay"):

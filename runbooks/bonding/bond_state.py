@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -156,12 +155,12 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
         run(render("read_state.proc", bond=bond)),
         run(render("read_state.nm_active")),
         run(render("read_state.default_gateway", bond=bond)),
-        run(sh_c("command -v systemd-run")),
+        run(sh_c(render("read_state.has_systemd_run"))),
     )
     if proc.exit_status != 0:
         raise PlanRefused(f"{bond} is not a bond on this host ({proc.failure_reason}): "
-                          f"cat /proc/net/bonding/{bond} failed")
-    parsed = parse_proc_bonding(proc.stdout, source=f"cat /proc/net/bonding/{bond}")
+                          f"{proc.command} failed")
+    parsed = parse_proc_bonding(proc.stdout, source=proc.command)
     runtime = parse_sysfs_bonding(sysfs.stdout)
     if "miimon" not in runtime:
         raise RemediationError(f"could not read /sys/class/net/{bond}/bonding ({sysfs.failure_reason})")
@@ -178,10 +177,10 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
             if len(f) >= 4 and f[1] == bond and f[2] == "bond":
                 nm_uuid, nm_id = validate_uuid(f[0]), ":".join(f[3:])
     if nm_uuid is not None:
-        prof = await run(f"nmcli -t connection show uuid {shlex.quote(nm_uuid)}")
+        prof = await run(render("read_state.nm_show", uuid=nm_uuid))
         if prof.exit_status != 0:
             raise RemediationError(f"could not read the NetworkManager profile {nm_uuid}: {prof.failure_reason}")
-        conn = parse_nmcli(prof.stdout, source=f"nmcli -t connection show uuid {nm_uuid}")
+        conn = parse_nmcli(prof.stdout, source=prof.command)
         options = dict(conn.bond_options)
         nm_gw = conn.properties.get("ipv4.gateway") or None
         ports = [bond, *slaves]
@@ -197,14 +196,12 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
                 raise RemediationError(f"NetworkManager has no device {iface}: {res.failure_reason}")
             paths.append(parse_busctl_path(res.stdout))
     else:
-        cfg = await run(sh_c(
-            "grep -l -s -w -- " + shlex.quote(bond) + " /etc/netplan/*.yaml /etc/network/interfaces "
-            "/etc/network/interfaces.d/* /etc/sysconfig/network-scripts/ifcfg-*; true"))
+        cfg = await run(sh_c(render("read_state.config_files", bond=bond)))
         config_files = tuple(ln.strip() for ln in cfg.stdout.splitlines() if _FILE_RE.fullmatch(ln.strip()))
         if any(f.startswith("/etc/network/") for f in config_files):
             ifq, ifiles = await asyncio.gather(
                 run(render("read_state.ifquery", bond=bond)),
-                run(sh_c(render("read_state.ifupdown_files", bond=bond.replace(".", "[.]")))))
+                run(sh_c(render("read_state.ifupdown_files", bond=bond))))
             if ifq.exit_status == 0:
                 from runbooks.bonding.ifupdown_file import parse_ifquery
 

@@ -8,29 +8,27 @@ by ``fix_plan`` and never changed here: a plan altered after hashing is refused.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runbooks.bonding.bond_options import (
+    CHECKPOINT_PLACEHOLDER,
     RemediationError,
     format_bond_options,
     merge_bond_options,
-    remediation_spec,
     render,
-    validate_ipv4_target,
+    sh_c,
+    step_spec,
 )
-from runbooks.bonding.bond_state import fingerprint_differences, parse_busctl_path, read_bond_state
-from runbooks.bonding.fix_plan import (
-    CHECKPOINT_PLACEHOLDER,
-    RUN_PLACEHOLDER,
-    WATCHDOG_GRACE,
-    FixPlan,
-    with_hash,
+from runbooks.bonding.bond_state import (
+    fingerprint_differences,
+    parse_busctl_path,
+    read_bond_state,
 )
+from runbooks.bonding.fix_plan import WATCHDOG_GRACE, FixPlan, build_fix_plan
 from runbooks.bonding.records import Check, IncidentRecorder, StepRecord
+from runbooks.plan import PlanStep
 
 __all__ = ["COMMAND_TIMEOUT", "FixResult", "apply_fix"]
 
@@ -87,8 +85,9 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
                     incident_id: str | None = None, approved_hash: str | None = None) -> FixResult:
     """Run an approved plan: precheck, rollback note, change, verify, confirm or roll back.
 
-    ``approved_hash``, when given, must equal ``plan.plan_hash`` (the bot passes the hash the
-    approver clicked).
+    ``approved_hash``, when given, must equal ``plan.plan_hash`` (``plan.plan.digest``: the bot
+    passes the digest the approver clicked). The executor runs ``plan.plan``'s steps and
+    dispatches on their roles (and YAML names), never on their text.
     """
     started = time.monotonic()
     rec = IncidentRecorder(incident_store, incident_id, actor)
@@ -97,17 +96,14 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
         result.status, result.message = "refused", "the approved plan hash does not match this plan; nothing was changed"
         rec.event("refusal", {"reason": result.message, "plan_hash": plan.plan_hash})
         return result
-    if with_hash(plan).plan_hash != plan.plan_hash:
-        result.status, result.message = "refused", "the plan was altered after it was hashed; nothing was changed"
+    if _rebuilt_digest(plan) != plan.plan_hash:
+        result.status, result.message = "refused", "the plan's steps are not what its state gives; nothing was changed"
         rec.event("refusal", {"reason": result.message, "plan_hash": plan.plan_hash})
         return result
 
     session = pool.session(plan.host, budget=plan.checkpoint_timeout * 3 + 120)
 
-    run_id = secrets.token_hex(4)
-
     async def step(purpose: str, command: str, *, timeout: float = COMMAND_TIMEOUT, sess: Any = None) -> Any:
-        command = command.replace(RUN_PLACEHOLDER, run_id)
         res = await (sess or session).run(command, timeout=timeout)
         rec_ = StepRecord(purpose, command, res.exit_status, res.stdout, res.stderr, round(res.duration, 3))
         result.steps.append(rec_)
@@ -148,16 +144,17 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
     failure: str | None = None
     lost = False
     try:
-        confirms = [p for p in plan.steps if p.purpose.startswith("confirm:")]
-        confirm_cmd = next((p.command for p in confirms if "CheckpointDestroy" not in p.command), None)
+        confirms = [p for p in plan.steps if p.role == "confirm"]
+        confirm_cmd = next((p.command for p in confirms if not _needs_checkpoint(p)), None)
+        fallbacks = {_fallback_for(p): p for p in plan.fallback}
         for planned in plan.steps:
-            if planned in confirms:
+            if planned.role == "confirm":
                 continue  # confirmation comes after verification
-            if "CheckpointCreate" in planned.command or planned.purpose.startswith("arm the host's own undo"):
+            if planned.role == "checkpoint":
                 res = await step(planned.purpose, planned.command)
                 if res.exit_status != 0:
                     raise RemediationError(f"{planned.purpose.split(':')[0]} failed: {res.failure_reason}")
-                if "CheckpointCreate" in planned.command:
+                if planned.name == "checkpoint":
                     checkpoint = parse_busctl_path(res.stdout)
                     result.checkpoint = checkpoint
                     rec.event("note", {"text": f"checkpoint {checkpoint} created; NetworkManager rolls back by "
@@ -169,8 +166,9 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
                 continue
             res = await step(planned.purpose, planned.command)
             if res.exit_status != 0:
-                if planned.command.startswith("nmcli device reapply") and plan.fallback:
-                    await _bounce(plan, step, result, session)
+                fallback = fallbacks.get(planned.name)
+                if fallback is not None:
+                    await _bounce(fallback, step, result)
                     continue
                 raise RemediationError(f"{planned.command}: {res.failure_reason}")
         # 3. verify over a NEW connection
@@ -185,10 +183,10 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
             raise _HostLost("verification finished after the rollback timeout: the host rolls back by itself")
         for planned in confirms:
             command = planned.command
-            if CHECKPOINT_PLACEHOLDER in command:
+            if _needs_checkpoint(planned):
                 if checkpoint is None:
                     continue
-                command = render("checkpoint.destroy", checkpoint=checkpoint)
+                command = _with_checkpoint(planned, checkpoint)
             res = await step(planned.purpose, command)
             if res.exit_status != 0:
                 raise RemediationError(f"could not confirm ({planned.purpose}): {res.failure_reason}")
@@ -224,25 +222,79 @@ async def apply_fix(plan: FixPlan, *, pool: Any, actor: str, incident_store: Any
     return result
 
 
-async def _bounce(plan: FixPlan, step: Any, result: FixResult, session: Any) -> None:
+def _rebuilt_digest(plan: FixPlan) -> str:
+    """The digest of the plan its own state gives: a FixPlan whose steps were changed differs."""
+    try:
+        return build_fix_plan(plan.host, plan.state, plan.monitor, target=plan.target,
+                              checkpoint_timeout=plan.checkpoint_timeout, run_id=plan.run_id).plan_hash
+    except RemediationError:
+        return ""
+
+
+def _spec(step: PlanStep) -> dict[str, Any]:
+    specs = step_spec("fix", step.name)
+    if not specs:
+        raise RemediationError(f"plan step {step.name!r} is not a step of remediation.yaml's fix")
+    return specs[0]
+
+
+def _fallback_for(step: PlanStep) -> str:
+    return str(_spec(step).get("fallback_for") or "")
+
+
+def _needs_checkpoint(step: PlanStep) -> bool:
+    """The step names NetworkManager's checkpoint, whose path is only known once it is created."""
+    from runbooks.bonding.bond_options import templates
+
+    spec = _spec(step)
+    return "command" in spec and "checkpoint" in _template_names(templates().source(str(spec["command"])))
+
+
+def _template_names(source: str) -> set[str]:
+    from runbooks.render import used_names
+
+    return used_names(source)
+
+
+def _with_checkpoint(step: PlanStep, checkpoint: str) -> str:
+    """The step's command with NetworkManager's checkpoint path: its template rendered again, once
+    with the placeholder (it must give exactly the command shown) and once with the path."""
+    spec = _spec(step)
+
+    def rendered(value: str) -> str:
+        command = render(str(spec["command"]), checkpoint=value)
+        return str(sh_c(command) if spec.get("shell") else command)
+
+    if rendered(CHECKPOINT_PLACEHOLDER) != step.command:
+        raise RemediationError(f"plan step {step.name!r} is not its template's command")
+    return rendered(checkpoint)
+
+
+async def _bounce(fallback: PlanStep, step: Any, result: FixResult) -> None:
     """The fallback: down/up detached on the host, then wait until the bond is back."""
     result.fallback_used = True
-    res = await step(plan.fallback[0].purpose, plan.fallback[0].command)
+    res = await step(fallback.purpose, fallback.command)
     if res.exit_status != 0:
         raise RemediationError(f"the detached down/up could not be started: {res.failure_reason}")
     await asyncio.sleep(3)
 
 
 async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
+    """Run the plan's verify steps (by name) over ``pool``'s new connection and judge them."""
     from runbooks.bonding.parsers import parse_nmcli, parse_proc_bonding
 
     session = pool.session(plan.host, budget=plan.checkpoint_timeout)
+    shown = {s.name: s for s in plan.verify}
+
+    async def run(name: str, timeout: float = COMMAND_TIMEOUT) -> Any:
+        planned = shown[name]
+        return await step("verify: " + planned.purpose, planned.command, sess=session, timeout=timeout)
+
     checks: list[Check] = []
     deadline = time.monotonic() + 10
     # The bonding driver needs a few monitor intervals to report fresh MII states after a change.
     while True:
-        proc = await step("verify: bonding driver state", render("read_state.proc", bond=plan.bond),
-                          sess=session, timeout=15)
+        proc = await run("proc", timeout=15)
         if proc.exit_status != 0:
             return [Check("bond", False, f"cannot read /proc/net/bonding/{plan.bond}: {proc.failure_reason}")]
         parsed = parse_proc_bonding(proc.stdout)
@@ -250,6 +302,8 @@ async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
         if not down or time.monotonic() > deadline:
             break
         await asyncio.sleep(1)
+    if "sysfs" in shown:
+        await run("sysfs")  # shown in the plan; recorded with the verification
     m = plan.monitor
     if m.kind == "miimon":
         ok = parsed.miimon == m.miimon and parsed.arp_interval == 0
@@ -261,32 +315,29 @@ async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
     checks.append(Check("monitor on", ok, detail))
     checks.append(Check("every port up", not down and bool(parsed.slaves),
                         ", ".join(f"{s.name}: MII {s.mii_status}" for s in parsed.slaves)))
-    if plan.backend == "networkmanager":
-        uuid = plan.state.nm_uuid or ""
-        prof = await step("verify: the saved profile", f"nmcli -t connection show uuid {shlex.quote(uuid)}",
-                          sess=session)
+    if "profile" in shown:
+        prof = await run("profile")
         saved = parse_nmcli(prof.stdout).bond_options if prof.exit_status == 0 else {}
         wanted = merge_bond_options(plan.state.bond_options or {}, m)[0]
         checks.append(Check("profile has the options", saved == wanted,
                             f"bond.options={format_bond_options(saved)}"))
-        if plan.state.nm_file:
-            per = await step("verify: the profile on disk", render("read_state.persisted", filename=plan.state.nm_file),
-                             sess=session)
-            needle = f"miimon={m.miimon}" if m.kind == "miimon" else f"arp_interval={m.arp_interval}"
-            checks.append(Check("persisted on disk", needle in per.stdout,
-                                f"{plan.state.nm_file}: {' '.join(per.stdout.split()) or 'no monitor line'}"))
-    if plan.backend == "ifupdown":
+    if "persisted" in shown:
+        per = await run("persisted")
+        needle = f"miimon={m.miimon}" if m.kind == "miimon" else f"arp_interval={m.arp_interval}"
+        checks.append(Check("persisted on disk", needle in per.stdout,
+                            f"{plan.state.nm_file}: {' '.join(per.stdout.split()) or 'no monitor line'}"))
+    if "ifquery" in shown:
         from runbooks.bonding.ifupdown_file import parse_ifquery
 
-        ifq = await step("verify: ifupdown's configuration", render("read_state.ifquery", bond=plan.bond), sess=session)
+        ifq = await run("ifquery")
         seen = parse_ifquery(ifq.stdout).get("bond-miimon") if ifq.exit_status == 0 else None
         checks.append(Check("persisted for ifupdown (ifquery)", seen == str(m.miimon),
                             f"ifquery {plan.bond}: bond-miimon {seen or '(none)'}"
                             + ("" if ifq.exit_status == 0 else f" ({ifq.failure_reason})")))
+    if "ifupdown_check" in shown:
+        await run("ifupdown_check")  # shown in the plan; recorded with the verification
     target = plan.target
-    ping = await step("verify: the gateway answers",
-                      render("verify.gateway", count=remediation_spec()["defaults"]["verify_pings"], bond=plan.bond,
-                             target=validate_ipv4_target(target)), sess=session, timeout=20)
+    ping = await run("gateway", timeout=20)
     last = ping.stdout.strip().splitlines()[-2:] if ping.stdout.strip() else [ping.stderr.strip()]
     checks.append(Check("gateway answers", ping.exit_status == 0, f"{target}: {' / '.join(last)}"))
     return checks
@@ -302,7 +353,7 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: IncidentRe
 
     async def reachable() -> bool:
         try:
-            res = await session.run("true", timeout=10)
+            res = await session.run(render("shell.reachable"), timeout=10)
             return res.exit_status == 0
         except Exception:  # noqa: BLE001 - unreachable for any reason
             return False
@@ -330,9 +381,8 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: IncidentRe
             return
         rec.event("note", {"text": "the host answers again after its own rollback"})
         armed = False  # it has fired
-    elif checkpoint is not None:
-        res = await step("roll back: NetworkManager checkpoint",
-                         render("checkpoint.rollback", checkpoint=checkpoint), sess=session)
+    elif checkpoint is not None and (undo := next((s for s in plan.rollback if _needs_checkpoint(s)), None)):
+        res = await step("roll back: NetworkManager checkpoint", _with_checkpoint(undo, checkpoint), sess=session)
         if res.exit_status != 0:
             rec.event("note", {"text": f"checkpoint rollback refused ({res.failure_reason}); "
                                        "restoring with the note's commands"})
@@ -349,9 +399,9 @@ async def _rollback(plan: FixPlan, pool: Any, result: FixResult, rec: IncidentRe
         except Exception:  # noqa: BLE001 - then the nmcli restore runs too
             pass
         for cmd in plan.rollback:
-            if "Checkpoint" in cmd.command:
-                continue
-            if cmd.command.startswith("nmcli") and now_options == plan.before.get("bond_options"):
+            if _needs_checkpoint(cmd):
+                continue  # NetworkManager's own rollback, tried above
+            if _spec(cmd).get("skip_if") == "profile_as_before" and now_options == plan.before.get("bond_options"):
                 continue
             await step("roll back: " + cmd.purpose, cmd.command, sess=session)
         result.rolled_back_by = f"{result.rolled_back_by}, completed by the rollback note's commands"

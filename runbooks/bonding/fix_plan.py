@@ -1,75 +1,78 @@
-"""The fix plan: the exact commands, their verification and rollback, and the hash approved.
+"""The fix plan: the exact commands, their verification and rollback, and the digest approved.
 
 :func:`build_fix_plan` is pure (state in, plan out) so every command can be checked offline;
-:func:`plan_fix` reads the host and calls it. A plan is plain data: its ``plan_hash`` covers the
-host's state and every command, so a bot can plan again at click time and compare hashes.
+:func:`plan_fix` reads the host and calls it. The steps come from remediation.yaml's ``fix:``
+list (roles, conditions), rendered by the one renderer; the result holds a
+:class:`runbooks.plan.Plan` whose digest covers every step shown and run and the values shown
+with them (the state before, the run id), so a bot can plan again at click time, with the same
+run id, and compare digests.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
+import secrets
 import shlex
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from runbooks.bonding.bond_options import (
+    CHECKPOINT_PLACEHOLDER,
     Monitor,
     PlanRefused,
     RemediationError,
+    action_steps,
     format_bond_options,
     merge_bond_options,
     remediation_spec,
     render,
+    render_text,
     runtime_apply_commands,
     runtime_restore_commands,
-    sh_c,
     split_targets,
+    step_spec,
     validate_dbus_path,
     validate_interface,
     validate_ipv4_target,
     validate_uuid,
 )
-from runbooks.bonding.bond_state import RUNTIME_KEYS, BondState, Session, read_bond_state, session_host_name
+from runbooks.bonding.bond_state import (
+    RUNTIME_KEYS,
+    BondState,
+    Session,
+    read_bond_state,
+    session_host_name,
+)
 from runbooks.bonding.ifupdown_file import set_mii_monitor
+from runbooks.plan import Plan, PlanStep
 
 __all__ = [
     "CHECKPOINT_PLACEHOLDER",
-    "RUN_PLACEHOLDER",
     "WATCHDOG_GRACE",
-    "PlannedCommand",
     "FixPlan",
     "build_fix_plan",
-    "with_hash",
     "persistence_steps",
     "plan_fix",
     "shown_name",
 ]
 
 
-@dataclass(frozen=True)
-class PlannedCommand:
-    """One command of a plan and why it is there."""
-
-    purpose: str
-    command: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"purpose": self.purpose, "command": self.command}
-
-
-CHECKPOINT_PLACEHOLDER = "<checkpoint>"
-RUN_PLACEHOLDER = "<run>"  # a fresh random id per run, in the host-side undo's unit and flag names
 #: Seconds after the checkpoint's timeout at which the host's own undo restores runtime values:
 #: NetworkManager's reactivation comes first, the watchdog fixes what it leaves.
 WATCHDOG_GRACE = 8
 
+#: Roles of the steps that make (and confirm) the change, in plan order.
+_CHANGE_ROLES = ("checkpoint", "change", "confirm")
+
 
 @dataclass(frozen=True)
 class FixPlan:
-    """Everything the operator approves: the exact commands, their verification and rollback."""
+    """The fix as the bonding runbook sees it: a :class:`runbooks.plan.Plan` (``plan``: every step
+    shown, hashed and run, and the one digest) and the state it was planned from.
+
+    ``steps``, ``fallback``, ``verify``, ``rollback`` and ``persistence`` are views of
+    ``plan.steps`` by role; ``plan_hash`` is ``plan.digest``. Nothing here is hashed separately.
+    """
 
     host: str
     bond: str
@@ -79,37 +82,53 @@ class FixPlan:
     before_options: str | None
     new_options: str | None
     removed_options: tuple[str, ...]
-    steps: tuple[PlannedCommand, ...]
-    fallback: tuple[PlannedCommand, ...]
-    verify: tuple[PlannedCommand, ...]
-    rollback: tuple[PlannedCommand, ...]
-    persistence: str | None
     checkpoint_timeout: int
     target: str | None
     warnings: tuple[str, ...]
     state: BondState
+    plan: Plan
     ifupdown_changes: tuple[str, ...] = ()  # the interfaces file's lines changed (backend ifupdown)
-    plan_hash: str = ""
+    run_id: str = ""  # in the host-side undo's unit and flag names; fixed when the plan is made
 
-    def hashed_content(self) -> dict[str, Any]:
-        return {
-            "host": self.host, "bond": self.bond, "backend": self.backend,
-            "monitor": asdict(self.monitor), "before": self.before,
-            "new_options": self.new_options,
-            "steps": [s.to_json() for s in self.steps],
-            "fallback": [s.to_json() for s in self.fallback],
-            "verify": [s.to_json() for s in self.verify],
-            "rollback": [s.to_json() for s in self.rollback],
-            "persistence": self.persistence, "checkpoint_timeout": self.checkpoint_timeout,
-            "target": self.target,
-        }
+    @property
+    def plan_hash(self) -> str:
+        """The plan's digest: what an approval refers to."""
+        return self.plan.digest
+
+    @property
+    def steps(self) -> tuple[PlanStep, ...]:
+        """The change, in order (checkpoints, changes, confirmations), without the fallbacks."""
+        return tuple(s for s in self.plan.steps_for(*_CHANGE_ROLES) if not _fallback_for(s.name))
+
+    @property
+    def fallback(self) -> tuple[PlanStep, ...]:
+        """Steps that run only if the step they stand in for fails (reapply refused: down/up)."""
+        return tuple(s for s in self.plan.steps_for("change") if _fallback_for(s.name))
+
+    @property
+    def verify(self) -> tuple[PlanStep, ...]:
+        return self.plan.steps_for("verify")
+
+    @property
+    def rollback(self) -> tuple[PlanStep, ...]:
+        return self.plan.steps_for("rollback")
+
+    @property
+    def persistence(self) -> str | None:
+        """What the operator applies to keep the change after a reboot (backend sysfs), or None."""
+        step = self.plan.step("persistence")
+        return step.instruction if step is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        data = self.hashed_content()
-        data.update(plan_hash=self.plan_hash, warnings=list(self.warnings),
-                    before_options=self.before_options, removed_options=list(self.removed_options),
-                    summary=self.summary())
-        return data
+        return {
+            "host": self.host, "bond": self.bond, "backend": self.backend, "monitor": asdict(self.monitor),
+            "before": self.before, "new_options": self.new_options, "before_options": self.before_options,
+            "removed_options": list(self.removed_options), "checkpoint_timeout": self.checkpoint_timeout,
+            "target": self.target, "warnings": list(self.warnings), "summary": self.summary(),
+            "steps": [s.to_dict() for s in self.steps], "fallback": [s.to_dict() for s in self.fallback],
+            "verify": [s.to_dict() for s in self.verify], "rollback": [s.to_dict() for s in self.rollback],
+            "persistence": self.persistence, "plan_hash": self.plan_hash, "plan": self.plan.to_dict(),
+        }
 
     def summary(self) -> str:
         return f"{self.host} {self.bond}: enable {self.monitor.describe()}"
@@ -143,8 +162,7 @@ class FixPlan:
             lines.append(f"  {self.state.ifupdown_file}: restored from its backup (first restore command)")
         if self.before_options is not None:
             lines.append(f"  bond.options before: {self.before_options}")
-        rt = self.before["runtime"]
-        lines.append("  runtime before: " + ", ".join(f"{k}={rt.get(k) or '-'}" for k in RUNTIME_KEYS))
+        lines.append("  runtime before: " + _runtime_before(self.before["runtime"]))
         if self.backend == "networkmanager":
             lines.append(f"  NetworkManager rolls back by itself if the change is not confirmed within "
                          f"{self.checkpoint_timeout} s (checkpoint).")
@@ -153,7 +171,7 @@ class FixPlan:
         return "\n".join(lines)
 
     def render_text(self) -> str:
-        """The plan as shown before approval: commands, verification, rollback, hash."""
+        """The plan as shown before approval: commands, verification, rollback, digest."""
         out = [f"Fix plan {self.plan_hash[:12]}: {self.summary()}"]
         if self.profile_shown():
             out.append(f"  NetworkManager profile: {self.profile_shown()}; commands name it by UUID")
@@ -177,19 +195,31 @@ class FixPlan:
             out.append("Persistence (for you to apply; not NetworkManager):")
             out += ["  " + ln for ln in self.persistence.strip().splitlines()]
         out.append(self.render_rollback())
-        if any(RUN_PLACEHOLDER in s.command for s in self.steps):
-            out.append(f"({RUN_PLACEHOLDER} is a fresh random id given when the plan runs; "
-                       f"{CHECKPOINT_PLACEHOLDER} is the path NetworkManager returns.)")
+        if self.backend == "networkmanager":
+            out.append(f"({CHECKPOINT_PLACEHOLDER} is the path NetworkManager returns when the checkpoint is "
+                       "created; the command is rendered from the same template with it.)")
         return "\n".join(out)
 
 
-def _hash(content: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def _fallback_for(name: str) -> str | None:
+    """The step that ``name`` stands in for when it fails (``fallback_for`` in remediation.yaml)."""
+    specs = step_spec("fix", name) if name else []
+    return next((str(s["fallback_for"]) for s in specs if s.get("fallback_for")), None)
+
+
+def _runtime_before(runtime: dict[str, str]) -> str:
+    return ", ".join(f"{k}={runtime.get(k) or '-'}" for k in RUNTIME_KEYS)
 
 
 def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str | None = None,
-                   checkpoint_timeout: int = 60) -> FixPlan:
-    """The plan for ``state`` (pure: no I/O). Raises :class:`PlanRefused` when it makes no sense."""
+                   checkpoint_timeout: int = 60, run_id: str | None = None) -> FixPlan:
+    """The plan for ``state`` (pure: no I/O). Raises :class:`PlanRefused` when it makes no sense.
+
+    The steps are remediation.yaml's ``fix:`` list for the backend that holds the bond; this
+    function only works out the values they are rendered with. ``run_id`` (hex) names the host's
+    undo unit and flag; a fresh random one when not given. Planning again with the same ``run_id``
+    on an unchanged host gives the same plan and digest (how an approval is re-checked).
+    """
     bond = validate_interface(state.bond, "bond")
     if not 10 <= checkpoint_timeout <= 600:
         raise RemediationError("checkpoint timeout must be 10-600 seconds")
@@ -200,6 +230,9 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         raise PlanRefused(f"{host} {bond}: ARP monitoring is already set this way; nothing to change")
     if not state.slaves:
         raise PlanRefused(f"{host} {bond}: the bond has no ports; a link monitor cannot help")
+    run_id = run_id or secrets.token_hex(4)
+    if not re.fullmatch(r"[0-9a-f]{4,32}", run_id):
+        raise RemediationError(f"invalid run id {run_id!r}: hex digits")
     warnings: list[str] = []
     if target is None:
         target = state.nm_gateway or state.route_gateway
@@ -210,28 +243,22 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
     if monitor.kind == "arp" and target not in monitor.arp_targets:
         warnings.append(f"the ARP targets do not include the verified target {target}")
 
-    steps: list[PlannedCommand] = []
-    fallback: list[PlannedCommand] = []
-    rollback: list[PlannedCommand] = []
-    verify: list[PlannedCommand] = [
-        PlannedCommand("the bonding driver reports the monitor and every port's MII status",
-                       render("read_state.proc", bond=bond)),
-        PlannedCommand("runtime values", render("read_state.sysfs", bond=bond)),
-    ]
-    persistence: str | None = None
-    ifupdown_changes: tuple[str, ...] = ()
     before_options = new_options = None
     removed: list[str] = []
+    ifupdown_changes: tuple[str, ...] = ()
     restore_runtime = runtime_restore_commands(bond, state.runtime)
-    flag = render("watchdog.flag", bond=bond)
-    unit = render("watchdog.unit", bond=bond)
-    watchdog = PlannedCommand(
-        f"arm the host's own undo: {checkpoint_timeout + WATCHDOG_GRACE} s from now it restores the runtime "
-        "values unless bondbot confirms",
-        sh_c(render("watchdog.arm", flag=flag, unit=unit,
-                    script=render("watchdog.script", delay=checkpoint_timeout + WATCHDOG_GRACE, flag=flag,
-                                  restore="; ".join(restore_runtime)))))
-    confirm = PlannedCommand("confirm: disarm the host's own undo", sh_c(render("watchdog.confirm", flag=flag, unit=unit)))
+    delay = checkpoint_timeout + WATCHDOG_GRACE
+    values: dict[str, Any] = {
+        "bond": bond, "timeout": checkpoint_timeout, "delay": delay, "target": target,
+        "count": remediation_spec()["defaults"]["verify_pings"],
+        "runtime_apply": runtime_apply_commands(bond, state.runtime, monitor),
+        "runtime_restore": restore_runtime,
+        "flag": render("watchdog.flag", bond=bond, run=run_id),
+        "unit": render("watchdog.unit", bond=bond, run=run_id),
+        "checkpoint": CHECKPOINT_PLACEHOLDER,
+    }
+    undo = list(restore_runtime)
+    conditions = {"systemd_run" if state.has_systemd_run else "no_systemd_run"}
 
     if state.managed_by_nm:
         backend: Literal["networkmanager", "ifupdown", "sysfs"] = "networkmanager"
@@ -243,94 +270,59 @@ def build_fix_plan(host: str, state: BondState, monitor: Monitor, *, target: str
         paths = [validate_dbus_path(p) for p in state.device_paths]
         if not paths:
             raise PlanRefused(f"{host} {bond}: NetworkManager did not name its device objects; cannot checkpoint")
-        steps.append(PlannedCommand(
-            f"NetworkManager checkpoint of {bond} and its ports; rolls back by itself after "
-            f"{checkpoint_timeout} s unless confirmed",
-            render("checkpoint.create", device_paths=paths, timeout=checkpoint_timeout)))
-        steps.append(watchdog)
-        profile = shown_name(state.nm_id or "")
-        steps.append(PlannedCommand(f"save the new options in the profile {profile} (keeps every other option)",
-                                    render("nm.modify", uuid=uuid, options=new_options)))
-        for cmd in runtime_apply_commands(bond, state.runtime, monitor):
-            steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
-        steps.append(PlannedCommand("NetworkManager applies the profile to the running bond without taking it down",
-                                    render("nm.reapply", bond=bond)))
-        script = render("nm.bounce_script", uuid=uuid)
-        bounce = (render("nm.bounce_systemd", unit=f"bondbot-bounce-{bond}", script=script) if state.has_systemd_run
-                  else sh_c(render("nm.bounce_nohup", script=script)))
-        fallback.append(PlannedCommand(
-            "the seed's down/up, detached on the host so a dropped SSH session cannot leave the bond down",
-            bounce))
-        verify.append(PlannedCommand(f"the profile {profile} has the new options",
-                                     f"nmcli -t connection show uuid {shlex.quote(uuid)}"))
+        values.update(uuid=uuid, options=new_options, options_before=before_options, device_paths=paths,
+                      profile=shown_name(state.nm_id or ""), bounce_unit=render("nm.bounce_unit", bond=bond),
+                      bounce_script=render("nm.bounce_script", uuid=uuid))
         if state.nm_file:
-            verify.append(PlannedCommand("the profile on disk has them (survives a reboot)",
-                                         render("read_state.persisted", filename=state.nm_file)))
-        steps.append(confirm)
-        steps.append(PlannedCommand("confirm: destroy the checkpoint (after verification passed)",
-                                    render("checkpoint.destroy", checkpoint=CHECKPOINT_PLACEHOLDER)))
-        rollback.append(PlannedCommand("NetworkManager restores profile and bond (while the checkpoint exists)",
-                                        render("checkpoint.rollback", checkpoint=CHECKPOINT_PLACEHOLDER)))
-        rollback.append(PlannedCommand(f"the options of the profile {profile} as before",
-                                       render("nm.modify", uuid=uuid, options=before_options)))
-        rollback.append(PlannedCommand("apply them to the running bond", render("nm.reapply", bond=bond)))
+            values["nm_file"] = state.nm_file
+            conditions.add("nm_file")
     elif state.managed_by_ifupdown and monitor.kind == "miimon":
         backend = "ifupdown"
         assert state.ifupdown_file is not None and state.ifupdown_text is not None and state.ifupdown_sha256
         filename = _validate_config_path(state.ifupdown_file)
         edit = set_mii_monitor(state.ifupdown_text, bond, monitor.miimon)
-        backup = f"/var/backups/bondbot/{filename.rsplit('/', 1)[1]}.{state.ifupdown_sha256[:12]}.bak"
-        tmp = f"/etc/network/.bondbot-{bond}.{state.ifupdown_sha256[:12]}.new"
-        file_undo = render("ifupdown.restore_if_backed_up", backup=backup, filename=filename)
-        watchdog = PlannedCommand(
-            watchdog.purpose + f" and {filename} from its backup",
-            sh_c(render("watchdog.arm", flag=flag, unit=unit,
-                        script=render("watchdog.script", delay=checkpoint_timeout + WATCHDOG_GRACE, flag=flag,
-                                      restore="; ".join([file_undo, *restore_runtime])))))
-        steps.append(watchdog)
-        steps.append(PlannedCommand(f"back up {filename} (outside /etc/network/interfaces.d/, which ifupdown reads)",
-                                    sh_c(render("ifupdown.backup", filename=filename, backup=backup))))
-        changes = "; ".join(edit.changes) or "no line changes"
-        steps.append(PlannedCommand(
-            f"persist the monitor in {filename}, every other line kept ({changes}); only if the file is "
-            "still what the plan read",
-            sh_c(render("ifupdown.write", filename=filename, sha256=state.ifupdown_sha256, tmp=tmp,
-                        content=edit.content))))
-        for cmd in runtime_apply_commands(bond, state.runtime, monitor):
-            steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
-        steps.append(confirm)
-        verify.append(PlannedCommand("ifupdown reads the new monitor from its configuration",
-                                     render("read_state.ifquery", bond=bond)))
-        verify.append(PlannedCommand(f"the monitor lines of {filename}",
-                                     render("ifupdown.check", filename=filename)))
-        rollback.append(PlannedCommand(f"{filename} as before, from the backup",
-                                       render("ifupdown.restore", backup=backup, filename=filename)))
+        backup = render("ifupdown.backup_path", filename=filename, sha256=state.ifupdown_sha256)
+        undo.insert(0, render("ifupdown.restore_if_backed_up", backup=backup, filename=filename))
+        values.update(filename=filename, backup=backup, sha256=state.ifupdown_sha256, content=edit.content,
+                      tmp=render("ifupdown.tmp_path", bond=bond, sha256=state.ifupdown_sha256),
+                      changes="; ".join(edit.changes) or "no line changes")
         ifupdown_changes = edit.changes
     else:
         backend = "sysfs"
-        steps.append(watchdog)
-        for cmd in runtime_apply_commands(bond, state.runtime, monitor):
-            steps.append(PlannedCommand("runtime change through the bonding driver (no outage)", cmd))
-        steps.append(confirm)
-        persistence = persistence_steps(state, monitor)
+        values["persistence"] = persistence_steps(state, monitor)
         if state.managed_by_ifupdown:
             warnings.append("bondbot persists only MII monitoring in ifupdown files; apply the ARP monitor "
                             "there by hand (steps below)")
         warnings.append("neither NetworkManager nor a file bondbot edits holds this bond: the runtime change "
                         "is lost at reboot unless the persistence steps below are applied")
-    for cmd in restore_runtime:
-        rollback.append(PlannedCommand("runtime values as before", cmd))
-    verify.append(PlannedCommand(f"the gateway {target} answers through {bond}",
-                                 render("verify.gateway", count=remediation_spec()["defaults"]["verify_pings"],
-                                        bond=bond, target=target)))
-    plan = FixPlan(
+    conditions.add(backend)
+    values["backend"] = backend
+    values["script"] = render("watchdog.script", delay=delay, flag=values["flag"],
+                              restore=render("shell.sequence", commands=undo))
+    steps = action_steps("fix", values, conditions)
+    params: list[tuple[str, str]] = [
+        ("backend", backend), ("monitor", monitor.describe()), ("target", target),
+        ("checkpoint_timeout", str(checkpoint_timeout)), ("run", run_id),
+        ("runtime_before", _runtime_before(state.fingerprint()["runtime"])),
+    ]
+    if backend == "networkmanager":
+        params += [("profile", f"{shown_name(state.nm_id or '')} (uuid {state.nm_uuid})"),
+                   ("bond_options_before", before_options or ""), ("bond_options_after", new_options or "")]
+    params += [("removed_option", r) for r in removed]
+    params += [("warning", w) for w in warnings]
+    params += [("ifupdown_change", c) for c in ifupdown_changes]
+    plan = Plan(
+        runbook="bonding", action="fix", host=host, subject=(("bond", bond),),
+        title=f"enable {monitor.describe()}", steps=steps, params=tuple(params),
+        context={"before": state.fingerprint(), "monitor": asdict(monitor), "backend": backend,
+                 "checkpoint_timeout": checkpoint_timeout, "target": target},
+    )
+    return FixPlan(
         host=host, bond=bond, backend=backend, monitor=monitor, before=state.fingerprint(),
         before_options=before_options, new_options=new_options, removed_options=tuple(removed),
-        steps=tuple(steps), fallback=tuple(fallback), verify=tuple(verify), rollback=tuple(rollback),
-        persistence=persistence, checkpoint_timeout=checkpoint_timeout, target=target,
-        warnings=tuple(warnings), state=state, ifupdown_changes=ifupdown_changes,
+        checkpoint_timeout=checkpoint_timeout, target=target, warnings=tuple(warnings), state=state,
+        plan=plan, ifupdown_changes=ifupdown_changes, run_id=run_id,
     )
-    return with_hash(plan)
 
 
 def shown_name(name: str) -> str:
@@ -348,12 +340,6 @@ def _validate_config_path(path: str) -> str:
     if not _CONFIG_PATH_RE.fullmatch(path) or "/../" in path or path.endswith("/.."):
         raise RemediationError(f"unexpected ifupdown file name {path!r}")
     return path
-
-
-def with_hash(plan: FixPlan) -> FixPlan:
-    from dataclasses import replace
-
-    return replace(plan, plan_hash=_hash(plan.hashed_content()))
 
 
 def persistence_steps(state: BondState, monitor: Monitor) -> str:
@@ -375,17 +361,20 @@ def persistence_steps(state: BondState, monitor: Monitor) -> str:
             runtime_opts[key] = runtime_opts[key].split()[0]
     merged, _ = merge_bond_options(runtime_opts, monitor)
     spaced = " ".join(f"{k}={v}" for k, v in merged.items())
-    text = render(f"persistence.{system}", bond=state.bond, monitor=monitor,
-                  other_monitor_present=other_present, options_spaced=spaced)
+    text = render_text(f"persistence.{system}", bond=state.bond, monitor=monitor,
+                       other_monitor_present=other_present, options_spaced=spaced)
     where = f" ({', '.join(files)})" if files else ""
     return f"[{system}{where}]\n{text}"
 
 
 async def plan_fix(session: Session, bond: str, monitor: Monitor | None = None, *, host: str | None = None,
-                   target: str | None = None, checkpoint_timeout: int | None = None) -> FixPlan:
-    """Read the host and build the plan that enables ``monitor`` (default: miimon=100)."""
+                   target: str | None = None, checkpoint_timeout: int | None = None,
+                   run_id: str | None = None) -> FixPlan:
+    """Read the host and build the plan that enables ``monitor`` (default: miimon=100).
+
+    ``run_id``: the one of a plan already shown, to plan again and compare digests."""
     monitor = monitor or Monitor.mii(remediation_spec()["defaults"]["miimon"])
     name = session_host_name(session, host)
     state = await read_bond_state(session, bond)
-    return build_fix_plan(name, state, monitor, target=target,
+    return build_fix_plan(name, state, monitor, target=target, run_id=run_id,
                           checkpoint_timeout=checkpoint_timeout or remediation_spec()["defaults"]["checkpoint_timeout_seconds"])

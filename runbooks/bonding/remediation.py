@@ -9,7 +9,8 @@ Public API (the CLI ``bondbot fix`` and the Slack bot's approval buttons call ex
     plan = await plan_fix(pool.session("web-01"), "bond0", monitor, host="web-01",
                           target=None, checkpoint_timeout=60)            # -> FixPlan (reads only)
     plan.render_text()    # exact commands, verification, rollback: show this before approval
-    plan.plan_hash        # what an approval refers to (sha256 of host state + commands)
+    plan.plan             # the runbooks.plan.Plan: every step (role, purpose, command) shown and run
+    plan.plan_hash        # == plan.plan.digest: what an approval refers to
     plan.to_json()        # for Block Kit / logs
     result = await apply_fix(plan, pool=pool, actor="slack:U123", incident_store=store,
                              incident_id="INC-...", approved_hash=clicked_hash)  # -> FixResult
@@ -99,10 +100,8 @@ from runbooks.bonding.bond_state import BondState, fingerprint_differences, read
 from runbooks.bonding.fix_apply import COMMAND_TIMEOUT, FixResult, apply_fix
 from runbooks.bonding.fix_plan import (
     CHECKPOINT_PLACEHOLDER,
-    RUN_PLACEHOLDER,
     WATCHDOG_GRACE,
     FixPlan,
-    PlannedCommand,
     build_fix_plan,
     persistence_steps,
     plan_fix,
@@ -112,7 +111,6 @@ from runbooks.bonding.records import Check, IncidentRecorder, StepRecord
 __all__ = [
     "Monitor",
     "BondState",
-    "PlannedCommand",
     "FixPlan",
     "Check",
     "StepRecord",

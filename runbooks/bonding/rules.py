@@ -12,7 +12,6 @@ reminders, what could not be checked). Codes are stable: add new ones, never ren
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,22 +95,20 @@ def _fix_facts(ctx: TriageContext) -> dict[str, Any]:
         options.pop(arp_key, None)  # miimon and arp_interval are mutually exclusive
     options["miimon"] = "100"
     opts = ",".join(f"{k}={v}" for k, v in options.items())
+    from runbooks.bonding.bond_options import render
+
     name = ctx.nmcli.id if ctx.nmcli is not None and ctx.nmcli.id else None
+    commands: list[str] = []
     if name is not None:
-        conn = shlex.quote(name)
-        commands = [
-            f"nmcli con modify {conn} bond.options {shlex.quote(opts)}",
-            f"nmcli con down {conn} && nmcli con up {conn}",
-        ]
+        commands = [render("finding.nm_modify", profile_name=name, options_text=opts),
+                    render("finding.nm_bounce", profile_name=name)]
     else:
-        sysfs = shlex.quote(f"/sys/class/net/{ctx.bond}/bonding")
-        commands = []
         if ctx.arp_interval:
-            commands.append(f"echo 0 > {sysfs}/arp_interval")
-        commands.append(f"echo 100 > {sysfs}/miimon")
+            commands.append(render("finding.sysfs_arp_off", bond_name=ctx.bond))
+        commands.append(render("finding.sysfs_miimon", bond_name=ctx.bond))
     return {
         "connection": name,
-        "connection_q": shlex.quote(name) if name is not None else None,
+        "connection_q": render("finding.profile_word", profile_name=name) if name is not None else None,
         "fix_options": opts,
         "fix_commands": commands,
     }

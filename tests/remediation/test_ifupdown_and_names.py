@@ -94,7 +94,7 @@ def ifupdown_state(text: str = INTERFACES, filename: str = "/etc/network/interfa
 
 
 def test_ifupdown_plan_backs_up_then_writes_checked_then_runtime_and_verifies_with_ifquery() -> None:
-    plan = build_fix_plan("edge-07", ifupdown_state(), Monitor.mii(100))
+    plan = build_fix_plan("edge-07", ifupdown_state(), Monitor.mii(100), run_id="0a1b2c3d")
     assert plan.backend == "ifupdown" and plan.persistence is None
     purposes = [s.purpose for s in plan.steps]
     assert purposes[0].startswith("arm the host's own undo") and "from its backup" in purposes[0]
@@ -115,7 +115,7 @@ def test_ifupdown_plan_backs_up_then_writes_checked_then_runtime_and_verifies_wi
     text = plan.render_text()
     assert "Persisted by bondbot in /etc/network/interfaces" in text and "bond-miimon 0 -> bond-miimon 100" in text
     # Planned twice from the same state: the same plan (the bot re-plans at click time).
-    assert build_fix_plan("edge-07", ifupdown_state(), Monitor.mii(100)).plan_hash == plan.plan_hash
+    assert build_fix_plan("edge-07", ifupdown_state(), Monitor.mii(100), run_id="0a1b2c3d").plan_hash == plan.plan_hash
 
 
 def test_ifupdown_write_command_run_by_a_real_shell(tmp_path: Path) -> None:

@@ -103,23 +103,24 @@ def test_arp_needs_a_target() -> None:
 
 
 def test_nm_plan_commands_in_order_and_quoted() -> None:
-    plan = build_fix_plan("web-01", incident_state(), Monitor.mii(100))
+    plan = build_fix_plan("web-01", incident_state(), Monitor.mii(100), run_id="0a1b2c3d")
     cmds = [s.command for s in plan.steps]
     assert "CheckpointCreate aouu 3 /org/freedesktop/NetworkManager/Devices/4" in cmds[0] and cmds[0].endswith(" 60 0")
     # The host's own undo is armed before anything changes: 60 s + grace, the note's runtime commands.
     armed = shlex.split(shlex.split(cmds[1])[2])
-    assert armed[:3] == ["rm", "-f", "/run/bondbot-fix-bond0-<run>.confirmed;"]
-    assert "--unit=bondbot-undo-bond0-<run>" in armed
+    # The run id is fixed when the plan is made: shown, hashed and run as it is.
+    assert armed[:3] == ["rm", "-f", "/run/bondbot-fix-bond0-0a1b2c3d.confirmed;"]
+    assert "--unit=bondbot-undo-bond0-0a1b2c3d" in armed
     undo = armed[armed.index("/bin/sh") + 2]
-    assert undo.startswith("sleep 68; if [ -e '/run/bondbot-fix-bond0-<run>.confirmed' ]")
+    assert undo.startswith("sleep 68; if [ -e /run/bondbot-fix-bond0-0a1b2c3d.confirmed ]")
     assert "echo 0 > /sys/class/net/bond0/bonding/miimon" in cmds[1]
     # The profile change comes before the runtime change: the checkpoint then always reactivates.
     assert cmds[2] == (f"nmcli connection modify uuid {UUID} bond.options "
                        "mode=active-backup,miimon=100,primary=eno1,xmit_hash_policy=layer2")
     assert cmds[3] == "sh -c 'echo 100 > /sys/class/net/bond0/bonding/miimon'"
     assert cmds[4] == "nmcli device reapply bond0"
-    assert shlex.split(cmds[5])[2] == ("touch '/run/bondbot-fix-bond0-<run>.confirmed'; "
-                                       "systemctl stop 'bondbot-undo-bond0-<run>'.service 2>/dev/null; true")
+    assert shlex.split(cmds[5])[2] == ("touch /run/bondbot-fix-bond0-0a1b2c3d.confirmed; "
+                                       "systemctl stop bondbot-undo-bond0-0a1b2c3d.service 2>/dev/null; true")
     assert "CheckpointDestroy" in cmds[6] and len(cmds) == 7
     assert plan.new_options == "mode=active-backup,miimon=100,primary=eno1,xmit_hash_policy=layer2"
     assert plan.target == "10.20.0.1"
@@ -141,10 +142,31 @@ def test_rollback_note_has_options_runtime_and_exact_restore_commands() -> None:
 
 
 def test_plan_hash_is_stable_and_changes_with_the_plan() -> None:
-    a = build_fix_plan("web-01", incident_state(), Monitor.mii(100))
-    b = build_fix_plan("web-01", incident_state(), Monitor.mii(100))
-    c = build_fix_plan("web-01", incident_state(), Monitor.mii(200))
+    a = build_fix_plan("web-01", incident_state(), Monitor.mii(100), run_id="0a1b2c3d")
+    b = build_fix_plan("web-01", incident_state(), Monitor.mii(100), run_id="0a1b2c3d")
+    c = build_fix_plan("web-01", incident_state(), Monitor.mii(200), run_id="0a1b2c3d")
     assert a.plan_hash == b.plan_hash != c.plan_hash and len(a.plan_hash) == 64
+    # One hash: the Plan's digest. Another run id (a new plan) is another digest.
+    assert a.plan_hash == a.plan.digest
+    assert build_fix_plan("web-01", incident_state(), Monitor.mii(100)).plan_hash != a.plan_hash
+    # The state shown with the plan is hashed with it: another runtime value before, another plan.
+    changed = incident_state(runtime={**parse_sysfs_bonding(SYSFS), "updelay": "200"})
+    assert build_fix_plan("web-01", changed, Monitor.mii(100), run_id="0a1b2c3d").plan_hash != a.plan_hash
+
+
+def test_fix_plan_is_a_plan_with_roles_from_the_yaml() -> None:
+    plan = build_fix_plan("web-01", incident_state(), Monitor.mii(100), run_id="0a1b2c3d")
+    p = plan.plan
+    assert (p.runbook, p.action, p.host, p.subject) == ("bonding", "fix", "web-01", (("bond", "bond0"),))
+    assert [s.name for s in p.steps_for("checkpoint")] == ["checkpoint", "watchdog"]
+    assert [s.name for s in p.steps_for("confirm")] == ["disarm", "checkpoint_destroy"]
+    assert [s.name for s in p.steps_for("verify")] == ["proc", "sysfs", "profile", "persisted", "gateway"]
+    assert [s.name for s in p.steps_for("rollback")][:3] == ["checkpoint_rollback", "nm_restore", "nm_restore_reapply"]
+    assert [s.name for s in plan.fallback] == ["bounce"]
+    assert p.param("run") == "0a1b2c3d" and p.param("backend") == "networkmanager"
+    # What the views show is exactly what the Plan holds.
+    assert [s.command for s in plan.steps] == [s.command for s in p.steps_for("checkpoint", "change", "confirm")
+                                               if s.name != "bounce"]
 
 
 def test_profile_values_with_shell_characters_are_refused() -> None:
