@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -40,7 +41,7 @@ class Status(str, enum.Enum):
     CLOSED = "closed"
 
 
-#: Allowed status changes. ``closed`` is final: a new problem on the same bond is a new incident.
+#: Allowed status changes. ``closed`` is final: a new problem on the same subject is a new incident.
 #: Any incident not closed can be interrupted; an interrupted one goes on once the work is re-run
 #: (or a result that arrived late is recorded).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -61,7 +62,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 class EventKind(str, enum.Enum):
     """What an event records. Payload conventions (keys) are documented in the README."""
 
-    OPENED = "opened"  # first event: host, bond, requester, channel
+    OPENED = "opened"  # first event: host, runbook, subject, requester, channel (before 0003: bond)
     TRIAGE_STEP = "triage_step"
     FINDING = "finding"
     DIAGNOSIS = "diagnosis"
@@ -91,23 +92,41 @@ WORK_KINDS: frozenset[str] = frozenset({"triage", "fix", "failover_test"})
 
 @dataclass(frozen=True)
 class Incident:
-    """One incident: a bond on a host, who asked, and where it stands."""
+    """One incident: a runbook's subject on a host (bonding: one bond), who asked, and where it stands.
+
+    ``subject`` is what the runbook's triage is about, as the runbook names it (``{"bond": "bond1"}``;
+    empty for a runbook about the host itself); ``bond`` reads ``subject["bond"]`` for the bonding
+    runbook's callers (None for other runbooks).
+    """
 
     id: str
     host: str
-    bond: str
-    requester: str
-    channel: str
-    status: Status
-    root_cause: str | None
-    created_at: str  # UTC, ISO 8601 with milliseconds, e.g. 2025-01-31T09:15:02.123Z
-    head_seq: int
-    head_hash: str
+    runbook: str
+    subject: Mapping[str, str] = field(hash=False)
+    requester: str = ""
+    channel: str = ""
+    status: Status = Status.OPEN
+    root_cause: str | None = None
+    created_at: str = ""  # UTC, ISO 8601 with milliseconds, e.g. 2025-01-31T09:15:02.123Z
+    head_seq: int = 0
+    head_hash: str = ""
+
+    @property
+    def bond(self) -> str | None:
+        """``subject["bond"]`` (bonding runbook callers): read-only."""
+        return self.subject.get("bond")
+
+    @property
+    def about(self) -> str:
+        """The subject in words (``bond0``), or the runbook's name for a host-level runbook."""
+        return " ".join(self.subject.values()) or self.runbook
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "host": self.host,
+            "runbook": self.runbook,
+            "subject": dict(self.subject),
             "bond": self.bond,
             "requester": self.requester,
             "channel": self.channel,

@@ -65,7 +65,8 @@ __all__ = ["IncidentStore", "Snapshot", "ExportedDocument", "utc_now"]
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _ID_RE = re.compile(r"^INC-[0-9A-HJKMNP-TV-Z]{4,8}$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._:-]*[A-Za-z0-9])?$")
-_BOND_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+_RUNBOOK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PARAM_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _PLAN_HASH_RE = re.compile(r"^[0-9a-f]{16,128}$")
 _MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 _BUSY_TIMEOUT_S = 30.0
@@ -261,18 +262,31 @@ class IncidentStore:
 
     # ----------------------------------------------------------------- incidents
 
-    def create_incident(self, *, host: str, bond: str, requester: str, channel: str) -> Incident:
-        """Open a new incident; its first event (``opened``) records who asked, where, about what."""
+    def create_incident(self, *, host: str, requester: str, channel: str, runbook: str = "bonding",
+                        subject: Mapping[str, str] | None = None, bond: str | None = None) -> Incident:
+        """Open a new incident; its first event (``opened``) records who asked, where, about what.
+
+        ``runbook`` names the runbook and ``subject`` what its triage is about (``{"bond": "bond1"}``;
+        ``{}`` for a runbook about the host itself). ``bond=`` is ``subject={"bond": bond}`` for the
+        bonding runbook's callers. The store checks the shape (plain names, printable values); each
+        value's type is the runbook engine's to check, before anything reaches a host.
+        """
         from sqlalchemy.exc import IntegrityError
 
         from incidents.tables import incidents
 
         if not isinstance(host, str) or not _HOST_RE.match(host):
             raise InvalidInput(f"host must be a host name or address, got {host!r}")
-        if not isinstance(bond, str) or not _BOND_RE.match(bond):
-            raise InvalidInput(f"bond must be an interface name (1-15 characters, no '/' or spaces), got {bond!r}")
+        if bond is not None:
+            if subject is not None:
+                raise InvalidInput("give the subject or bond=, not both")
+            subject = {"bond": bond}
+        if not isinstance(runbook, str) or not _RUNBOOK_RE.match(runbook):
+            raise InvalidInput(f"runbook must be a runbook name (letters, digits, '_', '.', '-'), got {runbook!r}")
+        subject = _subject(subject if subject is not None else {})
         _text("requester", requester)
         _text("channel", channel)
+        subject_text = canonical_json(subject)
         for attempt in range(8):
             incident_id = "INC-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(4 if attempt < 4 else 6))
             now = utc_now()
@@ -280,7 +294,8 @@ class IncidentStore:
                 with self._write() as conn:
                     conn.execute(
                         incidents.insert().values(
-                            id=incident_id, host=host, bond=bond, requester=requester, channel=channel,
+                            id=incident_id, host=host, runbook=runbook, subject=subject_text,
+                            requester=requester, channel=channel,
                             status=Status.OPEN.value, root_cause=None, created_at=now, updated_at=now,
                             head_seq=0, head_hash=GENESIS,
                         )
@@ -288,7 +303,8 @@ class IncidentStore:
                     row = self._lock(conn, incident_id)
                     self._append_locked(
                         conn, row, actor=requester, kind=EventKind.OPENED,
-                        payload={"host": host, "bond": bond, "requester": requester, "channel": channel},
+                        payload={"host": host, "runbook": runbook, "subject": subject, "requester": requester,
+                                 "channel": channel},
                     )
             except IntegrityError:
                 continue  # the id was taken by another incident: draw again
@@ -750,9 +766,14 @@ def _cross_check(inc: Row[Any], evs: list[Event], appr: list[Row[Any]]) -> Break
     opened = evs[0]
     if opened.kind != EventKind.OPENED.value:
         return Break(1, f"the first event is {opened.kind!r}, not 'opened'")
-    for field in ("host", "bond", "requester", "channel"):
+    for field in ("host", "requester", "channel"):
         if opened.payload.get(field) != getattr(inc, field):
             return Break(1, f"the incident's {field} ({getattr(inc, field)!r}) differs from the opened event's")
+    runbook, subject = _opened_subject(opened.payload)
+    if runbook != inc.runbook:
+        return Break(1, f"the incident's runbook ({inc.runbook!r}) differs from the opened event's")
+    if subject != _parse_payload(inc.subject):
+        return Break(1, f"the incident's subject ({inc.subject}) differs from the opened event's")
     status, status_seq = Status.OPEN.value, 1
     root_cause, root_seq = None, 1
     for ev in evs:
@@ -775,9 +796,29 @@ def _cross_check(inc: Row[Any], evs: list[Event], appr: list[Row[Any]]) -> Break
     return None
 
 
+def _opened_subject(payload: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(runbook, subject) an ``opened`` event records. Before migration 0003 every incident was a
+    bonding incident and its event says ``bond``: that is the subject ``{"bond": ...}``."""
+    if "subject" in payload:
+        return payload.get("runbook"), payload.get("subject")
+    return "bonding", {"bond": payload.get("bond")}
+
+
+def _subject(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping) or len(value) > 8:
+        raise InvalidInput(f"subject must be an object of at most 8 parameter -> value, got {value!r}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _PARAM_RE.match(key):
+            raise InvalidInput(f"subject parameter names are lower-case words, got {key!r}")
+        out[key] = _text(f"subject {key}", item, max_len=255)
+    return out
+
+
 def _incident(row: Row[Any]) -> Incident:
     return Incident(
-        id=row.id, host=row.host, bond=row.bond, requester=row.requester, channel=row.channel,
+        id=row.id, host=row.host, runbook=row.runbook, subject=_parse_payload(row.subject),
+        requester=row.requester, channel=row.channel,
         status=Status(row.status), root_cause=row.root_cause, created_at=row.created_at,
         head_seq=row.head_seq, head_hash=row.head_hash,
     )

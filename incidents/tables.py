@@ -34,7 +34,8 @@ incidents = Table(
     metadata,
     Column("id", String(16), primary_key=True),
     Column("host", String(255), nullable=False),
-    Column("bond", String(32), nullable=False),
+    Column("runbook", String(64), nullable=False),  # migration 0003 (was: bond)
+    Column("subject", Text, nullable=False),  # canonical JSON object, e.g. {"bond":"bond1"}
     Column("requester", String(200), nullable=False),
     Column("channel", String(200), nullable=False),
     Column("status", String(16), nullable=False),

@@ -1,54 +1,87 @@
-"""The runbook engine: load a runbook, render its commands safely, run the triage over SSH.
+"""The runbook engine: load any runbook, render its commands safely, run its triage over SSH.
 
-It knows nothing of Slack: ``bondbot triage``, ``bondbot audit`` and the bot all call
-``run_host_triage`` (every bond of a host, or the one named) or ``run_triage`` (exactly one bond)
-and show their ``HostTriage`` / ``TriageResult``. The host is read first (its bonds, their ports,
-NetworkManager's profiles: ``discover:`` in the runbook); no bond is ever assumed. A failing step
-(not privileged, a timeout, output that does not parse) is recorded and the triage goes on; the
-diagnosis sees what could not be checked in ``TriageOutputs.failed_steps`` and calls the bond
-*inconclusive* instead of concluding from silence.
+It knows no runbook in particular and nothing of Slack: ``bondbot triage``, ``bondbot audit`` and the
+bot all call ``run_host_triage`` (every subject of a host, or the one named) or ``run_triage``
+(exactly one subject) and show their ``HostTriage`` / ``TriageResult``. Everything about what is
+triaged comes from the runbook's YAML (see ``load_runbook``): its parameters and which of them name
+the *subject* (bonding: ``bond``), the host-level reads that discover the subjects (bonding: the
+host's bonds, then each bond's ports), the steps and the output slot each fills, the Python
+callables (``module:function``, next to the runbook) that read discovery output, find per-step
+values or run a step that needs more than one command, the diagnosis, and the actions.
+
+A failing step (not privileged, a timeout, output that does not parse) is recorded and the triage
+goes on; the diagnosis sees what could not be checked in ``outputs.failed_steps`` and calls the
+subject *inconclusive* instead of concluding from silence. Nothing is ever guessed: a subject the
+host does not have is an error that lists what it has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbooks.bonding.outputs import SourceOutput, TriageOutputs
 from runbooks.findings import Diagnosis
-from runbooks.validation import InvalidValue, validate_interface_name, validator_for
+from runbooks.outputs import SourceOutput, StepOutputs
+from runbooks.validation import InvalidValue
 from ssh_exec import CommandResult, Host, HostSession, SshPool
 
 __all__ = [
-    "RunbookError",
-    "BondSelectionError",
-    "BondNotFound",
-    "Param",
-    "DiscoverStep",
-    "Step",
-    "Runbook",
-    "StepRecord",
-    "StepEvent",
-    "TriageResult",
-    "HostTriage",
+    "BONDING_RUNBOOK",
+    "DEFAULT_RUNBOOK",
     "NO_BOND",
+    "NO_SUBJECT",
+    "Action",
+    "BondNotFound",
+    "BondSelectionError",
+    "DiscoverStep",
+    "HostTriage",
+    "Param",
+    "Read",
+    "Runbook",
+    "RunbookError",
+    "Skip",
+    "SourceOutput",
+    "Step",
+    "StepEvent",
+    "StepOutputs",
+    "StepRecord",
+    "SubjectContext",
+    "SubjectList",
+    "SubjectNotFound",
+    "SubjectSelectionError",
+    "SubjectSpec",
+    "TriageResult",
     "bonds_text",
+    "builtin_runbooks",
+    "discover_bonds",
+    "discover_subjects",
+    "find_runbook",
     "load_runbook",
     "render_command",
     "resolve_bond",
-    "discover_bonds",
+    "resolve_subject",
     "run_host_triage",
     "run_triage",
-    "BONDING_RUNBOOK",
+    "subjects_text",
 ]
 
-BONDING_RUNBOOK = Path(__file__).parent / "bonding" / "runbook.yaml"
-_OUTPUT_FIELDS = {"proc_bonding", "ip_details_json", "ip_link", "ethtool", "nmcli"}
-_PER_SLAVE_FIELDS = {"ip_link", "ethtool"}
+#: Where the built-in runbooks live: ``runbooks/<name>/runbook.yaml``.
+BUILTIN_DIR = Path(__file__).parent
+DEFAULT_RUNBOOK = "bonding"
+#: The built-in bonding runbook's file (kept for callers that load it by path).
+BONDING_RUNBOOK = BUILTIN_DIR / "bonding" / "runbook.yaml"
+#: Keys a triage result's JSON uses itself: a subject parameter may not be named like one.
+_RESERVED_NAMES = {"host", "runbook", "subject", "verdict", "duration", "diagnosis", "diagnosis_error",
+                   "failed_steps", "not_applicable", "steps", "error", "results", "discovery", "step",
+                   "command", "status", "reason", "sent", "exit_status", "stderr", "truncated", "timed_out"}
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class RunbookError(Exception):
@@ -57,35 +90,73 @@ class RunbookError(Exception):
 
 @dataclass(frozen=True)
 class Param:
+    """A value a command may hold. ``values`` (``module:function``): how the values of a
+    ``for_each`` parameter are found at run time (an async callable given a ``SubjectContext``)."""
+
     name: str
     type: str
     default: Any = None
     description: str = ""
+    values: str | None = None
 
 
 @dataclass(frozen=True)
 class DiscoverStep:
-    """A host-level read with no values in it (the bonds, their ports, NetworkManager's profiles):
-    run once per host, before or beside the per-bond steps."""
+    """A host-level read with no values in it, run once per host before or beside the subjects'
+    steps. ``read`` (``module:function``) turns its ``CommandResult`` into a :class:`Read`."""
 
     name: str
     command: str
     title: str = ""
     timeout: float | None = None
+    read: str | None = None
 
 
 @dataclass(frozen=True)
 class Step:
+    """One triage step. ``output`` is the slot its stdout is filed in (``outputs:`` in the
+    runbook); a ``for_each`` step runs once per value of that parameter; a step with ``run``
+    (``module:function``) is carried out by that async callable (it may run several commands:
+    bonding's profile read tries the active profile, then candidates by UUID)."""
+
     name: str
     command: str  # jinja2 template
     output: str
     title: str = ""
     for_each: str | None = None
-    needs: str | None = None  # a discovered value the step is rendered with (nm_uuid); skipped without it
+    needs: str | None = None  # a value the step's command is rendered with, found by its ``run``
+    run: str | None = None
     privileged: bool = False
     unprivileged: str = ""
     privileged_when: str | None = None  # regex on stdout: privilege matters only if it matches
     timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """What one triage is about. ``params``: the subject parameter(s) (bonding: ``("bond",)``;
+    none: the host itself). ``discover``: the discover step whose read lists the subjects (its
+    :class:`Read` value has ``names``, ``error`` and ``why_none``, like :class:`SubjectList`)."""
+
+    params: tuple[str, ...] = ()
+    discover: str | None = None
+    noun: str = ""
+    plural: str = ""
+
+    @property
+    def param(self) -> str | None:
+        return self.params[0] if self.params else None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change the runbook offers (the fix, a test): ``plan`` builds its Plan (``module:function``)."""
+
+    name: str
+    title: str = ""
+    plan: str | None = None
+    run: str | None = None
+    spec: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,9 +165,14 @@ class Runbook:
     title: str
     parameters: dict[str, Param]
     triage: tuple[Step, ...]
-    slaves_from: str
-    actions: dict[str, Any] = field(default_factory=dict)
+    subject: SubjectSpec = field(default_factory=SubjectSpec)
+    actions: dict[str, Action] = field(default_factory=dict)
     discover: tuple[DiscoverStep, ...] = ()
+    outputs: Mapping[str, str] = field(default_factory=dict)  # slot -> "one" | "each"
+    outputs_type: str | None = None  # module:Class built with the subject's values as keywords
+    diagnosis: str | None = None  # module:function, outputs -> Diagnosis
+    path: Path | None = None
+    description: str = ""
 
     def discover_step(self, name: str) -> DiscoverStep:
         for s in self.discover:
@@ -110,9 +186,146 @@ class Runbook:
                 return s
         raise KeyError(name)
 
+    def callable(self, ref: str) -> Callable[..., Any]:
+        """The Python object a ``module:function`` reference names (imported on first use)."""
+        return _resolve(ref, self.path)
 
-def load_runbook(path: Path = BONDING_RUNBOOK) -> Runbook:
-    """Read and check a runbook YAML: unknown keys, types and output fields are errors here."""
+    def new_outputs(self, subject: Mapping[str, str]) -> Any:
+        if self.outputs_type:
+            return self.callable(self.outputs_type)(**subject)
+        return StepOutputs(subject=dict(subject), slots={k: ({} if v == "each" else None) for k, v in self.outputs.items()})
+
+    def subject_of(self, value: str | None) -> dict[str, str]:
+        """``{"bond": value}`` for a one-parameter subject; ``{}`` for a host-level runbook."""
+        p = self.subject.param
+        return {p: value} if p is not None and value is not None else {}
+
+
+def _resolve(ref: str, base: Path | None) -> Any:
+    """``pkg.module:attr``; a runbook outside the package may name a module beside its YAML."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise RunbookError(f"{ref!r} is not a module:function reference")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        if base is None:
+            raise RunbookError(f"cannot import {module_name!r} (named in the runbook)") from None
+        module = _import_beside(module_name, base.parent)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise RunbookError(f"{module_name} has no {attr!r} (named in the runbook)") from None
+
+
+def _import_beside(module_name: str, folder: Path) -> Any:
+    """Import ``module_name`` from the runbook's own folder (a runbook kept outside the package)."""
+    import importlib.util
+
+    key = f"_bondbot_runbook_{abs(hash(str(folder)))}_{module_name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    candidate = folder / (module_name.replace(".", "/") + ".py")
+    if not candidate.is_file():
+        raise RunbookError(f"cannot import {module_name!r}: not installed and no {candidate}")
+    spec = importlib.util.spec_from_file_location(key, candidate)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+def builtin_runbooks() -> dict[str, Path]:
+    """The runbooks shipped in the package: ``runbooks/<name>/runbook.yaml`` by folder name."""
+    return {p.parent.name: p for p in sorted(BUILTIN_DIR.glob("*/runbook.yaml"))}
+
+
+def _registry(extra: str | None = None) -> dict[str, Path]:
+    """Built-in runbooks, then those in ``BONDBOT_RUNBOOKS`` (``os.pathsep``-separated runbook
+    files or folders holding ``<name>/runbook.yaml`` or ``runbook.yaml``), then ``extra``."""
+    import os
+
+    found = builtin_runbooks()
+    for entry in filter(None, ((os.environ.get("BONDBOT_RUNBOOKS") or "") + os.pathsep + (extra or "")).split(os.pathsep)):
+        p = Path(os.path.expanduser(entry))
+        if p.is_file():
+            found[_name_in(p)] = p
+        elif (p / "runbook.yaml").is_file():
+            found[_name_in(p / "runbook.yaml")] = p / "runbook.yaml"
+        elif p.is_dir():
+            for f in sorted(p.glob("*/runbook.yaml")):
+                found[_name_in(f)] = f
+    return found
+
+
+def _name_in(path: Path) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return path.parent.name
+    return str(data.get("name")) if isinstance(data, dict) and data.get("name") else path.parent.name
+
+
+def find_runbook(name_or_path: str | Path | None = None, *, search: str | None = None) -> Path:
+    """The runbook file for a name (built-in, ``BONDBOT_RUNBOOKS``, ``search``) or a path to a
+    runbook file or to a folder holding ``runbook.yaml``. Unknown: ``RunbookError`` listing the names."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_RUNBOOK
+    text = str(name_or_path)
+    p = Path(text).expanduser()
+    if "/" in text or text.endswith((".yaml", ".yml")) or isinstance(name_or_path, Path):
+        if p.is_dir():
+            p = p / "runbook.yaml"
+        if not p.is_file():
+            raise RunbookError(f"no runbook file {p}")
+        return p
+    known = _registry(search)
+    if text not in known:
+        raise RunbookError(f"unknown runbook {text!r}; known: {', '.join(sorted(known)) or 'none'} "
+                           f"(or give a path; more with BONDBOT_RUNBOOKS)")
+    return known[text]
+
+
+_LOADED: dict[tuple[str, float], Runbook] = {}
+
+
+def load_runbook(path: str | Path | None = None) -> Runbook:
+    """Read and check a runbook (a name, a path, or the default): unknown keys, types, slots and
+    references are errors here, not at run time."""
+    p = find_runbook(path)
+    try:
+        key = (str(p.resolve()), p.stat().st_mtime)
+    except OSError as exc:
+        raise RunbookError(f"cannot read runbook {p}: {exc}") from None
+    if key not in _LOADED:
+        _LOADED[key] = _load(p)
+    return _LOADED[key]
+
+
+def _keys(where: str, spec: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = set(spec) - allowed
+    if extra:
+        raise RunbookError(f"{where}: unknown key(s) {sorted(extra)}")
+
+
+def _check_type(where: str, type_name: str) -> None:
+    from runbooks.render import TemplateError, validate_value
+
+    try:
+        validate_value(type_name, object())
+    except TemplateError as exc:
+        raise RunbookError(f"{where}: {exc}") from None
+    except (InvalidValue, TypeError, ValueError):  # a known type refusing the probe value: as it should
+        return
+
+
+def _load(path: Path) -> Runbook:
     import yaml
 
     try:
@@ -121,17 +334,44 @@ def load_runbook(path: Path = BONDING_RUNBOOK) -> Runbook:
         raise RunbookError(f"cannot read runbook {path}: {exc}") from None
     if not isinstance(data, dict):
         raise RunbookError(f"{path}: expected a mapping")
+    _keys(str(path), data, {"version", "name", "title", "description", "subject", "parameters", "discover",
+                            "outputs", "triage", "diagnosis", "actions"})
     params: dict[str, Param] = {}
     for pname, spec in (data.get("parameters") or {}).items():
-        validator_for(spec["type"])  # unknown type: error now, not at run time
-        params[pname] = Param(pname, spec["type"], spec.get("default"), spec.get("description", ""))
+        _keys(f"{path}: parameter {pname!r}", spec, {"type", "default", "description", "values"})
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise RunbookError(f"{path}: parameter {pname!r} needs a type")
+        _check_type(f"{path}: parameter {pname!r}", str(spec["type"]))  # unknown type: error now
+        params[pname] = Param(pname, spec["type"], spec.get("default"), spec.get("description", ""), spec.get("values"))
+
+    subject_raw = data.get("subject") or {}
+    if isinstance(subject_raw, list):
+        subject_raw = {"params": subject_raw}
+    _keys(f"{path}: subject", subject_raw, {"params", "discover", "noun", "plural"})
+    subject_params = tuple(subject_raw.get("params") or ())
+    if len(subject_params) > 1:
+        raise RunbookError(f"{path}: subject: at most one subject parameter is supported, got {list(subject_params)}")
+    for sp in subject_params:
+        if sp not in params:
+            raise RunbookError(f"{path}: subject parameter {sp!r} is not a declared parameter")
+        if sp in _RESERVED_NAMES or not _NAME_RE.match(sp):
+            raise RunbookError(f"{path}: subject parameter {sp!r} clashes with a result field or is not a plain name")
+    noun = str(subject_raw.get("noun") or (subject_params[0] if subject_params else ""))
+    subject = SubjectSpec(subject_params, subject_raw.get("discover"), noun,
+                          str(subject_raw.get("plural") or (noun + "s" if noun else "")))
+
+    outputs_raw = data.get("outputs") or {}
+    _keys(f"{path}: outputs", outputs_raw, {"type", "slots"})
+    slots = {str(k): str(v) for k, v in (outputs_raw.get("slots") or {}).items()}
+    for slot, kind in slots.items():
+        if kind not in ("one", "each"):
+            raise RunbookError(f"{path}: outputs.slots.{slot}: 'one' or 'each', got {kind!r}")
+
     steps: list[Step] = []
-    allowed = {"name", "title", "command", "output", "for_each", "needs", "privileged", "unprivileged",
+    allowed = {"name", "title", "command", "output", "for_each", "needs", "run", "privileged", "unprivileged",
                "privileged_when", "timeout"}
     for raw in data.get("triage") or []:
-        extra = set(raw) - allowed
-        if extra:
-            raise RunbookError(f"{path}: step {raw.get('name')!r}: unknown key(s) {sorted(extra)}")
+        _keys(f"{path}: step {raw.get('name')!r}", raw, allowed)
         step = Step(
             name=raw["name"],
             command=raw["command"],
@@ -139,46 +379,66 @@ def load_runbook(path: Path = BONDING_RUNBOOK) -> Runbook:
             title=raw.get("title", ""),
             for_each=raw.get("for_each"),
             needs=raw.get("needs"),
+            run=raw.get("run"),
             privileged=bool(raw.get("privileged", False)),
             unprivileged=" ".join(str(raw.get("unprivileged", "")).split()),
             privileged_when=raw.get("privileged_when"),
             timeout=raw.get("timeout"),
         )
-        if step.output not in _OUTPUT_FIELDS:
-            raise RunbookError(f"{path}: step {step.name!r}: output {step.output!r} is not one of {sorted(_OUTPUT_FIELDS)}")
-        if (step.for_each is not None) != (step.output in _PER_SLAVE_FIELDS):
-            raise RunbookError(f"{path}: step {step.name!r}: per-slave outputs need for_each: slave, and only they")
-        if step.for_each is not None and step.for_each not in params:
-            raise RunbookError(f"{path}: step {step.name!r}: for_each {step.for_each!r} is not a declared parameter")
-        if step.needs is not None and step.needs not in params:
-            raise RunbookError(f"{path}: step {step.name!r}: needs {step.needs!r} is not a declared parameter")
+        if step.output not in slots:
+            raise RunbookError(f"{path}: step {step.name!r}: output {step.output!r} is not one of {sorted(slots)}")
+        if (step.for_each is not None) != (slots[step.output] == "each"):
+            raise RunbookError(f"{path}: step {step.name!r}: 'each' output slots need for_each, and only they")
+        for ref_name in (step.for_each, step.needs):
+            if ref_name is not None and ref_name not in params:
+                raise RunbookError(f"{path}: step {step.name!r}: {ref_name!r} is not a declared parameter")
+        if step.for_each is not None and not params[step.for_each].values:
+            raise RunbookError(f"{path}: step {step.name!r}: parameter {step.for_each!r} has no 'values' (how its values are found)")
+        if step.needs is not None and step.run is None:
+            raise RunbookError(f"{path}: step {step.name!r}: needs {step.needs!r} but has no 'run' that finds it")
         steps.append(step)
-    discover_raw = data.get("discover") or {}
+
     discover: list[DiscoverStep] = []
-    for dname in ("bonds", "slaves", "nm_profiles"):
-        spec = discover_raw.get(dname)
+    for dname, spec in (data.get("discover") or {}).items():
         if not isinstance(spec, dict) or "command" not in spec:
             raise RunbookError(f"{path}: discover.{dname} needs a command")
-        extra = set(spec) - {"command", "title", "timeout", "from"}
-        if extra:
-            raise RunbookError(f"{path}: discover.{dname}: unknown key(s) {sorted(extra)}")
+        _keys(f"{path}: discover.{dname}", spec, {"command", "title", "timeout", "read"})
         try:
             render_command(spec["command"], {}, params)  # host-level: no values at all
         except RunbookError as exc:
             raise RunbookError(f"{path}: discover.{dname} must not use values: {exc}") from None
-        discover.append(DiscoverStep(dname, spec["command"], spec.get("title", ""), spec.get("timeout")))
-    slaves_from = (discover_raw.get("slaves") or {}).get("from", "")
-    if any(s.for_each for s in steps) and slaves_from not in {s.name for s in steps if not s.for_each}:
-        raise RunbookError(f"{path}: discover.slaves.from must name a bond-level step")
-    return Runbook(
-        name=data.get("name", path.stem),
-        title=data.get("title", ""),
+        discover.append(DiscoverStep(str(dname), spec["command"], spec.get("title", ""), spec.get("timeout"), spec.get("read")))
+    if subject.discover is not None and subject.discover not in {d.name for d in discover}:
+        raise RunbookError(f"{path}: subject.discover {subject.discover!r} is not a discover step")
+    if subject.params and subject.discover is None:
+        pass  # the subject must then be named (command line or inventory): nothing is guessed
+
+    actions: dict[str, Action] = {}
+    for aname, spec in (data.get("actions") or {}).items():
+        spec = spec or {}
+        actions[str(aname)] = Action(str(aname), str(spec.get("title", "")), spec.get("plan"), spec.get("run"),
+                                     {k: v for k, v in spec.items() if k not in ("title", "plan", "run")})
+    rb = Runbook(
+        name=str(data.get("name") or path.parent.name),
+        title=str(data.get("title", "")),
         parameters=params,
         triage=tuple(steps),
-        slaves_from=slaves_from,
-        actions=data.get("actions") or {},
+        subject=subject,
+        actions=actions,
         discover=tuple(discover),
+        outputs=slots,
+        outputs_type=outputs_raw.get("type"),
+        diagnosis=data.get("diagnosis"),
+        path=path,
+        description=" ".join(str(data.get("description", "")).split()),
     )
+    # Every triage reference must resolve now: a typo is a runbook error, not a failure on a host.
+    # (Actions are imported when offered: the remediation code is not needed to triage.)
+    refs = [rb.outputs_type, rb.diagnosis, *(d.read for d in rb.discover), *(s.run for s in rb.triage),
+            *(p.values for p in params.values())]
+    for ref in filter(None, refs):
+        rb.callable(ref)
+    return rb
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -205,42 +465,108 @@ def render_command(template: str, values: Mapping[str, object], params: Mapping[
 # --- running --------------------------------------------------------------------------------------
 
 
-class BondSelectionError(Exception):
-    """Which bond(s) to triage could not be settled: the named bond is not on the host, the host
-    has no bond, or it has several where one was needed. ``bonds`` is what the host has (None:
-    the list could not be read)."""
+class SubjectSelectionError(Exception):
+    """Which subject(s) to triage could not be settled: the named one is not on the host, the host
+    has none, or it has several where one was needed. ``subjects`` is what the host has (None: the
+    list could not be read). ``bond``/``bonds``: the same, read-only, for the bonding runbook's callers."""
 
-    def __init__(self, message: str, *, host: str, bond: str | None = None,
+    def __init__(self, message: str, *, host: str, subject: str | None = None,
+                 subjects: tuple[str, ...] | None = None, bond: str | None = None,
                  bonds: tuple[str, ...] | None = None) -> None:
         super().__init__(message)
         self.host = host
-        self.bond = bond
-        self.bonds = bonds
+        self.subject = subject if subject is not None else bond
+        self.subjects = subjects if subjects is not None else bonds
+
+    @property
+    def bond(self) -> str | None:
+        return self.subject
+
+    @property
+    def bonds(self) -> tuple[str, ...] | None:
+        return self.subjects
 
 
-class BondNotFound(BondSelectionError):
-    """A bond was named (command or inventory) that the host does not have."""
+class SubjectNotFound(SubjectSelectionError):
+    """A subject was named (command or inventory) that the host does not have."""
+
+
+#: The names the bonding runbook's callers know these by.
+BondSelectionError = SubjectSelectionError
+BondNotFound = SubjectNotFound
+
+
+def subjects_text(subjects: tuple[str, ...] | None, why_none: str = "", *, noun: str = "bond",
+                  plural: str = "") -> str:
+    """What a host has, in words: "its bonds: bond0, bond1" / "it has no bond (...)"."""
+    plural = plural or noun + "s"
+    if subjects is None:
+        return f"its {plural} could not be listed"
+    if not subjects:
+        return f"it has no {noun}" + (f" ({why_none})" if why_none else "")
+    return (f"its {noun}: " if len(subjects) == 1 else f"its {plural}: ") + ", ".join(subjects)
 
 
 def bonds_text(bonds: tuple[str, ...] | None, why_none: str = "") -> str:
-    """What a host has, in words: "its bonds: bond0, bond1" / "it has no bond (...)"."""
-    if bonds is None:
-        return "its bonds could not be listed"
-    if not bonds:
-        return "it has no bond" + (f" ({why_none})" if why_none else "")
-    return ("its bond: " if len(bonds) == 1 else "its bonds: ") + ", ".join(bonds)
+    """``subjects_text`` in the bonding runbook's words."""
+    return subjects_text(bonds, why_none, noun="bond")
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a discover step's ``read`` callable makes of its output: a value for later hooks and
+    the step's status (ok | failed | skipped) with why."""
+
+    value: Any
+    status: str = "ok"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SubjectList:
+    """The subjects a host has. ``names`` None: they could not be listed (``error``); empty: none
+    (``why_none`` says what was seen). Any object with these three attributes will do."""
+
+    names: tuple[str, ...] | None
+    error: str | None = None
+    why_none: str = ""
+
+
+class Skip(Exception):
+    """Raised by a ``values`` callable: the step cannot run for this subject. ``failed``: it hides
+    something the diagnosis needed (a failed step); otherwise there was simply nothing to read."""
+
+    def __init__(self, reason: str, *, failed: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.failed = failed
+
+
+def _subject_text(subject: Mapping[str, str] | None) -> str:
+    return " ".join(subject.values()) if subject else ""
 
 
 @dataclass
 class StepRecord:
     """What one step did, for display and the incident log."""
 
-    step: str  # "ethtool eno1" for per-slave steps; "discover bonds" for host-level reads
+    step: str  # "ethtool eno1" for per-value steps; "discover bonds" for host-level reads
     command: str  # as written in the runbook, rendered (what evidence cites)
     status: str  # ok | failed | not-privileged | partial | skipped
     reason: str | None = None
     result: CommandResult | None = None
-    bond: str | None = None  # None: a host-level discovery read
+    subject: dict[str, str] | None = None  # None: a host-level discovery read
+    #: The runbook's subject parameters: to_json names each (``"bond": ...``), None on host reads.
+    subject_keys: tuple[str, ...] = ()
+
+    @property
+    def bond(self) -> str | None:
+        """The subject's ``bond`` (bonding runbook callers): read-only."""
+        return (self.subject or {}).get("bond")
+
+    @property
+    def subject_text(self) -> str:
+        return _subject_text(self.subject)
 
     @property
     def exit_status(self) -> int | None:
@@ -255,9 +581,11 @@ class StepRecord:
         return self.result.stderr if self.result else ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "bond": self.bond,
+        data: dict[str, Any] = {"step": self.step}
+        for key in self.subject_keys:
+            data[key] = (self.subject or {}).get(key)
+        data |= {
+            "subject": dict(self.subject) if self.subject is not None else None,
             "command": self.command,
             "sent": self.result.command if self.result else None,
             "status": self.status,
@@ -268,6 +596,7 @@ class StepRecord:
             "truncated": bool(self.result and self.result.truncated),
             "timed_out": bool(self.result and self.result.timed_out),
         }
+        return data
 
 
 @dataclass(frozen=True)
@@ -281,15 +610,25 @@ class StepEvent:
 
 @dataclass
 class TriageResult:
-    """One bond's triage. ``steps`` starts with the host-level discovery reads it relied on."""
+    """One subject's triage. ``steps`` starts with the host-level discovery reads it relied on."""
 
     host: Host
-    bond: str
-    outputs: TriageOutputs
+    subject: dict[str, str]
+    outputs: Any
     steps: list[StepRecord]
     diagnosis: Diagnosis | None
     duration: float
     diagnosis_error: str | None = None
+    runbook: str = DEFAULT_RUNBOOK
+
+    @property
+    def bond(self) -> str:
+        """The subject's ``bond`` (bonding runbook callers): read-only."""
+        return self.subject.get("bond", "")
+
+    @property
+    def subject_text(self) -> str:
+        return _subject_text(self.subject)
 
     @property
     def verdict(self) -> str:
@@ -301,7 +640,9 @@ class TriageResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host.name,
-            "bond": self.bond,
+            **self.subject,
+            "runbook": self.runbook,
+            "subject": dict(self.subject),
             "verdict": self.verdict,
             "duration": round(self.duration, 4),
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
@@ -312,73 +653,103 @@ class TriageResult:
         }
 
 
-#: Host-level verdicts besides the per-bond ones (see ``HostTriage.verdict``).
+#: Host-level verdicts besides the per-subject ones (see ``HostTriage.verdict``).
+NO_SUBJECT = "no-subject"
 NO_BOND = "no-bond"
 _VERDICT_ORDER = ("error", "inconclusive", "diagnosed", "healthy")
 
 
 @dataclass
 class HostTriage:
-    """Everything one ``bondbot triage HOST`` learned: the host's bonds and one result per bond
-    triaged (one incident per bond: each has its own root cause, fix, approvals and rollback)."""
+    """Everything one ``bondbot triage HOST`` learned: the host's subjects and one result per subject
+    triaged (one incident per subject: each has its own root cause, fix, approvals and rollback)."""
 
     host: Host
-    bonds: tuple[str, ...] | None  # the bonds the host has; None when they could not be listed
+    subjects: tuple[str, ...] | None  # what the host has; None when it could not be listed
     results: list[TriageResult]
     discovery: list[StepRecord]
     duration: float
     named: str | None = None
-    no_bond: str | None = None  # "no bond on this host (...)"
-    error: str | None = None  # no bond named and the bonds could not be listed: inconclusive
+    no_subject: str | None = None  # "no bond on this host (...)"
+    error: str | None = None  # nothing named and the subjects could not be listed: inconclusive
+    runbook: str = DEFAULT_RUNBOOK
+    noun: str = "bond"
+    plural: str = "bonds"
+
+    @property
+    def bonds(self) -> tuple[str, ...] | None:
+        """``subjects`` (bonding runbook callers): read-only."""
+        return self.subjects
+
+    @property
+    def no_bond(self) -> str | None:
+        """``no_subject`` (bonding runbook callers): read-only."""
+        return self.no_subject
 
     @property
     def verdict(self) -> str:
-        """no-bond | inconclusive | error | diagnosed | healthy: the worst over the bonds."""
-        if self.no_bond is not None:
-            return NO_BOND
+        """no-<noun> | inconclusive | error | diagnosed | healthy: the worst over the subjects."""
+        if self.no_subject is not None:
+            return f"no-{self.noun}" if self.noun else NO_SUBJECT
         if self.error is not None or not self.results:
             return "inconclusive"
         verdicts = {r.verdict for r in self.results}
         return next(v for v in _VERDICT_ORDER if v in verdicts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "host": self.host.name,
-            "verdict": self.verdict,
-            "bonds_found": list(self.bonds) if self.bonds is not None else None,
-            "bond_named": self.named,
-            "no_bond": self.no_bond,
+        found = list(self.subjects) if self.subjects is not None else None
+        data: dict[str, Any] = {"host": self.host.name, "runbook": self.runbook, "verdict": self.verdict}
+        if self.noun:  # in the runbook's words: bonds_found, bond_named, no_bond
+            data |= {f"{self.plural}_found": found, f"{self.noun}_named": self.named, f"no_{self.noun}": self.no_subject}
+        data |= {
+            "subjects_found": found,
+            "subject_named": self.named,
+            "no_subject": self.no_subject,
             "error": self.error,
             "duration": round(self.duration, 4),
             "discovery": [s.to_json() for s in self.discovery],
             "results": [r.to_json() for r in self.results],
         }
+        return data
 
 
-def _discover_slaves(text: str) -> list[str]:
-    """Slave names as the kernel lists them in /proc/net/bonding/<bond>, each validated."""
-    from runbooks.bonding.parsers.proc_bonding import parse_proc_bonding
+def resolve_subject(host: Host, value: str | None, runbook: Runbook) -> str | None:
+    """The subject named (command line), else the inventory's parameter for this runbook, else None
+    (discover); validated by the parameter's type. Never a guess."""
+    param = runbook.subject.param
+    if param is None:
+        if value is not None:
+            raise InvalidValue(f"runbook {runbook.name} triages the host itself: it takes no subject (got {value!r})")
+        return None
+    if value is None:
+        value = host.params_for(runbook.name).get(param)
+    if value is None:
+        return None
+    from runbooks.render import validate_value
 
-    return [validate_interface_name(s.name) for s in parse_proc_bonding(text).slaves]
+    return str(validate_value(runbook.parameters[param].type, value))
 
 
 def resolve_bond(host: Host, bond: str | None, runbook: Runbook | None = None) -> str | None:
-    """``--bond``, else the inventory's ``bond:``, else None (discover); validated. Never a guess."""
-    value = bond if bond is not None else host.bond
-    return validate_interface_name(value) if value is not None else None
+    """``resolve_subject`` for the bonding runbook (its callers' name for it)."""
+    return resolve_subject(host, bond, runbook or load_runbook())
 
 
 class _Runner:
     """Runs steps over the host's one connection and reports progress."""
 
-    def __init__(self, session: HostSession, host: Host, progress: Callable[[StepEvent], None] | None) -> None:
+    def __init__(self, session: HostSession, host: Host, progress: Callable[[StepEvent], None] | None,
+                 subject_keys: tuple[str, ...]) -> None:
         self.session = session
         self.host = host
         self.progress = progress
+        self.subject_keys = subject_keys
+        self.shared: dict[str, asyncio.Future[StepRecord]] = {}  # by key: one read per host
 
-    def start(self, label: str, command: str, bond: str | None, timeout: float | None,
+    def start(self, label: str, command: str, subject: dict[str, str] | None, timeout: float | None,
               settle: Callable[[StepRecord], None] | None = None) -> asyncio.Future[StepRecord]:
-        record = StepRecord(step=label, command=command, status="running", bond=bond)
+        record = StepRecord(step=label, command=command, status="running", subject=subject,
+                            subject_keys=self.subject_keys)
 
         async def go() -> StepRecord:
             if self.progress:
@@ -396,290 +767,253 @@ class _Runner:
         return asyncio.ensure_future(go())
 
 
+class SubjectContext:
+    """What a runbook's callables (``values``, a step's ``run``) may use for one subject: the
+    discovery reads and the subject's own steps (awaited only when asked for, so a step waits only
+    for what it needs), the renderer, the host's one connection, and the outputs."""
+
+    def __init__(self, *, runbook: Runbook, host: Host, subject: dict[str, str], outputs: Any,
+                 records: list[StepRecord], runner: _Runner,
+                 discovered: Mapping[str, Callable[[], Awaitable[Any]]],
+                 steps: Mapping[str, asyncio.Future[StepRecord]]) -> None:
+        self.runbook = runbook
+        self.host = host
+        self.subject = subject
+        self.outputs = outputs
+        self.records = records
+        self._runner = runner
+        self._discovered = discovered
+        self._steps = steps
+
+    async def discovered(self, name: str) -> Any:
+        """The ``Read.value`` of discover step ``name`` (waits for the read)."""
+        return await self._discovered[name]()
+
+    async def step(self, name: str) -> StepRecord:
+        """The record of this subject's own step ``name`` (waits for it)."""
+        return await self._steps[name]
+
+    def render(self, step: Step, values: Mapping[str, object]) -> str:
+        return render_command(step.command, {**self.subject, **values}, self.runbook.parameters)
+
+    def run(self, label: str, command: str, *, timeout: float | None = None, key: str | None = None) -> asyncio.Future[StepRecord]:
+        """Run a command over the host's connection; with ``key``, once per host (subjects share it)."""
+        if key is not None and key in self._runner.shared:
+            return self._runner.shared[key]
+        future = self._runner.start(label, command, dict(self.subject), timeout)
+        if key is not None:
+            self._runner.shared[key] = future
+        return future
+
+    def file(self, step: Step, record: StepRecord) -> None:
+        """File a finished read as ``step``'s output (or its failure as a failed step)."""
+        result = record.result
+        assert result is not None
+        reason = result.failure_reason
+        if reason is not None:
+            record.status, record.reason = "failed", reason
+            self.outputs.failed_steps[step.name] = reason
+            return
+        record.status = "ok"
+        setattr(self.outputs, step.output, SourceOutput(command=record.command, text=result.stdout))
+
+    def skip(self, step: Step, reason: str, *, failed: bool) -> None:
+        """The step did not run: a failed step (it hides something) or not applicable."""
+        if failed:
+            self.outputs.failed_steps[step.name] = reason
+        else:
+            self.outputs.not_applicable[step.name] = reason
+        self.records.append(StepRecord(step=step.name, command=step.command, status="skipped", reason=reason,
+                                       subject=dict(self.subject), subject_keys=self._runner.subject_keys))
+
+
 async def run_host_triage(
     pool: SshPool,
     host: Host | str,
     *,
+    subject: str | None = None,
     bond: str | None = None,
-    runbook: Runbook | None = None,
+    runbook: Runbook | str | Path | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     diagnose: bool = True,
+    known_subjects: tuple[Any, StepRecord] | None = None,
     known_bonds: tuple[Any, StepRecord] | None = None,
 ) -> HostTriage:
-    """Find the host's bonds, triage the named one or each one, and diagnose what they printed.
+    """Find the host's subjects, triage the named one or each one, and diagnose what they printed.
 
-    Validated before connecting: an invalid bond name or an unlisted host raises ``InvalidValue`` /
-    ``HostNotAllowed`` and nothing is sent. Connection failures raise the ``SshExecError`` that
-    says why. A named bond the host does not have raises :class:`BondNotFound` listing the bonds it
-    has. Step failures are recorded in the results; a host with no bond, or whose bonds could not
-    be listed, is said in ``no_bond`` / ``error``.
+    ``subject`` is the value of the runbook's subject parameter (``bond`` is the same for the
+    bonding runbook's callers). Validated before connecting: an invalid value or an unlisted host
+    raises ``InvalidValue`` / ``HostNotAllowed`` and nothing is sent. Connection failures raise the
+    ``SshExecError`` that says why. A named subject the host does not have raises
+    :class:`SubjectNotFound` listing what it has. Step failures are recorded in the results; a host
+    with no subject, or whose subjects could not be listed, is said in ``no_subject`` / ``error``.
 
-    Round trips: the discovery reads run first, all at once (with a named bond, its bond-level
-    steps run beside them); then every other step of every bond at once. That is the same two
-    rounds a named bond always took (bond status, then its ports), so discovery costs no round.
+    Round trips: the discovery reads run first, all at once (with a named subject, its plain steps
+    run beside them); then every other step of every subject at once, each waiting only for the
+    read it needs. For bonding that is two rounds, the same a named bond always took.
     """
-    rb = runbook or load_runbook()
+    rb = runbook if isinstance(runbook, Runbook) else load_runbook(runbook)
+    spec = rb.subject
+    keys = spec.params
     h = pool.host(host)
-    named = resolve_bond(h, bond, rb)
-    bond_steps = [s for s in rb.triage if not s.for_each and not s.needs]
-    nm_steps = [s for s in rb.triage if s.needs]
-    per_slave = [s for s in rb.triage if s.for_each]
+    named = resolve_subject(h, subject if subject is not None else bond, rb)
+    known = known_subjects if known_subjects is not None else known_bonds
+    plain_steps = [s for s in rb.triage if not s.for_each and not s.run]
+    run_steps = [s for s in rb.triage if s.run]
+    each_steps = [s for s in rb.triage if s.for_each]
+    host_level = not keys
+    early_subject = {} if host_level else (rb.subject_of(named) if named is not None else None)
     early_commands = (
-        {s.name: render_command(s.command, {"bond": named}, rb.parameters) for s in bond_steps} if named else {}
+        {s.name: render_command(s.command, early_subject, rb.parameters) for s in plain_steps}
+        if early_subject is not None else {}
     )
     discover_commands = {d.name: render_command(d.command, {}, rb.parameters) for d in rb.discover}
     started = time.monotonic()
     session = pool.session(h)
     await session.connect()
-    runner = _Runner(session, h, progress)
-
-    from runbooks.bonding import discovery as disc
+    runner = _Runner(session, h, progress, keys)
+    reads: dict[str, Read] = {}
 
     def settle_discovery(record: StepRecord) -> None:
         result = record.result
         assert result is not None
-        name = record.step.removeprefix("discover ")
-        if name == "bonds":
-            bl = disc.read_bond_list(result)
-            record.status, record.reason = ("ok", bl.why_none or None) if bl.names is not None else ("failed", bl.error)
-        elif name == "slaves":
-            sl = disc.read_slave_lists(result)
-            record.status, record.reason = ("ok", None) if sl.by_bond is not None else (
-                "failed", f"{sl.error}; ports read from /proc/net/bonding instead")
+        d = rb.discover_step(record.step.removeprefix("discover "))
+        if d.read is None:
+            read = Read(result, *(("ok", None) if result.failure_reason is None else ("failed", result.failure_reason)))
         else:
-            nm = disc.read_nm_profiles(result)
-            if nm.absent:
-                record.status, record.reason = "skipped", nm.absent
-            elif nm.error:
-                record.status, record.reason = "failed", nm.error
-            else:
-                record.status, record.reason = "ok", None
+            read = rb.callable(d.read)(result)
+        reads[d.name] = read
+        record.status, record.reason = read.status, read.reason
 
-    discover_tasks = {
+    discover_tasks: dict[str, asyncio.Future[StepRecord]] = {
         d.name: runner.start(f"discover {d.name}", discover_commands[d.name], None, d.timeout, settle_discovery)
-        for d in rb.discover if not (known_bonds is not None and d.name == "bonds")
+        for d in rb.discover if not (known is not None and d.name == spec.discover)
     }
-    if known_bonds is not None:  # read just before by discover_bonds: not again
+    if known is not None and spec.discover is not None:  # read just before by discover_subjects: not again
         done: asyncio.Future[StepRecord] = asyncio.get_running_loop().create_future()
-        done.set_result(known_bonds[1])
-        discover_tasks = {"bonds": done, **discover_tasks}
-    outputs_by_bond: dict[str, TriageOutputs] = {}
+        done.set_result(known[1])
+        reads[spec.discover] = Read(known[0], known[1].status, known[1].reason)
+        discover_tasks = {spec.discover: done, **discover_tasks}
+    discovery_order = [discover_tasks[d.name] for d in rb.discover if d.name in discover_tasks]
+    outputs_by_subject: dict[str, Any] = {}
     early: dict[str, asyncio.Future[StepRecord]] = {}
-    if named:
-        out = outputs_by_bond[named] = TriageOutputs(bond=named)
-        for s in bond_steps:
-            early[s.name] = runner.start(s.name, early_commands[s.name], named, s.timeout,
+    if early_subject is not None:
+        out = outputs_by_subject[named or ""] = rb.new_outputs(early_subject)
+        for s in plain_steps:
+            early[s.name] = runner.start(s.name, early_commands[s.name], dict(early_subject), s.timeout,
                                          _settler(s, h, out))
 
     async def finish_all() -> None:
         await asyncio.gather(*discover_tasks.values(), *early.values())
 
-    try:
-        bonds_record = await discover_tasks["bonds"]
-    except BaseException:
-        await asyncio.gather(*discover_tasks.values(), *early.values(), return_exceptions=True)
-        raise
-    bond_list = disc.read_bond_list(bonds_record.result)
-    discovery_records = list(discover_tasks.values())
+    listing: Any = None
+    if spec.discover is not None:
+        try:
+            await discover_tasks[spec.discover]
+        except BaseException:
+            await asyncio.gather(*discover_tasks.values(), *early.values(), return_exceptions=True)
+            raise
+        listing = reads[spec.discover].value
+    names: tuple[str, ...] | None = getattr(listing, "names", None) if listing is not None else None
 
     def host_result(**kw: Any) -> HostTriage:
-        return HostTriage(h, bond_list.names, [], [t.result() for t in discovery_records],
-                          time.monotonic() - started, named=named, **kw)
+        return HostTriage(h, names, [], [t.result() for t in discovery_order], time.monotonic() - started,
+                          named=named, runbook=rb.name, noun=spec.noun, plural=spec.plural, **kw)
 
-    if named:
-        if bond_list.names is not None and named not in bond_list.names:
+    targets: list[dict[str, str]]
+    if host_level:
+        targets = [{}]
+    elif named is not None:
+        if listing is not None and names is not None and named not in names:
             await finish_all()
-            raise BondNotFound(f"{h.name} has no bond {named}: {bonds_text(bond_list.names, bond_list.why_none)}",
-                               host=h.name, bond=named, bonds=bond_list.names)
-        targets = [named]
+            raise SubjectNotFound(
+                f"{h.name} has no {spec.noun} {named}: "
+                f"{subjects_text(names, listing.why_none, noun=spec.noun, plural=spec.plural)}",
+                host=h.name, subject=named, subjects=names)
+        targets = [rb.subject_of(named)]
     else:
-        if bond_list.names is None:
+        if spec.discover is None:
             await finish_all()
-            return host_result(error=bond_list.error or "the bonds could not be listed")
-        if not bond_list.names:
+            raise SubjectSelectionError(f"runbook {rb.name} cannot list a host's {spec.plural}: name the {spec.noun}",
+                                        host=h.name)
+        if names is None:
             await finish_all()
-            return host_result(no_bond=f"no bond on this host: {bond_list.why_none}")
-        targets = list(bond_list.names)
+            return host_result(error=getattr(listing, "error", None) or f"the {spec.plural} could not be listed")
+        if not names:
+            await finish_all()
+            return host_result(no_subject=f"no {spec.noun} on this host: {listing.why_none}")
+        targets = [rb.subject_of(n) for n in names]
 
-    # Each later step waits only for the read it needs: the ports for the per-port steps, the
-    # profile list for the profile read; the bond-level steps of a discovered bond start at once.
-    slaves_task, nm_task = discover_tasks["slaves"], discover_tasks["nm_profiles"]
+    def waiter(name: str) -> Callable[[], Awaitable[Any]]:
+        async def wait() -> Any:
+            await discover_tasks[name]
+            return reads[name].value
+        return wait
 
-    async def slave_lists() -> Any:
-        return disc.read_slave_lists((await slaves_task).result)
+    discovered = {name: waiter(name) for name in discover_tasks}
 
-    async def nm_profiles() -> Any:
-        return disc.read_nm_profiles((await nm_task).result)
-    profile_reads: dict[str, asyncio.Future[StepRecord]] = {}  # by UUID: shared by the host's bonds
-
-    def read_profile(step: Step, uuid: str, bond_name: str, *, candidate: bool) -> asyncio.Future[StepRecord]:
-        """One read per UUID per host; a candidate's label names its UUID (several may be read)."""
-        if uuid not in profile_reads:
-            command = render_command(step.command, {step.needs or "nm_uuid": uuid}, rb.parameters)
-            label = f"{step.name} {uuid}" if candidate else step.name
-            profile_reads[uuid] = runner.start(label, command, bond_name, step.timeout)
-        return profile_reads[uuid]
-
-    async def triage_bond(b: str) -> TriageResult:
-        outputs = outputs_by_bond.setdefault(b, TriageOutputs(bond=b))
-        tasks: dict[str, asyncio.Future[StepRecord]] = dict(early) if b == named else {
-            s.name: runner.start(s.name, render_command(s.command, {"bond": b}, rb.parameters), b, s.timeout,
+    async def triage_subject(subj: dict[str, str]) -> TriageResult:
+        key = _subject_text(subj)
+        outputs = outputs_by_subject.setdefault(key, None) or rb.new_outputs(subj)
+        outputs_by_subject[key] = outputs
+        is_early = early_subject is not None and key == (named or "")
+        tasks: dict[str, asyncio.Future[StepRecord]] = dict(early) if is_early else {
+            s.name: runner.start(s.name, render_command(s.command, subj, rb.parameters), dict(subj), s.timeout,
                                  _settler(s, h, outputs))
-            for s in bond_steps
+            for s in plain_steps
         }
         records: list[StepRecord] = []
-        nm_futures = [asyncio.ensure_future(_profile_step(s, b, nm_profiles(), outputs, records, read_profile))
-                      for s in nm_steps]
+        ctx = SubjectContext(runbook=rb, host=h, subject=subj, outputs=outputs, records=records, runner=runner,
+                             discovered=discovered, steps=tasks)
+        run_futures = [asyncio.ensure_future(rb.callable(s.run or "")(ctx, s)) for s in run_steps]
 
-        slave_tasks: list[asyncio.Future[StepRecord]] = []
-        if per_slave:
-            slaves: list[str] = []
-            why_not: str | None = None
-            sysfs_slaves = (await slave_lists()).of(b)
-            if sysfs_slaves is not None:
+        each_tasks: list[asyncio.Future[StepRecord]] = []
+        values_cache: dict[str, list[str] | Skip] = {}
+        for step in each_steps:
+            param = step.for_each
+            assert param is not None
+            if param not in values_cache:
                 try:
-                    slaves = [validate_interface_name(s) for s in sysfs_slaves]
-                    if not slaves:
-                        why_not = f"the bond has no slaves (/sys/class/net/{b}/bonding/slaves is empty)"
-                except InvalidValue as exc:
-                    why_not = f"a slave name from the host failed validation: {exc}"
-            else:
-                source = await tasks[rb.slaves_from]
-                if source.status in {"ok", "partial"} and source.result is not None:
-                    try:
-                        slaves = _discover_slaves(source.result.stdout)
-                        if not slaves:
-                            why_not = f"the bond has no slaves ({source.command})"
-                    except InvalidValue as exc:
-                        why_not = f"a slave name from the host failed validation: {exc}"
-                    except Exception as exc:  # ParseError: the text is not /proc/net/bonding output
-                        why_not = f"cannot read slave names from {source.command}: {exc}"
-                else:
-                    why_not = f"slave names unknown: {source.step} {source.reason or 'failed'}"
-            for step in per_slave:
-                if why_not:
-                    if "no slaves" not in why_not:
-                        outputs.failed_steps[step.name] = f"not run: {why_not}"
-                    records.append(StepRecord(step=step.name, command=step.command, status="skipped",
-                                              reason=why_not, bond=b))
-                    continue
-                for slave in slaves:
-                    command = render_command(step.command, {"bond": b, step.for_each or "slave": slave}, rb.parameters)
-                    slave_tasks.append(runner.start(f"{step.name} {slave}", command, b, step.timeout,
-                                                    _settler(step, h, outputs)))
-        done = await asyncio.gather(*tasks.values(), *slave_tasks)
-        await asyncio.gather(*nm_futures)
-        records.extend(done)
+                    values_cache[param] = list(await rb.callable(rb.parameters[param].values or "")(ctx))
+                except Skip as skip:
+                    values_cache[param] = skip
+            values = values_cache[param]
+            if isinstance(values, Skip):
+                if values.failed:
+                    outputs.failed_steps[step.name] = f"not run: {values.reason}"
+                records.append(StepRecord(step=step.name, command=step.command, status="skipped",
+                                          reason=values.reason, subject=dict(subj), subject_keys=keys))
+                continue
+            for value in values:
+                command = render_command(step.command, {**subj, param: value}, rb.parameters)
+                each_tasks.append(runner.start(f"{step.name} {value}", command, dict(subj), step.timeout,
+                                               _settler(step, h, outputs)))
+        done_records = await asyncio.gather(*tasks.values(), *each_tasks)
+        await asyncio.gather(*run_futures)
+        records.extend(done_records)
         diagnosis: Diagnosis | None = None
         diagnosis_error: str | None = None
-        if diagnose:
+        if diagnose and rb.diagnosis:
             try:
-                from runbooks.bonding.diagnosis import diagnose as run_diagnosis
-
-                diagnosis = run_diagnosis(outputs)
-            except Exception as exc:  # the report still shows every step's output and status
+                diagnosis = rb.callable(rb.diagnosis)(outputs)
+            except Exception as exc:  # noqa: BLE001  (the report still shows every step's output and status)
                 diagnosis_error = f"{type(exc).__name__}: {exc}"
         order = {s.name: i for i, s in enumerate(rb.triage)}
         records.sort(key=lambda r: (order.get(r.step.split(" ")[0], 99), r.step))
-        # Each bond's duration runs from the start of the host's triage: its discovery is part of it.
-        discovered = [bonds_record, slaves_task.result(), nm_task.result()]
-        return TriageResult(h, b, outputs, discovered + records, diagnosis, time.monotonic() - started, diagnosis_error)
+        # Each subject's duration runs from the start of the host's triage: its discovery is part of it.
+        return TriageResult(h, subj, outputs, [t.result() for t in discovery_order] + records, diagnosis,
+                            time.monotonic() - started, diagnosis_error, runbook=rb.name)
 
     try:
-        results = list(await asyncio.gather(*(triage_bond(b) for b in targets)))
+        results = list(await asyncio.gather(*(triage_subject(t) for t in targets)))
     finally:
-        await asyncio.gather(*discover_tasks.values(), *early.values(), *profile_reads.values(),
+        await asyncio.gather(*discover_tasks.values(), *early.values(), *runner.shared.values(),
                              return_exceptions=True)
-    discovered = [bonds_record, slaves_task.result(), nm_task.result()]
-    return HostTriage(h, bond_list.names, results, discovered, time.monotonic() - started, named=named)
+    return HostTriage(h, names, results, [t.result() for t in discovery_order], time.monotonic() - started,
+                      named=named, runbook=rb.name, noun=spec.noun, plural=spec.plural)
 
 
-async def _profile_step(step: Step, bond: str, profiles: Awaitable[Any], outputs: TriageOutputs, records: list[StepRecord],
-                        read_profile: Callable[..., asyncio.Future[StepRecord]]) -> None:
-    """Find the NetworkManager profile that owns ``bond`` and file it as the step's output.
-
-    The device's active connection first; else every bond profile is read by UUID and those whose
-    ``connection.interface-name`` is the bond are candidates, the most recently used first
-    (``connection.timestamp``). The name people see is the profile's own ``connection.id``.
-    """
-    from runbooks.bonding.parsers import ParseError, parse_nmcli
-
-    nm = await profiles
-
-    def skip(reason: str, *, failed: bool) -> None:
-        if failed:
-            outputs.failed_steps[step.name] = reason
-        else:
-            outputs.not_applicable[step.name] = reason
-        records.append(StepRecord(step=step.name, command=step.command, status="skipped", reason=reason, bond=bond))
-
-    if nm.absent:
-        skip(nm.absent, failed=False)
-        return
-    if nm.error:
-        skip(f"NetworkManager's profiles could not be listed: {nm.error}", failed=True)
-        return
-    active = nm.active_on(bond)
-    if active is not None:
-        record = await read_profile(step, active.uuid, bond, candidate=False)
-        records.append(record)
-        _file_profile(step, record, outputs)
-        return
-    candidates = nm.bond_profiles()
-    if not candidates:
-        skip(f"no NetworkManager profile owns {bond}: it is configured outside NetworkManager", failed=False)
-        return
-    reads = await asyncio.gather(*(read_profile(step, c.uuid, bond, candidate=True) for c in candidates))
-    owners: list[tuple[int, StepRecord]] = []
-    unread: list[StepRecord] = []
-    for record in reads:
-        if record.result is None or record.result.failure_reason is not None:
-            unread.append(record)
-            continue
-        try:
-            conn = parse_nmcli(record.result.stdout, record.command)
-        except ParseError:
-            unread.append(record)
-            continue
-        if conn.interface_name == bond:
-            try:
-                stamp = int(conn.properties.get("connection.timestamp") or 0)
-            except ValueError:
-                stamp = 0
-            owners.append((stamp, record))
-    if owners:
-        owners.sort(key=lambda o: -o[0])
-        chosen = owners[0][1]
-        records.append(chosen)
-        _file_profile(step, chosen, outputs)
-        if len(owners) > 1:
-            chosen.reason = (f"not active; {len(owners)} profiles name {bond} as their interface, the most recently "
-                             f"used is shown")
-        else:
-            chosen.reason = f"not active on {bond}; the profile whose connection.interface-name is {bond}"
-        return
-    if unread:
-        records.extend(unread)
-        skip(f"no active profile on {bond}, and {len(unread)} bond profile(s) could not be read: "
-             f"{unread[0].result.failure_reason if unread[0].result else 'not run'}", failed=True)
-        return
-    skip(f"no NetworkManager profile owns {bond} (none is active on it or names it as connection.interface-name)",
-         failed=False)
-
-
-def _file_profile(step: Step, record: StepRecord, outputs: TriageOutputs) -> None:
-    result = record.result
-    assert result is not None
-    reason = result.failure_reason
-    if reason is not None:
-        record.status, record.reason = "failed", reason
-        outputs.failed_steps[step.name] = reason
-        return
-    record.status = "ok"
-    setattr(outputs, step.output, SourceOutput(command=record.command, text=result.stdout))
-
-
-def _settler(step: Step, host: Host, outputs: TriageOutputs) -> Callable[[StepRecord], None]:
+def _settler(step: Step, host: Host, outputs: Any) -> Callable[[StepRecord], None]:
     def settle(record: StepRecord) -> None:
         assert record.result is not None
         _settle(step, record.step, record, record.result, host, outputs)
@@ -691,27 +1025,31 @@ async def run_triage(
     pool: SshPool,
     host: Host | str,
     *,
+    subject: str | None = None,
     bond: str | None = None,
-    runbook: Runbook | None = None,
+    runbook: Runbook | str | Path | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     diagnose: bool = True,
+    known_subjects: tuple[Any, StepRecord] | None = None,
     known_bonds: tuple[Any, StepRecord] | None = None,
 ) -> TriageResult:
-    """One bond's triage: the named bond, or the host's only bond. Raises :class:`BondSelectionError`
-    when the host has no bond, several (name one), or its bonds could not be listed and none was named."""
-    ht = await run_host_triage(pool, host, bond=bond, runbook=runbook, progress=progress, diagnose=diagnose,
-                               known_bonds=known_bonds)
+    """One subject's triage: the named one, or the host's only one. Raises
+    :class:`SubjectSelectionError` when the host has none, several (name one), or its subjects
+    could not be listed and none was named."""
+    ht = await run_host_triage(pool, host, subject=subject, bond=bond, runbook=runbook, progress=progress,
+                               diagnose=diagnose, known_subjects=known_subjects if known_subjects is not None else known_bonds)
     if len(ht.results) == 1:
         return ht.results[0]
-    if ht.no_bond:
-        raise BondSelectionError(f"{ht.host.name}: {ht.no_bond}", host=ht.host.name, bonds=ht.bonds)
+    if ht.no_subject:
+        raise SubjectSelectionError(f"{ht.host.name}: {ht.no_subject}", host=ht.host.name, subjects=ht.subjects)
     if ht.error:
-        raise BondSelectionError(f"{ht.host.name}: {ht.error}; name the bond", host=ht.host.name, bonds=ht.bonds)
-    raise BondSelectionError(f"{ht.host.name} has several bonds ({', '.join(ht.bonds or ())}): name one",
-                             host=ht.host.name, bonds=ht.bonds)
+        raise SubjectSelectionError(f"{ht.host.name}: {ht.error}; name the {ht.noun}", host=ht.host.name,
+                                    subjects=ht.subjects)
+    raise SubjectSelectionError(f"{ht.host.name} has several {ht.plural} ({', '.join(ht.subjects or ())}): name one",
+                                host=ht.host.name, subjects=ht.subjects)
 
 
-def _settle(step: Step, label: str, record: StepRecord, result: CommandResult, host: Host, outputs: TriageOutputs) -> None:
+def _settle(step: Step, label: str, record: StepRecord, result: CommandResult, host: Host, outputs: Any) -> None:
     """Record the step's status and file its output where the diagnosis will look for it."""
     if result.privilege_denied:
         record.status, record.reason = "not-privileged", result.failure_reason
@@ -724,35 +1062,39 @@ def _settle(step: Step, label: str, record: StepRecord, result: CommandResult, h
         return
     source = SourceOutput(command=record.command, text=result.stdout)
     if step.for_each:
-        slave = label.split(" ", 1)[1]
-        getattr(outputs, step.output)[slave] = source
+        value = label.split(" ", 1)[1]
+        getattr(outputs, step.output)[value] = source
     else:
         setattr(outputs, step.output, source)
     record.status = "ok"
-    import re
-
-    matters = step.privileged_when is None or re.search(step.privileged_when, result.stdout, re.M)
+    matters = step.privileged_when is None or re.search(step.privileged_when, result.stdout, re.MULTILINE)
     if step.privileged and not host.privileged and matters:
         record.status = "partial"
         record.reason = f"not privileged: {step.unprivileged or 'this step needs root'}"
         outputs.failed_steps[f"{label} (privileged details)"] = record.reason
 
 
-async def discover_bonds(pool: SshPool, host: Host | str, *, runbook: Runbook | None = None) -> tuple[Any, StepRecord]:
-    """Only the bond list of ``host``: ``(runbooks.bonding.discovery.BondList, its StepRecord)``, one
-    read, for a caller that must know the bonds before it opens anything (the bot opens one
-    incident per bond). Hand the pair to ``run_host_triage(known_bonds=...)`` so the triage does not
-    read the list again and its incident still shows the read."""
-    from runbooks.bonding.discovery import read_bond_list
-
-    rb = runbook or load_runbook()
-    step = rb.discover_step("bonds")
+async def discover_subjects(pool: SshPool, host: Host | str, *,
+                            runbook: Runbook | str | Path | None = None) -> tuple[Any, StepRecord]:
+    """Only the subject list of ``host`` (the read ``subject.discover`` names): ``(its value, its
+    StepRecord)``, for a caller that must know the subjects before it opens anything (the bot opens
+    one incident per subject). Hand the pair to ``run_host_triage(known_subjects=...)`` so the
+    triage does not read the list again and its incident still shows the read."""
+    rb = runbook if isinstance(runbook, Runbook) else load_runbook(runbook)
+    if rb.subject.discover is None:
+        raise RunbookError(f"runbook {rb.name} does not discover its subjects")
+    step = rb.discover_step(rb.subject.discover)
     h = pool.host(host)
     session = pool.session(h)
     await session.connect()
     command = render_command(step.command, {}, rb.parameters)
     result = await session.run(command, timeout=step.timeout)
-    found = read_bond_list(result)
-    record = StepRecord(step="discover bonds", command=command, status="ok" if found.names is not None else "failed",
-                        reason=(found.why_none or None) if found.names is not None else found.error, result=result)
-    return found, record
+    read = rb.callable(step.read)(result) if step.read else Read(SubjectList(None, "no read for the subject list"), "failed")
+    record = StepRecord(step=f"discover {step.name}", command=command, status=read.status, reason=read.reason,
+                        result=result, subject_keys=rb.subject.params)
+    return read.value, record
+
+
+async def discover_bonds(pool: SshPool, host: Host | str, *, runbook: Runbook | None = None) -> tuple[Any, StepRecord]:
+    """``discover_subjects`` for the bonding runbook (its callers' name for it)."""
+    return await discover_subjects(pool, host, runbook=runbook)

@@ -50,11 +50,7 @@ __all__ = [
     "Host",
     "Inventory",
     "InventoryWarning",
-    "load_inventory",
     "parse_bondbot_yaml",
-    "parse_ansible_ini",
-    "parse_ansible_yaml",
-    "parse_ssh_config",
     "validate_host_name",
     "validate_address",
     "validate_user",
@@ -162,12 +158,23 @@ class Host:
     jump: str | None = None
     keys: tuple[Path, ...] = ()
     proxy_jump: str | None = None
+    #: Runbook parameters for this host, by runbook name (``{"bonding": {"bond": "bond0"}}``);
+    #: ``bond`` (the inventories' ``bond:``) is the bonding runbook's ``bond`` and is folded in here.
+    params: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.key is not None and not self.keys:
             object.__setattr__(self, "keys", (self.key,))
         elif self.keys and self.key is None:
             object.__setattr__(self, "key", self.keys[0])
+        params = {str(rb): dict(values) for rb, values in (self.params or {}).items()}
+        if self.bond is not None:
+            params.setdefault("bonding", {})["bond"] = self.bond
+        object.__setattr__(self, "params", params)
+
+    def params_for(self, runbook: str) -> Mapping[str, str]:
+        """The inventory's parameters for ``runbook`` on this host (empty: none given)."""
+        return self.params.get(runbook, {})
 
     @property
     def privileged(self) -> bool:
@@ -189,6 +196,7 @@ class Host:
             "keys": [str(k) for k in self.keys],
             "sudo": self.sudo,
             "bond": self.bond,
+            "params": {rb: dict(values) for rb, values in self.params.items()},
             "groups": list(self.groups),
             "jump": self.jump,
             "proxy_jump": self.proxy_jump,
@@ -344,6 +352,7 @@ def make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
     bond = fields.get("bond")
     if bond is not None and not isinstance(bond, str):
         raise InvalidValue(f"invalid bond {bond!r}: expected an interface name")
+    params = _runbook_params(fields.get("runbooks"))
     groups_raw = fields.get("groups", ())
     if isinstance(groups_raw, str):
         groups_raw = [groups_raw]
@@ -354,7 +363,25 @@ def make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
         if jump not in (fields.get("_hop_names") or ()):
             validate_host_name(jump)
     return Host(name, address, port, user, keys[0] if keys else None, sudo, bond, groups, jump, keys,
-                fields.get("proxy_jump"))
+                fields.get("proxy_jump"), params)
+
+
+def _runbook_params(raw: object) -> dict[str, dict[str, str]]:
+    """``runbooks: {loadavg: {threshold: "4"}}``: plain names and strings here; each value is
+    validated by its runbook's declared type when a triage uses it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InvalidValue("invalid runbooks: expected a mapping of runbook name -> {parameter: value}")
+    out: dict[str, dict[str, str]] = {}
+    for rb, values in raw.items():
+        if not isinstance(rb, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", rb):
+            raise InvalidValue(f"invalid runbook name {safe_text(repr(rb))} in runbooks:")
+        if not isinstance(values, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool) for k, v in values.items()):
+            raise InvalidValue(f"invalid runbooks.{rb}: expected a mapping of parameter -> value")
+        out[rb] = {k: str(v) for k, v in values.items()}
+    return out
 
 
 def _make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
@@ -413,13 +440,21 @@ def _line_of(mapping: Any, key: Any) -> int | None:
 
 # --- bondbot YAML ---------------------------------------------------------------------------------
 
-_BONDBOT_FIELDS = {"address", "port", "user", "key", "keys", "sudo", "bond", "groups", "jump"}
+_BONDBOT_FIELDS = {"address", "port", "user", "key", "keys", "sudo", "bond", "groups", "jump", "runbooks"}
+
+
+#: Reads an included inventory: ``(path, fmt, use_ansible_inventory) -> Inventory``
+#: (``ssh_exec.sources.load_inventory`` passes itself, so this module imports no file reader).
+IncludeLoader = Callable[[Path, str, "bool | None"], "Inventory"]
 
 
 def parse_bondbot_yaml(text: str, *, where: str = "inventory", base: Path | None = None,
-                       use_ansible_inventory: bool | None = None, data: Any = None) -> Inventory:
+                       use_ansible_inventory: bool | None = None, data: Any = None,
+                       include: IncludeLoader | None = None) -> Inventory:
     """bondbot's own format; a bad host entry is skipped with a warning, a bad file is refused.
-    ``data``: the file already loaded (``yaml_load(..., lines=True)``), to parse it only once."""
+    ``data``: the file already loaded (``yaml_load(..., lines=True)``), to parse it only once.
+    ``include``: how to read the files under ``include:`` (None: they are not followed, with a
+    warning each)."""
     if data is None:
         data = yaml_load(text, where, lines=True)
     data = data or {}
@@ -472,122 +507,13 @@ def parse_bondbot_yaml(text: str, *, where: str = "inventory", base: Path | None
         use = use_ansible_inventory
         if "ansible_inventory" in item:
             use = _as_bool(item["ansible_inventory"], "ansible_inventory") if use is not False else False
+        if include is None:
+            inv.warn(where, f"include {path}: not followed (read the file with load_inventory)")
+            continue
         try:
-            inv.merge(load_inventory(path, fmt=str(item.get("format", "auto")), check=False,
-                                     use_ansible_inventory=use))
+            inv.merge(include(path, str(item.get("format", "auto")), use))
         except InventoryError as exc:
             inv.warn(where, f"include {path}: {exc}; its hosts are not loaded")
-    return inv
-
-
-# --- other formats (kept here as the stable entry points) -----------------------------------------
-
-
-def parse_ansible_ini(text: str, *, where: str = "ansible inventory") -> Inventory:
-    """An Ansible INI inventory given as text, read by the built-in parser."""
-    from ssh_exec.ansible_inventory import builtin_inventory_from_text
-
-    return builtin_inventory_from_text(text, where, "ini")
-
-
-def parse_ansible_yaml(text: str, *, where: str = "ansible inventory") -> Inventory:
-    """An Ansible YAML inventory given as text, read by the built-in parser."""
-    from ssh_exec.ansible_inventory import builtin_inventory_from_text
-
-    return builtin_inventory_from_text(text, where, "yaml")
-
-
-def parse_ssh_config(text: str, *, where: str = "ssh config") -> Inventory:
-    """An OpenSSH client config given as text (relative Includes resolve in ~/.ssh, as ssh does)."""
-    import tempfile
-
-    from ssh_exec.ssh_config_inventory import ssh_config_inventory
-
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "config"
-        p.write_text(text, encoding="utf-8")
-        inv = ssh_config_inventory(p, shown_as=where)
-    return inv
-
-
-# --- loading --------------------------------------------------------------------------------------
-
-
-def _detect_format(path: Path, text: str) -> tuple[str, Any]:
-    """The format of ``path``, and its YAML when it was loaded to tell."""
-    kind, data = _detect(path, text)
-    return kind, data
-
-
-def _detect(path: Path, text: str) -> tuple[str, Any]:
-    if path.is_dir():
-        return "ansible", None
-    if path.suffix in {".ini", ".cfg"} or re.search(r"^\s*\[[^\]]+\]\s*(#.*)?$", text, re.M):
-        return "ansible", None
-    if re.search(r"^\s*(Host|Match)\s+\S", text, re.M | re.I) and not re.search(r"^\s*hosts\s*:", text, re.M):
-        return "ssh-config", None
-    try:
-        data = yaml_load(text, str(path), lines=True)
-    except InventoryError:
-        return ("ansible" if text.strip() else "bondbot"), None
-    if isinstance(data, dict) and set(data) & {"hosts", "settings", "include"} and set(data) <= {"hosts", "settings", "include"}:
-        hosts = data.get("hosts")
-        ansible_like = isinstance(hosts, dict) and any(
-            isinstance(v, dict) and any(str(k).startswith("ansible_") for k in v) for v in hosts.values())
-        if not ansible_like:
-            return "bondbot", data
-    if isinstance(data, dict):
-        return "ansible", None
-    if data is None:
-        return "bondbot", data
-    if isinstance(data, str) and not re.search(r"\s", text.strip()):
-        return "ansible", None  # one bare host name: an INI inventory of one host
-    raise InventoryError(f"{path}: cannot tell which inventory format this is")
-
-
-_FORMAT_ALIASES = {"ansible-ini": "ansible", "ansible-yaml": "ansible", "ssh_config": "ssh-config"}
-
-
-def load_inventory(path: Path | str | None = None, *, fmt: str = "auto", check: bool = True,
-                   use_ansible_inventory: bool | None = None) -> Inventory:
-    """Read an inventory file or directory (bondbot's default location when ``path`` is None).
-
-    A missing default inventory is an empty one (every host refused, with a message saying where
-    to add it); a missing file named explicitly is an error. ``use_ansible_inventory``: None =
-    use ``ansible-inventory`` for Ansible sources when it is installed (``BONDBOT_ANSIBLE_INVENTORY``
-    can say ``never`` or give its path), False = the built-in parser only.
-    """
-    from bondbot import settings
-
-    explicit = path is not None
-    p = Path(os.path.expanduser(str(path))) if path is not None else settings.inventory_path()
-    if not p.exists():
-        if explicit:
-            raise InventoryError(f"inventory file {p} does not exist")
-        return Inventory(source=p)
-    text = ""
-    if not p.is_dir():
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InventoryError(f"cannot read inventory {p}: {exc}") from None
-    kind, data = _detect_format(p, text) if fmt == "auto" else (_FORMAT_ALIASES.get(fmt, fmt), None)
-    if kind == "bondbot":
-        inv = parse_bondbot_yaml(text, where=str(p), base=p.parent, use_ansible_inventory=use_ansible_inventory,
-                                 data=data)
-    elif kind == "ansible":
-        from ssh_exec.ansible_inventory import load_ansible
-
-        inv = load_ansible(p, use_ansible_inventory=use_ansible_inventory)
-    elif kind == "ssh-config":
-        from ssh_exec.ssh_config_inventory import ssh_config_inventory
-
-        inv = ssh_config_inventory(p)
-    else:
-        raise InventoryError(f"unknown inventory format {fmt!r}; use one of auto, bondbot, ansible, ssh-config")
-    inv.source = p
-    if check:
-        inv.check_jumps()
     return inv
 
 

@@ -72,9 +72,14 @@ def print_diagnosis(console: Any, result: Any) -> None:
     if d is None:
         console.print(Text(f"No diagnosis: {safe_text(result.diagnosis_error)}", style="red"))
         return
-    console.print(Text(safe_text(f"{result.host.name}: bond {d.bond} (mode {d.mode})"), style="bold"))
+    # In the runbook's words: "web-01: bond bond0 (mode active-backup)"; "web-01" for a host-level runbook.
+    about = " ".join(f"{k} {v}" for k, v in d.subject.items())
+    details = ", ".join(f"{k} {v}" for k, v in d.details.items())
+    console.print(Text(safe_text(f"{result.host.name}{': ' + about if about else ''}{f' ({details})' if details else ''}"),
+                       style="bold"))
     if d.verdict == "inconclusive":
-        body = Text("Not healthy, not diagnosed: the bond's state could not be fully read.\n", style="bold")
+        whose = f"the {next(iter(d.subject))}'s" if d.subject else "the host's"
+        body = Text(f"Not healthy, not diagnosed: {whose} state could not be fully read.\n", style="bold")
         for reason in d.reasons:
             body.append(f"  - {safe_text(reason)}\n", style="")
         console.print(Panel(body, title="Inconclusive", style="yellow"))

@@ -28,43 +28,52 @@ __all__ = ["register", "audit_hosts", "audit_exit_status", "HostSummary"]
 FAILURE_STATUSES = ("unreachable", "inconclusive", "bond-not-found", "error")
 
 
+def _failed(row: dict[str, Any]) -> bool:
+    """A row that is not conclusive: one of ``FAILURE_STATUSES`` or "<subject>-not-found"."""
+    return row["status"] in FAILURE_STATUSES or str(row["status"]).endswith("-not-found")
+
+
 class HostSummary(dict):  # type: ignore[type-arg]
     """One row of the audit: host, bond, status, root_cause, severity, summary, risks, error_kind,
     error, duration."""
 
 
 async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bond: str | None = None,
-                      on_done: Any = None) -> list[HostSummary]:
-    """Triage ``hosts`` through ``pool``; rows in inventory order, a host's bonds in its order."""
-    from runbooks.engine import BondNotFound, load_runbook, run_host_triage
+                      on_done: Any = None, runbook: Any = None, subject: str | None = None) -> list[HostSummary]:
+    """Triage ``hosts`` through ``pool`` with ``runbook`` (default bonding); rows in inventory
+    order, a host's subjects in its order. ``bond`` is ``subject`` for the bonding runbook."""
+    from runbooks.engine import Runbook, SubjectNotFound, load_runbook, run_host_triage
     from ssh_exec import ConnectError, SshExecError, fan_out
 
-    runbook = load_runbook()
+    rb = runbook if isinstance(runbook, Runbook) else load_runbook(runbook)
+    named = subject if subject is not None else bond
+    noun = rb.subject.noun or "subject"
 
     async def one(host: Any) -> Any:
         try:
-            return await run_host_triage(pool, host, bond=bond, runbook=runbook)
+            return await run_host_triage(pool, host, subject=named, runbook=rb)
         finally:
             await pool.close_host(host)
 
     def summarize(outcome: Any) -> list[HostSummary]:
         name = outcome.item.name
-        base = {"host": name, "bond": None, "root_cause": None, "severity": None, "summary": None, "risks": 0,
-                "error_kind": None, "error": None, "duration": None}
+        base = {"host": name, "bond": None, "runbook": rb.name, "subject": None, "root_cause": None,
+                "severity": None, "summary": None, "risks": 0, "error_kind": None, "error": None, "duration": None}
         if outcome.error is not None:
             err = outcome.error
-            if isinstance(err, BondNotFound):
-                return [HostSummary(base, bond=err.bond, status="bond-not-found", error_kind="bond-not-found",
-                                    error=str(err))]
+            if isinstance(err, SubjectNotFound):
+                return [HostSummary(base, bond=err.subject if rb.subject.param == "bond" else None,
+                                    subject=rb.subject_of(err.subject), status=f"{noun}-not-found",
+                                    error_kind=f"{noun}-not-found", error=str(err))]
             kind = err.kind if isinstance(err, SshExecError) else type(err).__name__
             status = "unreachable" if isinstance(err, ConnectError) else "error"
             return [HostSummary(base, status=status, error_kind=kind, error=str(err))]
         ht = outcome.value
-        if ht.no_bond is not None:
-            return [HostSummary(base, status="no-bond", summary=ht.no_bond, duration=round(ht.duration, 3))]
+        if ht.no_subject is not None:
+            return [HostSummary(base, status=f"no-{noun}", summary=ht.no_subject, duration=round(ht.duration, 3))]
         if ht.error is not None:
-            return [HostSummary(base, status="inconclusive", error_kind="bonds-not-listed", error=ht.error,
-                                duration=round(ht.duration, 3))]
+            return [HostSummary(base, status="inconclusive", error_kind=f"{rb.subject.plural or 'subjects'}-not-listed",
+                                error=ht.error, duration=round(ht.duration, 3))]
         rows = []
         for r in ht.results:
             d = r.diagnosis
@@ -72,7 +81,8 @@ async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bon
             status = r.verdict
             rows.append(HostSummary(
                 base,
-                bond=r.bond,
+                bond=r.subject.get("bond"),
+                subject=r.subject,
                 status=status,
                 root_cause=root.code if root else None,
                 severity=root.severity.value if root else None,
@@ -93,11 +103,11 @@ async def audit_hosts(pool: Any, hosts: list[Any], *, concurrency: int = 50, bon
 
 
 def audit_exit_status(rows: list[HostSummary]) -> int:
-    """3 if a host was unreachable, else 4 if a bond was inconclusive (or missing, or failed), else 0."""
+    """3 if a host was unreachable, else 4 if a subject was inconclusive (or missing, or failed), else 0."""
     statuses = {r["status"] for r in rows}
     if "unreachable" in statuses:
         return 3
-    if statuses & {"inconclusive", "bond-not-found", "error"}:
+    if statuses & {"inconclusive", "error"} or any(s.endswith("-not-found") for s in statuses):
         return 4
     return 0
 
@@ -110,6 +120,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one line per host.")] = False,
         bond: Annotated[Optional[str], typer.Option("--bond", help="Bond name for every host (default: the inventory's, else every bond each host has).")] = None,
+        subject: Annotated[Optional[str], typer.Option("--subject", help="What to triage on every host, in the runbook's terms (default: the inventory's, else each one a host has).")] = None,
+        runbook_name: Annotated[Optional[str], typer.Option("--runbook", help="Runbook name or path to its runbook.yaml (default: bonding).")] = None,
         inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file.")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per host.")] = 60.0,
         connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to connect.")] = 10.0,
@@ -126,13 +138,26 @@ def register(app: typer.Typer) -> None:
 
         if as_json and as_csv:
             fail("choose one of --json and --csv", EXIT_BAD_INPUT)
+        from runbooks.engine import RunbookError, load_runbook
+
         inv = load_inventory_or_exit(inventory)
         try:
+            runbook = load_runbook(runbook_name)
+        except RunbookError as exc:
+            fail(f"runbook error: {exc}", EXIT_BAD_INPUT)
+        if bond is not None and runbook.subject.param != "bond":
+            fail(f"--bond: runbook {runbook.name} has no bond (--subject)", EXIT_BAD_INPUT)
+        if bond is not None and subject is not None and bond != subject:
+            fail("give --subject or --bond, not both", EXIT_BAD_INPUT)
+        named = subject if subject is not None else bond
+        try:
             hosts = inv.select(groups or [])
-            if bond is not None:
-                from runbooks.validation import validate_interface_name
+            if named is not None:
+                from runbooks.render import validate_value
 
-                validate_interface_name(bond)
+                if runbook.subject.param is None:
+                    raise InvalidValue(f"runbook {runbook.name} triages the host itself: it takes no subject")
+                validate_value(runbook.parameters[runbook.subject.param].type, named)
         except (InventoryError, InvalidValue) as exc:
             fail(str(exc), EXIT_BAD_INPUT)
         if not hosts:
@@ -148,7 +173,7 @@ def register(app: typer.Typer) -> None:
             async with SshPool(inv, known_hosts=known_hosts_path(), limits=limits) as pool:
                 with progress:
                     task = progress.add_task("audit", total=len(hosts))
-                    return await audit_hosts(pool, hosts, concurrency=concurrency, bond=bond,
+                    return await audit_hosts(pool, hosts, concurrency=concurrency, subject=named, runbook=runbook,
                                              on_done=lambda _o: progress.advance(task))
 
         rows = asyncio.run(go())
@@ -160,16 +185,17 @@ def register(app: typer.Typer) -> None:
                     groups_out.setdefault(r["root_cause"] or "healthy", []).append(_who(r, rows))
             failures: dict[str, list[dict[str, Any]]] = {}
             for r in rows:
-                if r["status"] in FAILURE_STATUSES:
+                if _failed(r):
                     failures.setdefault(_kind(r), []).append({"host": r["host"], "bond": r["bond"], "error": r["error"]})
             sys.stdout.write(json.dumps({
                 "hosts": rows,
                 "by_root_cause": groups_out,
                 "no_bond": [r["host"] for r in rows if r["status"] == "no-bond"],
+                "no_subject": [r["host"] for r in rows if str(r["status"]).startswith("no-")],
                 "failures": failures,
                 "unreachable": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "unreachable"],
                 "inconclusive": [{"host": r["host"], "bond": r["bond"], "error": r["error"]}
-                                 for r in rows if r["status"] in ("inconclusive", "bond-not-found")],
+                                 for r in rows if r["status"] == "inconclusive" or r["status"].endswith("-not-found")],
                 "errors": [{"host": r["host"], "error": r["error"]} for r in rows if r["status"] == "error"],
                 "exit_status": code,
             }, indent=2) + "\n")
@@ -194,8 +220,8 @@ def _who(row: HostSummary, rows: list[HostSummary]) -> str:
 def _kind(row: HostSummary) -> str:
     if row["status"] == "unreachable":
         return f"unreachable: {row['error_kind']}"
-    if row["status"] == "bond-not-found":
-        return "no such bond"
+    if row["status"].endswith("-not-found"):
+        return f"no such {row['status'].removesuffix('-not-found')}"
     return str(row["status"])
 
 
@@ -231,7 +257,7 @@ def _print_grouped(rows: list[HostSummary], code: int) -> None:
     if no_bond:
         console.print(f"[bold]no bond[/] — {len(no_bond)} host(s)", highlight=False)
         console.print("  " + ", ".join(safe_text(r["host"]) for r in no_bond), highlight=False, markup=False)
-    bad = [r for r in rows if r["status"] in FAILURE_STATUSES]
+    bad = [r for r in rows if _failed(r)]
     if bad:
         kinds: dict[str, list[HostSummary]] = {}
         for r in bad:

@@ -104,10 +104,10 @@ def register(app: typer.Typer) -> None:
         if not items:
             typer.echo("no incidents")
             return
-        typer.echo(f"{'ID':<10} {'STATUS':<12} {'HOST':<20} {'BOND':<8} {'OPENED (UTC)':<24} ROOT CAUSE")
+        typer.echo(f"{'ID':<10} {'STATUS':<12} {'HOST':<20} {'SUBJECT':<8} {'OPENED (UTC)':<24} ROOT CAUSE")
         for i in items:
             typer.echo(
-                f"{i.id:<10} {i.status.value:<12} {i.host:<20} {i.bond:<8} {i.created_at:<24} {i.root_cause or '-'}"
+                f"{i.id:<10} {i.status.value:<12} {i.host:<20} {i.about:<8} {i.created_at:<24} {i.root_cause or '-'}"
             )
 
     @group.command("show")
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
             inc = store.get(incident_id)
             events = store.events(incident_id)
             result = store.verify(incident_id)
-        typer.echo(f"{inc.id}  {inc.bond} on {inc.host}  [{inc.status.value}]")
+        typer.echo(f"{inc.id}  {inc.about} on {inc.host}  [{inc.status.value}]  (runbook {inc.runbook})")
         typer.echo(f"requested by {inc.requester} in {inc.channel}, opened {inc.created_at}")
         typer.echo(f"root cause: {inc.root_cause or 'not established'}")
         typer.echo(f"log: {result}")

@@ -54,7 +54,10 @@ def describe(event: Event) -> str:
     p = event.payload
     k = event.kind
     if k == "opened":
-        return f"Incident opened by {p.get('requester')} in {p.get('channel')}: {p.get('bond')} on {p.get('host')}"
+        subject = p.get("subject") if isinstance(p.get("subject"), dict) else {"bond": p.get("bond")}
+        about = " ".join(f"{k} {v}" for k, v in subject.items()) or "the host"
+        runbook = p.get("runbook") or "bonding"  # an opened event from before runbooks were recorded
+        return f"Incident opened by {p.get('requester')} in {p.get('channel')}: {runbook} runbook, {about} on {p.get('host')}"
     if k in ("command", "triage_step", "rollback") and isinstance(p.get("command"), str):
         verb = {"command": "Ran", "triage_step": "Triage step:", "rollback": "Rollback: ran"}[k]
         where = f" on {p['host']}" if isinstance(p.get("host"), str) else ""

@@ -56,10 +56,12 @@ def render_markdown(
     incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str
 ) -> str:
     out: list[str] = []
-    out.append(f"# {incident.id}: {incident.bond} on {incident.host}")
+    out.append(f"# {incident.id}: {incident.about} on {incident.host}")
     out.append("")
     out.append("| | |")
     out.append("|---|---|")
+    subject = ", ".join(f"{k} {v}" for k, v in incident.subject.items()) or "the host"
+    out.append(f"| Runbook | {_prose(incident.runbook)} ({_prose(subject)}) |")
     out.append(f"| Status | {_cell(incident.status.value)} |")
     out.append(f"| Root cause | {_prose(incident.root_cause or 'not established')} |")
     out.append(f"| Requested by | {_prose(incident.requester)} in {_prose(incident.channel)} |")

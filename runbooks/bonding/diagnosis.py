@@ -134,5 +134,5 @@ def diagnose(outputs: TriageOutputs, *, strict: bool = False) -> Diagnosis:
         verdict = INCONCLUSIVE
     else:
         verdict = HEALTHY
-    return Diagnosis(bond=bond, mode=mode, root_cause=root, findings=tuple(findings),
+    return Diagnosis(subject={"bond": bond}, details={"mode": mode}, root_cause=root, findings=tuple(findings),
                      verdict=verdict, reasons=tuple(reasons) if verdict == INCONCLUSIVE else ())

@@ -1,21 +1,17 @@
-"""What the triage steps printed, handed from the runbook engine to the diagnosis.
+"""What the bonding triage steps printed, handed from the runbook engine to the diagnosis.
 
-The engine fills a ``TriageOutputs`` from the commands it ran on a host; ``bondbot diagnose`` fills
-one from saved files. The diagnosis never runs anything itself, so it can be checked offline.
+The engine fills a ``TriageOutputs`` (``outputs.type`` in runbook.yaml; its fields are the YAML's
+output slots) from the commands it ran on a host; ``bondbot diagnose`` fills one from saved files.
+The diagnosis never runs anything itself, so it can be checked offline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runbooks.outputs import SourceOutput
 
-@dataclass(frozen=True)
-class SourceOutput:
-    """One command's output. ``command`` is how evidence names its source, e.g.
-    ``cat /proc/net/bonding/bond0``; ``text`` is its standard output, unmodified."""
-
-    command: str
-    text: str
+__all__ = ["SourceOutput", "TriageOutputs"]
 
 
 @dataclass

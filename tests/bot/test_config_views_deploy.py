@@ -87,7 +87,7 @@ def test_huge_diagnosis_stays_within_slack_limits() -> None:
     offer = views.Offer("fix", "t", "m", tuple("c" * 400 for _ in range(10)), ("r" * 400,), "a" * 64, now + timedelta(minutes=5))
     card = views.IncidentCard(
         "INC-ABCD", "h", "bond0", "U1", now, "diagnosed",
-        diagnosis=Diagnosis("bond0", "active-backup", findings[0], findings), offers=(offer,),
+        diagnosis=Diagnosis({"bond": "bond0"}, findings[0], findings, details={"mode": "active-backup"}), offers=(offer,),
     )
     rendered = views.incident_message(card)
     assert len(rendered.blocks) <= 50

@@ -53,6 +53,9 @@ def test_upgrade_keeps_every_chain(fixture: Path, tmp_path: Path) -> None:
             assert (inc.status.value, inc.head_seq, inc.head_hash, inc.root_cause) == (
                 want["status"], want["head_seq"], want["head_hash"], want["root_cause"]), incident_id
             assert len(store.events(incident_id)) == want["events"]
+            # migration 0003: the bond column became the bonding runbook's subject
+            opened = store.events(incident_id)[0].payload
+            assert (inc.runbook, inc.subject) == ("bonding", {"bond": opened["bond"]}), incident_id
             assert len(store.approvals(incident_id)) == want["approvals"]
             export_incident(store, incident_id, "json")  # every old event still renders
         # the new release continues an old chain

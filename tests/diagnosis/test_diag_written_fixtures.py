@@ -47,7 +47,8 @@ def test_seed_incident_root_cause_and_evidence() -> None:
 
 def test_seed_json_shape() -> None:
     data = diagnose(seed_outputs()).to_json()
-    assert set(data) == {"bond", "mode", "verdict", "reasons", "root_cause", "risks", "findings"}
+    assert set(data) == {"bond", "mode", "subject", "details", "verdict", "reasons", "root_cause", "risks", "findings"}
+    assert (data["subject"], data["details"]) == ({"bond": data["bond"]}, {"mode": data["mode"]})
     assert (data["verdict"], data["reasons"], data["risks"]) == ("diagnosed", [], [])
     assert data["root_cause"] == {"code": "NO_LINK_MONITORING", "severity": "critical",
                                   "summary": data["findings"][0]["summary"]}

@@ -79,7 +79,8 @@ def test_schema_rejects_what_it_should() -> None:
     validator = Draft202012Validator(json.loads(json_schema_text()))
     base = {
         "format": "bondbot-incident-export", "version": 1, "exported_at": "2025-01-31T09:15:02.123Z",
-        "incident": {"id": "INC-7K3F", "host": "web-01", "bond": "bond0", "requester": "U1", "channel": "#ops",
+        "incident": {"id": "INC-7K3F", "host": "web-01", "runbook": "bonding", "subject": {"bond": "bond0"},
+                     "bond": "bond0", "requester": "U1", "channel": "#ops",
                      "status": "open", "root_cause": None, "created_at": "2025-01-31T09:15:02.123Z",
                      "head_seq": 1, "head_hash": "a" * 64},
         "events": [{"incident_id": "INC-7K3F", "seq": 1, "ts": "2025-01-31T09:15:02.123Z", "actor": "bot",

@@ -165,7 +165,24 @@ def test_runbook_yaml_shape() -> None:
     rb = load_runbook()
     assert [s.name for s in rb.triage] == ["proc_bonding", "ip_details", "nmcli", "ip_link", "ethtool"]
     assert [d.name for d in rb.discover] == ["bonds", "slaves", "nm_profiles"]
-    assert rb.slaves_from == "proc_bonding" and rb.actions == {}
+    assert rb.name == "bonding" and rb.subject.params == ("bond",) and rb.subject.discover == "bonds"
+    assert set(rb.actions) == {"fix", "failover_test"} and all(a.plan for a in rb.actions.values())
+    assert rb.parameters["slave"].values == "runbooks.bonding.triage:slaves"
     assert rb.parameters["bond"].default is None  # never a guessed bond0
     assert rb.step("nmcli").needs == "nm_uuid" and rb.parameters["nm_uuid"].type == "uuid"
     assert not any("eno" in s.command or "eth" in s.command.replace("ethtool", "") for s in rb.triage)
+
+
+def test_engine_knows_no_bonding() -> None:
+    """Everything bonding is in runbooks/bonding/ and named by its YAML: the engine imports none of it."""
+    import ast
+
+    import runbooks.engine as engine
+
+    tree = ast.parse(Path(engine.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if "bonding" in m], imported
+    source = Path(engine.__file__).read_text()
+    for word in ("proc_bonding", "nmcli", "slave", "TriageOutputs", "nm_uuid"):
+        assert word not in source, word
