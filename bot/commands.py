@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from runbooks.validation import interface_name_problem
+
 __all__ = [
     "USAGE",
     "EXPORT_FORMATS",
@@ -28,8 +30,6 @@ USAGE = (
 
 # An inventory name or a DNS name; no shell metacharacters, no leading dash (option injection).
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$")
-# Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no '/' or whitespace.
-_BOND_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 _INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -56,6 +56,13 @@ def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
+def _interface_name(value: str, what: str) -> str:
+    """The project's one rule for interface names (``runbooks.validation``), in the bot's words."""
+    if interface_name_problem(value) is not None:
+        raise CommandError(f"`{value[:80]}` is not a valid {what}.")
+    return value
+
+
 def parse_command(text: str) -> BondCommand:
     """``"triage web-01 bond0"`` -> ``BondCommand(verb="triage", host="web-01", bond="bond0")``."""
     words = text.split()
@@ -66,7 +73,7 @@ def parse_command(text: str) -> BondCommand:
         return BondCommand("help")
     if verb == "triage" and 1 <= len(args) <= 2:
         host = _check(args[0], _HOST_RE, "host name")
-        bond = _check(args[1], _BOND_RE, "bond interface name") if len(args) == 2 else None
+        bond = _interface_name(args[1], "bond interface name") if len(args) == 2 else None
         return BondCommand("triage", host=host, bond=bond)
     if verb == "status" and len(args) == 1:
         return BondCommand("status", incident_id=_check(args[0], _INCIDENT_RE, "incident id"))

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidValue",
     "IFNAMSIZ",
     "validate_interface_name",
+    "interface_name_problem",
     "validate_uuid",
     "validate_host",
     "validator_for",
@@ -28,28 +29,40 @@ IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL: names are 1
 _IFNAME_CHARS = re.compile(r"[A-Za-z0-9_.@-]+")
 
 
-def validate_interface_name(value: object) -> str:
-    """A network interface name as the kernel accepts it (``dev_valid_name``), and then some.
+def interface_name_problem(value: object) -> str | None:
+    """Why ``value`` is not a network interface name, or None when it is one.
 
+    The project's one definition of an interface name: the runbook engine (the ``interface``
+    parameter type), the Slack command parser and the CLI all ask this function, so what one of
+    them accepts the others accept. It is the kernel's rule (``dev_valid_name``), and then some.
     Kernel: 1-15 bytes, not ``.`` or ``..``, no ``/``, ``:`` or whitespace. We also allow only
     ``A-Z a-z 0-9 _ . @ -`` (no quoting surprises, no unicode look-alikes) and refuse a leading
     ``-``, which ``ip`` and ``ethtool`` would read as an option. ``:`` is allowed by that character set
     but the kernel itself refuses it in device names (``eth0:1`` is an address label).
     """
     if not isinstance(value, str):
-        raise InvalidValue(f"invalid interface name {value!r}: expected a string")
-    shown = value if len(value) <= 40 else value[:40] + "..."
+        return "expected a string"
     size = len(value.encode("utf-8"))
     if size == 0 or size >= IFNAMSIZ:
-        raise InvalidValue(f"invalid interface name {shown!r}: must be 1 to {IFNAMSIZ - 1} bytes long (is {size})")
+        return f"must be 1 to {IFNAMSIZ - 1} bytes long (is {size})"
     if value in {".", ".."}:
-        raise InvalidValue(f"invalid interface name {value!r}: '.' and '..' are not interface names")
+        return "'.' and '..' are not interface names"
     if "/" in value or ":" in value or any(c.isspace() for c in value):
-        raise InvalidValue(f"invalid interface name {shown!r}: '/', ':' and whitespace are not allowed by the kernel")
+        return "'/', ':' and whitespace are not allowed by the kernel"
     if not _IFNAME_CHARS.fullmatch(value):
-        raise InvalidValue(f"invalid interface name {shown!r}: only A-Z a-z 0-9 _ . @ - are allowed")
+        return "only A-Z a-z 0-9 _ . @ - are allowed"
     if value.startswith("-"):
-        raise InvalidValue(f"invalid interface name {value!r}: must not start with '-' (it would read as an option)")
+        return "must not start with '-' (it would read as an option)"
+    return None
+
+
+def validate_interface_name(value: object) -> str:
+    """``value`` if it is a network interface name (see ``interface_name_problem``), else ``InvalidValue``."""
+    problem = interface_name_problem(value)
+    if problem is not None:
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise InvalidValue(f"invalid interface name {shown!r}: {problem}")
+    assert isinstance(value, str)
     return value
 
 

@@ -17,7 +17,6 @@ import typer
 
 __all__ = ["register"]
 
-_IFNAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
 #: What commands and fix steps show when the files do not tell the bond's name: never a guess.
 BOND_PLACEHOLDER = "<BOND>"
 _SAVED_NAME_RE = re.compile(r"proc_net_bonding_([A-Za-z0-9_.:@-]{1,15}?)(?:\.txt)?|([A-Za-z0-9_:@-]{1,15})")
@@ -35,10 +34,12 @@ def _read(path: Path) -> str:
 
 
 def _pairs(values: list[str], option: str) -> list[tuple[str, Path]]:
+    from runbooks.validation import interface_name_problem
+
     out = []
     for value in values:
         name, sep, file = value.partition("=")
-        if not sep or not file or not _IFNAME_RE.fullmatch(name):
+        if not sep or not file or interface_name_problem(name) is not None:
             raise typer.BadParameter(
                 f"{value!r}: expected IF=FILE with a valid interface name", param_hint=option)
         out.append((name, Path(file)))
@@ -47,28 +48,33 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, Path]]:
 
 def _infer_bond(ip_json_text: str | None, nmcli_text: str | None, proc_text: str,
                 proc_path: Path) -> str:
-    """The bond's name from the outputs themselves; the proc file does not print it."""
+    """The bond's name from the outputs themselves; the proc file does not print it. A name that
+    is not an interface name by the project's one rule is not taken (the files are host-sourced)."""
     from runbooks.bonding.parsers import ParseError, parse_ip_details, parse_nmcli
+    from runbooks.validation import interface_name_problem
+
+    def valid(name: str | None) -> bool:
+        return bool(name) and interface_name_problem(name) is None
 
     if ip_json_text is not None:
         try:
             name = parse_ip_details(ip_json_text).ifname
-            if name:
+            if valid(name):
                 return name
         except ParseError:
             pass  # reported with the file name by the diagnosis
     if nmcli_text is not None:
         try:
             nm = parse_nmcli(nmcli_text)
-            if nm.interface_name:
+            if valid(nm.interface_name):
                 return nm.interface_name
         except ParseError:
             pass
     m = re.search(r"^bond (\S+) has no active aggregator$", proc_text, re.M)
-    if m:
+    if m and valid(m.group(1)):
         return m.group(1)
     m = _SAVED_NAME_RE.fullmatch(proc_path.name)
-    if m:
+    if m and valid(m.group(1) or m.group(2)):
         # copied as /proc/net/bonding/<bond> keeps the bond's name (no extension), or saved as
         # proc_net_bonding_<bond>[.txt]; any other file name says nothing about the bond
         return m.group(1) or m.group(2)
@@ -139,9 +145,11 @@ def diagnose_command(
     from runbooks.bonding.diagnosis import diagnose
     from runbooks.bonding.outputs import SourceOutput, TriageOutputs
     from runbooks.bonding.parsers import ParseError
+    from runbooks.validation import interface_name_problem
 
-    if bond is not None and not _IFNAME_RE.fullmatch(bond):
-        raise typer.BadParameter(f"{bond!r} is not an interface name", param_hint="--bond")
+    problem = interface_name_problem(bond) if bond is not None else None
+    if problem is not None:
+        raise typer.BadParameter(f"{bond!r} is not an interface name: {problem}", param_hint="--bond")
     link_pairs = _pairs(ip_link or [], "--ip-link")
     ethtool_pairs = _pairs(ethtool or [], "--ethtool")
     try:
