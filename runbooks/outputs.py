@@ -3,7 +3,7 @@
 ``SourceOutput`` is one command's output, named by the command (how evidence cites its source).
 ``StepOutputs`` holds one subject's outputs by the slots a runbook declares (``outputs.slots`` in
 its YAML) when the runbook brings no type of its own; a runbook may name its own class instead
-(bonding: ``runbooks.bonding.outputs:TriageOutputs``). Either way the engine needs only
+(bonding names its own). Either way the engine needs only
 attributes named like the slots plus ``failed_steps`` and ``not_applicable``.
 """
 
