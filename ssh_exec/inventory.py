@@ -170,6 +170,8 @@ class Host:
         params = {str(rb): dict(values) for rb, values in (self.params or {}).items()}
         if self.bond is not None:
             params.setdefault("bonding", {})["bond"] = self.bond
+        elif params.get("bonding", {}).get("bond") is not None:
+            object.__setattr__(self, "bond", params["bonding"]["bond"])  # one value, read either way
         object.__setattr__(self, "params", params)
 
     def params_for(self, runbook: str) -> Mapping[str, str]:

@@ -167,6 +167,7 @@ def test_runbook_yaml_shape() -> None:
     assert [d.name for d in rb.discover] == ["bonds", "slaves", "nm_profiles"]
     assert rb.name == "bonding" and rb.subject.params == ("bond",) and rb.subject.discover == "bonds"
     assert set(rb.actions) == {"fix", "failover_test"} and all(a.plan for a in rb.actions.values())
+    assert all(callable(rb.callable(a.plan or "")) for a in rb.actions.values())  # the planners exist
     assert rb.parameters["slave"].values == "runbooks.bonding.triage:slaves"
     assert rb.parameters["bond"].default is None  # never a guessed bond0
     assert rb.step("nmcli").needs == "nm_uuid" and rb.parameters["nm_uuid"].type == "uuid"

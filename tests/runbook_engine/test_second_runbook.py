@@ -199,3 +199,25 @@ async def test_its_action_is_planned_offered_approved_and_run(ssh_host: SshTestH
         assert results == [{"action": "sync", "plan_hash": plan.digest, "digest": plan.digest, "ok": True,
                             "summary": result.summary}]
         assert store.verify(inc.id).ok
+
+
+async def test_inventory_parameters_per_runbook(ssh_host: SshTestHost) -> None:
+    """``runbooks: {bonding: {bond: ...}}`` is what ``bond:`` has always meant; ``bond:`` still works."""
+    from runbooks.engine import resolve_subject
+    from ssh_exec import InvalidValue, load_inventory
+
+    inv_path = ssh_host.server.write_inventory(ssh_host.inventory_path, bond=None,
+                                               runbooks={"bonding": {"bond": "uplink7"}})
+    host = load_inventory(inv_path).get("test-host")
+    assert host.params_for("bonding") == {"bond": "uplink7"} and host.bond == "uplink7"
+    assert resolve_subject(host, None, load_runbook()) == "uplink7"
+    assert resolve_subject(host, "bond2", load_runbook()) == "bond2"  # the command line wins
+    assert resolve_subject(host, None, load_runbook(LOADAVG)) is None
+    old_style = load_inventory(ssh_host.server.write_inventory(ssh_host.inventory_path, bond="bond0")).get("test-host")
+    assert old_style.params_for("bonding") == {"bond": "bond0"} and old_style.bond == "bond0"
+    bad = load_inventory(ssh_host.server.write_inventory(ssh_host.inventory_path, bond=None,
+                                                         runbooks={"bonding": {"bond": "a b"}}))
+    with pytest.raises(InvalidValue, match="invalid interface name 'a b'"):
+        resolve_subject(bad.get("test-host"), None, load_runbook())
+    skipped = load_inventory(ssh_host.server.write_inventory(ssh_host.inventory_path, runbooks=["bonding"]))
+    assert "test-host" not in skipped.hosts and any("runbooks" in w.message for w in skipped.warnings)
