@@ -2,9 +2,9 @@
 
 The bot shows, hashes, approves and runs one object, a ``runbooks.plan.Plan``: the button value,
 the proposal, the approval and the run all carry ``plan.digest`` and no other hash.
-:func:`as_plan` takes what the remediation returns (a ``Plan``, an object with a ``plan``
-attribute, or an older ``bot.remediation.PlanLike``, whose commands and own hash are then made
-steps and parameters of a Plan so that they are covered by its digest).
+:func:`as_plan` takes what the remediation returns (``runbooks.approvals.plan_of``: a ``Plan``,
+an object holding one, or, until every remediation plans one, an older plan object whose commands
+and own hash are made steps and parameters of a Plan, so that its digest covers them).
 
 Proposals written together form a batch; a later batch offering an action replaces the earlier,
 undecided offers of that action (e.g. the failover test, offered again once the fix made it
@@ -18,7 +18,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from runbooks.plan import Plan, PlanStep
+from runbooks.approvals import approved_hash_for, plan_of
+from runbooks.plan import Plan
 
 if TYPE_CHECKING:
     from bot.app import BondBot
@@ -35,27 +36,8 @@ ACTIONS: tuple[str, ...] = ("fix", "failover_test")
 
 
 def as_plan(kind: str, planned: Any, method: str = "") -> Plan:
-    """The ``Plan`` behind what a remediation's ``plan_*`` returned (see the module docstring)."""
-    if isinstance(planned, Plan):
-        return planned
-    inner = getattr(planned, "plan", None)
-    if isinstance(inner, Plan):
-        return inner
-    # An older PlanLike: its shown commands and rollback become steps, its own hash a parameter.
-    steps = [PlanStep("change", "run", str(c)) for c in planned.commands if str(c)]
-    steps += [PlanStep("rollback", "undo", str(c)) for c in planned.rollback if str(c)]
-    params = [("method", method), ("method_text", str(planned.method)),
-              ("domain_hash", str(getattr(planned, "plan_hash", "") or ""))]
-    return Plan(runbook="bonding", action=kind.replace("_", "-"), host=str(planned.host),
-                subject=(("bond", str(planned.bond)),), title=str(planned.title), steps=tuple(steps),
-                params=tuple(params))
-
-
-def approved_hash_for(planned: Any) -> str:
-    """What the remediation checks the approval against: the digest (an older PlanLike: its own hash)."""
-    if isinstance(planned, Plan) or isinstance(getattr(planned, "plan", None), Plan):
-        return as_plan("", planned).digest
-    return str(getattr(planned, "plan_hash", "") or "")
+    """The ``Plan`` behind what a remediation's ``plan_*`` returned (``runbooks.approvals.plan_of``)."""
+    return plan_of(planned, action=kind, method=method)
 
 
 async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str) -> Any:

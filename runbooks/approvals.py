@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from runbooks.plan import Plan, PlanError
+from runbooks.plan import Plan, PlanError, PlanStep
 
 __all__ = [
     "REFUSALS",
@@ -40,6 +40,8 @@ __all__ = [
     "Decision",
     "Offer",
     "RunResult",
+    "approved_hash_for",
+    "plan_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -370,6 +372,51 @@ class Approvals:
         log.info("%s: %s refused for %s on %s: %s", incident_id, digest[:12], actor, code, message)
         return Decision(event.incident_id or incident_id, digest, actor, False, code, message, what,
                         offer.plan if offer is not None else None, offer, None, prior, event.seq)
+
+
+def plan_of(planned: Any, *, action: str, method: str = "") -> Plan:
+    """The :class:`Plan` behind what a remediation planned, for the bot and the CLI alike.
+
+    ``planned`` is a ``Plan``, or an object carrying one as ``.plan`` (``FixPlan``) or as
+    ``.domain.plan`` (the bot's ``DomainPlan`` wrapper). An older plan object that has none (host,
+    bond, ``commands`` as strings or (purpose, command) pairs, ``rollback`` or ``restore``, its own
+    ``plan_hash``) is made a Plan whose steps are its commands and whose parameters hold its method
+    and own hash, so that its digest still covers everything shown: transitional, until every
+    remediation plans a ``Plan``.
+    """
+    if isinstance(planned, Plan):
+        return planned
+    for holder in (planned, getattr(planned, "domain", None)):
+        inner = getattr(holder, "plan", None)
+        if isinstance(inner, Plan):
+            return inner
+    steps: list[PlanStep] = []
+    for item in getattr(planned, "commands", ()):
+        purpose, command = (str(item[0]), str(item[1])) if isinstance(item, tuple) else ("run", str(item))
+        if command:
+            steps.append(PlanStep("change", purpose, command))
+    back = getattr(planned, "rollback", None)
+    if back is None:
+        back = (getattr(planned, "restore", ""),)
+    steps += [PlanStep("rollback", "undo", str(c)) for c in back if str(c)]
+    shown = getattr(planned, "method", "")
+    params = [("method", method or str(shown)), ("method_text", str(shown)),
+              ("domain_hash", str(getattr(planned, "plan_hash", "") or ""))]
+    return Plan(runbook="bonding", action=action.replace("_", "-"), host=str(planned.host),
+                subject=(("bond", str(planned.bond)),), title=str(getattr(planned, "title", "") or action),
+                steps=tuple(steps), params=tuple(params))
+
+
+def approved_hash_for(planned: Any) -> str:
+    """What a remediation checks an approval against: the plan's digest (an older plan object
+    without a ``Plan`` inside: its own ``plan_hash``, which :func:`plan_of` hashes as a parameter)."""
+    if isinstance(planned, Plan):
+        return planned.digest
+    for holder in (planned, getattr(planned, "domain", None)):
+        inner = getattr(holder, "plan", None)
+        if isinstance(inner, Plan):
+            return inner.digest
+    return str(getattr(planned, "plan_hash", "") or "")
 
 
 def _current(offers: list[Offer]) -> dict[str, Offer]:

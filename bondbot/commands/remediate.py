@@ -1,9 +1,12 @@
 """``bondbot fix HOST`` and ``bondbot failover-test HOST``: the approved change and its proof.
 
 Both show the exact commands and the rollback first and ask for approval (``--yes`` skips the
-question, for automation). Everything is recorded in the incident log (``--incident ID``, or a
-new incident whose id is printed): the plan, the approval, the rollback note before the change, every command and its output, the
-verification or the rollback.
+question, for automation). The answer goes through ``runbooks.approvals``, like an approval click
+in Slack: the plan is offered and decided once (after a prompt a person answered, the host is read
+again and the plan must have the same digest). Everything is recorded in the incident log
+(``--incident ID``, or a new incident whose id is printed): the plan with its digest, the approval
+(or the refusal, and a "no" when ``--incident`` names where to record it), the run, the rollback
+note before the change, every command and its output, the verification or the rollback, the result.
 
 Exit status: 0 verified / test passed; 1 rolled back, refused or test failed; 2 bad input or the
 host could not be reached (nothing changed), including a named bond the host does not have, a
@@ -124,10 +127,66 @@ def _open_incident(url: str | None, incident: str | None, *, host: str, bond: st
         raise
 
 
-def _record_approval(store: Any, incident: str, plan_hash: str, actor: str, summary: str) -> None:
-    """The CLI operator's "yes" is the approval: recorded against the plan's hash."""
-    store.append(incident, actor=actor, kind="proposal", payload={"plan_hash": plan_hash, "summary": summary})
-    store.record_approval(incident, actor=actor, plan_hash=plan_hash, summary=summary)
+#: How long an offer made at the terminal stays open; it is decided at once (the operator answered).
+_CLI_OFFER_TTL_S = 15 * 60
+
+
+async def _reread(replan: Any, *, interactive: bool, shown: Any) -> tuple[Any, str | None]:
+    """The plan as the host is now, to compare with the one shown: read again after a person
+    answered the prompt (minutes may have passed); with ``--yes``, the plan just read is current."""
+    if not interactive:
+        return shown, None
+    try:
+        return await replan(), None
+    except Exception as exc:  # the host cannot be read or refuses the plan now: not run
+        return None, f"re-reading the host refused the plan: {exc}"
+
+
+def _decide(store: Any, incident: str, shown: Any, current: Any, *, action: str, actor: str, approve: bool,
+            current_error: str | None = None) -> tuple[Any, Any]:
+    """The operator's answer through ``runbooks.approvals``: the same rules, events and
+    exactly-once claim as an approval click in Slack.
+
+    The plan shown is offered (a ``proposal`` with the whole plan and its digest), then decided:
+    approved only if ``current`` (the plan read again) has the same digest and nobody else (a
+    click, another CLI run) decided it first. The two-person rule is the bot's: at a terminal the
+    operator who asks is the one who answers. Returns the service and its ``Decision``.
+    """
+    import secrets
+    from datetime import UTC, datetime
+
+    from runbooks.approvals import Approvals, plan_of
+
+    approvals = Approvals(store, clock=lambda: datetime.now(UTC), ttl_seconds=_CLI_OFFER_TTL_S, two_person=False)
+    plan = plan_of(shown, action=action)
+    approvals.offer(incident, plan, actor=actor, requester=actor, action=action,
+                    batch=f"cli-{secrets.token_hex(4)}")
+    now = plan_of(current, action=action) if current is not None else None
+    decision = approvals.decide(incident, plan.digest, actor=actor, approve=approve, current=now, action=action,
+                                current_error=current_error)
+    if not decision and approve:
+        typer.echo(f"not run: {decision.message}")
+    return approvals, decision
+
+
+async def _run_decided(approvals: Any, decision: Any, run: Any) -> Any:
+    """Run the approved plan, recording the run and its result (or the error) with its digest."""
+    approvals.begin_run(decision)
+    try:
+        result = await run()
+    except BaseException as exc:
+        approvals.record_run(decision, exc)
+        raise
+    approvals.record_run(decision, _Outcome(result))
+    return result
+
+
+class _Outcome:
+    """A fix result or failover report as ``runbooks.approvals.RunResult``."""
+
+    def __init__(self, result: Any) -> None:
+        self.ok = bool(getattr(result, "ok", getattr(result, "passed", False)))
+        self.summary = str(result.render_text())
 
 
 def fix(
@@ -169,18 +228,29 @@ def fix(
         b = await _which_bond(pool, h, bond)
         plan = await plan_fix(pool.session(h), b, monitor, host=h.name, target=target,
                               checkpoint_timeout=checkpoint_timeout)
-        if not _approve(plan.render_text(), yes):
+        approved = _approve(plan.render_text(), yes)
+        if not approved and incident is None:  # no incident to record the "no" in: nothing is written
             typer.echo("not approved; nothing was changed")
             return 1
+        current, error = await _reread(
+            lambda: plan_fix(pool.session(h), b, monitor, host=h.name, target=target,
+                             checkpoint_timeout=checkpoint_timeout, run_id=plan.run_id),
+            interactive=approved and not yes, shown=plan)
         store, incident_id = _open_incident(database_url, incident, host=h.name, bond=b, actor=actor,
                                             purpose=f"bondbot fix on {h.name}: {plan.summary()}")
         try:
             if incident is None:  # a new incident: the plan, read from the host just now, is its diagnosis
                 store.set_status(incident_id, "diagnosed", actor=actor,
                                  reason=f"bondbot fix planned from the host's current state: {plan.summary()}")
-            _record_approval(store, incident_id, plan.plan_hash, actor, plan.summary())
-            result = await apply_fix(plan, pool=pool, actor=actor, incident_store=store, incident_id=incident_id,
-                                     approved_hash=plan.plan_hash)
+            approvals, decision = _decide(store, incident_id, plan, current, action="fix", actor=actor,
+                                          approve=approved, current_error=error)
+            if not decision:
+                if not approved:
+                    typer.echo("not approved; nothing was changed")
+                return 1
+            result = await _run_decided(approvals, decision, lambda: apply_fix(
+                current, pool=pool, actor=actor, incident_store=store, incident_id=incident_id,
+                approved_hash=decision.digest))
         finally:
             store.close()
         typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.render_text())
@@ -228,18 +298,28 @@ def failover_test(
         if not plan.ready:
             typer.echo("preconditions not met; nothing was done")
             return 1
-        if not yes and not typer.confirm("Is this host in a maintenance window, and do you approve the test?",
-                                         default=False):
+        approved = yes or typer.confirm("Is this host in a maintenance window, and do you approve the test?",
+                                        default=False)
+        if not approved and incident is None:  # no incident to record the "no" in: nothing is written
             typer.echo("not approved; nothing was done")
             return 1
+        current, error = await _reread(
+            lambda: plan_failover_test(pool.session(h), b, method.value, host=h.name, target=target,
+                                       hold_seconds=hold, allow_unmonitored=allow_unmonitored),
+            interactive=approved and not yes, shown=plan)
         summary = f"failover test {method.value} on {h.name} {b}"
         store, incident_id = _open_incident(database_url, incident, host=h.name, bond=b, actor=actor,
                                             purpose=f"bondbot {summary}")
         try:
-            _record_approval(store, incident_id, plan.plan_hash, actor, summary)
-            report = await run_failover_test(plan, pool=pool, actor=actor, maintenance_window_confirmed=True,
-                                             link_control=link_control, notify=typer.echo,
-                                             incident_store=store, incident_id=incident_id)
+            approvals, decision = _decide(store, incident_id, plan, current, action="failover_test", actor=actor,
+                                          approve=approved, current_error=error)
+            if not decision:
+                if not approved:
+                    typer.echo("not approved; nothing was done")
+                return 1
+            report = await _run_decided(approvals, decision, lambda: run_failover_test(
+                current, pool=pool, actor=actor, maintenance_window_confirmed=True, link_control=link_control,
+                notify=typer.echo, incident_store=store, incident_id=incident_id))
         finally:
             store.close()
         typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render_text())
