@@ -30,7 +30,7 @@ def _discover_names(vm: Any, persona: Persona) -> dict[str, str]:
     listing = vm.ssh("ip -d -j link show", check=True).stdout
     by_mac = {}
     for link in json.loads(listing):
-        if link.get("link_type") != "ether" or "bond" == link.get("linkinfo", {}).get("info_kind"):
+        if link.get("link_type") != "ether" or link.get("linkinfo", {}).get("info_kind") == "bond":
             continue
         by_mac[str(link.get("permaddr") or link.get("address", "")).lower()] = link["ifname"]
     names = {}

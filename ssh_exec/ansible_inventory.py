@@ -450,10 +450,10 @@ def _host_groups(tree: _Tree, name: str) -> list[str]:
     out: list[str] = []
     todo = [g.name for g in tree.groups.values() if name in g.hosts]
     while todo:
-        g = todo.pop(0)
-        if g not in out:
-            out.append(g)
-            todo += parents.get(g, [])
+        group = todo.pop(0)
+        if group not in out:
+            out.append(group)
+            todo += parents.get(group, [])
     return out
 
 
@@ -637,22 +637,22 @@ def _host_from_vars(name: str, hv: VarMap, groups: list[str], inv: Inventory, na
                  host=name, setting="ansible_become_user")
     chain: str | None = None
     for setting in _SSH_ARG_VARS:
-        var = hv.get(setting)
-        if var is None or not var.value:
+        arg_var = hv.get(setting)
+        if arg_var is None or not arg_var.value:
             continue
         try:
-            text = str(_render(var.value, context))
+            text = str(_render(arg_var.value, context))
         except _Unrenderable as exc:
-            skip(var.where, f"{setting}: cannot render {safe_text(var.value)!r} ({safe_text(exc)}); host skipped", setting)
+            skip(arg_var.where, f"{setting}: cannot render {safe_text(arg_var.value)!r} ({safe_text(exc)}); host skipped", setting)
             return
-        jump, must_skip = _ssh_args(text, var.where, setting, name, inv)
+        jump, must_skip = _ssh_args(text, arg_var.where, setting, name, inv)
         if must_skip:
-            inv.skip(name, var.where, f"{setting}: ProxyCommand is not run by bondbot (use -J or -o ProxyJump=); "
+            inv.skip(name, arg_var.where, f"{setting}: ProxyCommand is not run by bondbot (use -J or -o ProxyJump=); "
                      "host skipped", setting=setting)
             return
         if jump and chain is None:
             chain = jump
-            origins["jump"] = f"{var.where} ({setting})"
+            origins["jump"] = f"{arg_var.where} ({setting})"
     try:
         if chain is not None:
             if fields.get("jump"):

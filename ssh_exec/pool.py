@@ -66,7 +66,7 @@ class _Collector(asyncssh.SSHClientSession[bytes]):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.chan: asyncssh.SSHClientChannel[bytes] | None = None
 
-    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:  # type: ignore[override]
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
         self.chan = chan
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -162,7 +162,7 @@ class SshPool:
                 asyncssh.get_server_host_key(h.address, h.port, tunnel=tunnel, config=None),  # type: ignore[arg-type]
                 self.limits.connect_timeout,
             )
-        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             raise self._map_error(exc, h, None) from None
         if key is None:
             raise ConnectError(f"{h.name}: the server at {h.address}:{h.port} presented no host key", host=h.name)
@@ -186,7 +186,7 @@ class SshPool:
         conn.close()
         try:
             await asyncio.wait_for(conn.wait_closed(), 2.0)
-        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+        except (TimeoutError, OSError, asyncssh.Error):
             pass
 
     async def _acquire(self, host: Host, deadline: float, *, pin: bool = False) -> asyncssh.SSHClientConnection:
@@ -240,16 +240,16 @@ class SshPool:
                     username=host.user,
                     known_hosts=known,
                     config=None,
-                    tunnel=tunnel,  # type: ignore[arg-type]
+                    tunnel=tunnel,
                     password_auth=False,
                     kbdint_auth=False,
                     agent_forwarding=False,
                     keepalive_interval=self.limits.keepalive_interval,
-                    **options,  # type: ignore[arg-type]
+                    **options,
                 ),
                 timeout,
             )
-        except (OSError, asyncio.TimeoutError, asyncssh.Error, ValueError) as exc:
+        except (TimeoutError, OSError, asyncssh.Error, ValueError) as exc:
             raise self._map_error(exc, host, client, timeout) from None
         return conn
 

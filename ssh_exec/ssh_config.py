@@ -125,7 +125,7 @@ def _tokenize(path: Path) -> list[tuple[int, str | None, Any]] | str:
         first = re.match(r"([A-Za-z][A-Za-z0-9]*)\s*(=\s*|\s+|$)", line)
         loption = first.group(1).lower() if first else ""
         if loption in _WHOLE_LINE:
-            out.append((line_no, loption, [line[first.end():].strip()] if first else []))  # type: ignore[union-attr]
+            out.append((line_no, loption, [line[first.end():].strip()] if first else []))
             continue
         try:
             split = shlex.split(_strip_comment(line))
@@ -164,7 +164,7 @@ def _config_class() -> type:
         self._matching = patterns(",".join(args)).matches(self._orig_host)
         args.clear()
 
-    class _Config(SSHClientConfig):  # type: ignore[misc, valid-type]
+    class _Config(SSHClientConfig):
         _handlers = dict(SSHClientConfig._handlers, host=("Host", match_host))
 
         def __init__(self, host: str, user: Any, port: Any, collect: bool = False, final: bool = False) -> None:

@@ -12,6 +12,7 @@ spec win over that hop's config.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ssh_exec.errors import InvalidValue
@@ -120,5 +121,5 @@ def ssh_config_inventory(path: Path, *, shown_as: str | None = None) -> Inventor
         inv.hops.update(hops)
     if shown_as is None:
         for pattern, where in result.patterns:
-            inv.patterns.append((pattern, where, lambda n, w=where: _host_for(path, n, w, aliases)))
+            inv.patterns.append((pattern, where, functools.partial(_host_for, path, where=where, aliases=aliases)))
     return inv

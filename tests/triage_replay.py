@@ -121,10 +121,10 @@ def host_table(*bonds: Table, nm_extra: tuple[str, ...] = ()) -> Table:
         names.append(proc.removeprefix("cat /proc/net/bonding/"))
         merged.update(with_discovery(t, (names[-1],)))
     # The discovery reads of the whole host (with_discovery made them per bond).
-    slave_lines = "".join(with_discovery(t, (n,))[SYSFS_SLAVES][1] for t, n in zip(bonds, names))
+    slave_lines = "".join(with_discovery(t, (n,))[SYSFS_SLAVES][1] for t, n in zip(bonds, names, strict=True))
     merged[BONDING_MASTERS] = (0, " ".join(names) + "\n", "")
     merged[SYSFS_SLAVES] = (0 if slave_lines else 1, slave_lines, "")
-    nm_lines = "".join(with_discovery(t, (n,))[NM_LIST][1] for t, n in zip(bonds, names)
+    nm_lines = "".join(with_discovery(t, (n,))[NM_LIST][1] for t, n in zip(bonds, names, strict=True)
                        if with_discovery(t, (n,))[NM_LIST][0] == 0)
     nm_lines += "".join(line + "\n" for line in nm_extra)
     merged[NM_LIST] = (0, nm_lines, "")

@@ -274,8 +274,8 @@ async def run_demo(
             narrator.user("bob", "clicks [ Failover test: lab ] and confirms the maintenance window")
             await running.click(msg, lab_button, user=APPROVER)
             await _settle(running, narrator, 240)
-            measured = [e.payload.get("failover_test") for e in store.events(incident_id)
-                        if e.kind == "verification" and "failover_test" in e.payload]
+            measured = [e.payload["failover_test"] for e in store.events(incident_id)
+                        if e.kind == "verification" and isinstance(e.payload.get("failover_test"), dict)]
             failover_passed = bool(measured and measured[-1].get("passed"))
             narrator.show_incident("after the failover test", from_first_divider=True)
         msg = _incident_message(slack, narrator.incident_ts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, TypeGuard
 
 import typer
 
@@ -53,7 +53,7 @@ def _infer_bond(ip_json_text: str | None, nmcli_text: str | None, proc_text: str
     from runbooks.bonding.parsers import ParseError, parse_ip_details, parse_nmcli
     from runbooks.validation import interface_name_problem
 
-    def valid(name: str | None) -> bool:
+    def valid(name: str | None) -> TypeGuard[str]:
         return bool(name) and interface_name_problem(name) is None
 
     if ip_json_text is not None:
@@ -123,19 +123,19 @@ def _print_human(diagnosis) -> None:
 def diagnose_command(
     proc: Annotated[Path, typer.Option("--proc", help="Saved /proc/net/bonding/<bond>.",
                                        metavar="FILE")],
-    ip_json: Annotated[Optional[Path], typer.Option(
+    ip_json: Annotated[Path | None, typer.Option(
         "--ip-json", help="Saved `ip -d -j link show <bond>` (or `ip -d link show <bond>`).",
         metavar="FILE")] = None,
-    ip_link: Annotated[Optional[list[str]], typer.Option(
+    ip_link: Annotated[list[str] | None, typer.Option(
         "--ip-link", help="Saved `ip link show <IF>`, per slave; repeatable.",
         metavar="IF=FILE")] = None,
-    ethtool: Annotated[Optional[list[str]], typer.Option(
+    ethtool: Annotated[list[str] | None, typer.Option(
         "--ethtool", help="Saved `ethtool <IF>`, per slave; repeatable.",
         metavar="IF=FILE")] = None,
-    nmcli: Annotated[Optional[Path], typer.Option(
+    nmcli: Annotated[Path | None, typer.Option(
         "--nmcli", help="Saved `nmcli -t con show <bond>` (or plain `nmcli con show`).",
         metavar="FILE")] = None,
-    bond: Annotated[Optional[str], typer.Option(
+    bond: Annotated[str | None, typer.Option(
         "--bond", help="The bond's name, when the files do not tell it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

@@ -12,14 +12,14 @@ or fingerprint mismatch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
 __all__ = ["register"]
 
 
-def _load(path: Path | None, no_ansible_inventory: bool):  # type: ignore[no-untyped-def]
+def _load(path: Path | None, no_ansible_inventory: bool):
     """The inventory, or exit 2 with the reason."""
     from bondbot.commands._remote import EXIT_BAD_INPUT, fail, open_inventory
     from ssh_exec import InventoryError
@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
 
     @hosts_app.command("list")
     def list_hosts(
-        groups: Annotated[Optional[list[str]], typer.Argument(help="Only these groups.")] = None,
-        inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file or directory.")] = None,
+        groups: Annotated[list[str] | None, typer.Argument(help="Only these groups.")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", help="Inventory file or directory.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         no_ansible_inventory: Annotated[bool, typer.Option(
             "--no-ansible-inventory", help="Read Ansible inventories with bondbot's parser, not ansible-inventory.")] = False,
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
     @hosts_app.command("show")
     def show_host(
         host: Annotated[str, typer.Argument(help="A host of the inventory (or a jump hop).")],
-        inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file or directory.")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", help="Inventory file or directory.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         no_ansible_inventory: Annotated[bool, typer.Option(
             "--no-ansible-inventory", help="Read Ansible inventories with bondbot's parser, not ansible-inventory.")] = False,
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         except SshExecError as exc:
             fail(safe_text(exc), EXIT_BAD_INPUT)
         origins = inv.origins.get(h.name, {})
-        chain = []
+        chain: list[Any] = []  # the jump hosts, first hop first
         jump = h.jump
         while jump:
             hop = inv.jump_host(jump)
@@ -150,17 +150,24 @@ def register(app: typer.Typer) -> None:
     @hosts_app.command("trust")
     def trust(
         host: Annotated[str, typer.Argument(help="A host of the inventory.")],
-        fingerprint: Annotated[Optional[str], typer.Option("--fingerprint", help="The expected key fingerprint, SHA256:...")] = None,
+        fingerprint: Annotated[str | None, typer.Option("--fingerprint", help="The expected key fingerprint, SHA256:...")] = None,
         yes: Annotated[bool, typer.Option("--yes", help="Do not ask (only with a matching --fingerprint).")] = False,
-        inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file.")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", help="Inventory file.")] = None,
     ) -> None:
         """Show HOST's SSH key fingerprint and record it in bondbot's known_hosts once confirmed."""
         import asyncio
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, EXIT_UNREACHABLE, fail
         from bondbot.settings import known_hosts_path
-        from ssh_exec import (HostNotAllowed, InvalidValue, InventoryError, SshExecError, SshPool, record_host_key,
-                              trusted_keys)
+        from ssh_exec import (
+            HostNotAllowed,
+            InvalidValue,
+            InventoryError,
+            SshExecError,
+            SshPool,
+            record_host_key,
+            trusted_keys,
+        )
         from ssh_exec import fingerprint as fp_of
 
         if yes and not fingerprint:
@@ -169,7 +176,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--fingerprint must look like SHA256:..., got {fingerprint!r}", EXIT_BAD_INPUT)
         inv = _load(inventory, False)
 
-        async def fetch():  # type: ignore[no-untyped-def]
+        async def fetch():
             async with SshPool(inv, known_hosts=known_hosts_path()) as pool:
                 h = inv.hops[host] if host in inv.hops else pool.host(host)  # a jump hop too: its key is checked
                 return h, await pool.fetch_host_key(h)

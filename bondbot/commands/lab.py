@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -63,7 +63,7 @@ def _vm(persona: str = "bookworm") -> LabVM:
 def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
     persona: Annotated[
-        Optional[list[str]], typer.Option("--persona", "-p", help="Only this persona (repeatable; default: all).")
+        list[str] | None, typer.Option("--persona", "-p", help="Only this persona (repeatable; default: all).")
     ] = None,
 ) -> None:
     """Build every persona's lab image (each cached; rebuilt only when its recipe changes)."""
@@ -201,8 +201,8 @@ def _default_fixture_dir() -> Path | None:
 
 @lab_app.command("record")
 def record(
-    out: Annotated[Optional[Path], typer.Option(help="Fixture directory (default: tests/fixtures/lab).")] = None,
-    only: Annotated[Optional[list[str]], typer.Option(help="Record only these (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Fixture directory (default: tests/fixtures/lab).")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Record only these (repeatable).")] = None,
     persona: PersonaOption = "bookworm",
 ) -> None:
     """Run the triage on every scenario and save the real outputs as test fixtures.

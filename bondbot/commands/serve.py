@@ -95,11 +95,11 @@ async def _run(
 ) -> None:
     import logging
 
+    from bondbot import settings
+    from bondbot.commands._remote import open_inventory, open_pool
     from bot.app import BotDeps
     from bot.recovery import LeaseSettings
     from bot.wiring import EngineRemediation, EngineTriage
-    from bondbot import settings
-    from bondbot.commands._remote import open_inventory, open_pool
     from incidents import IncidentStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

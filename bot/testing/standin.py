@@ -229,7 +229,7 @@ class SlackStandin:
                         return result
                     try:
                         await asyncio.wait_for(self._changed.wait(), 0.02)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
 
         return await asyncio.wait_for(_wait(), timeout)
@@ -647,10 +647,10 @@ class SlackStandin:
                     data = json.loads(msg.data)
                 except json.JSONDecodeError:
                     continue
-                env = self._envelopes.get(data.get("envelope_id", ""))
+                acked = self._envelopes.get(data.get("envelope_id", ""))
                 self.calls.append(ApiCall("socket_ack", data, None, time.time()))
-                if env is not None and not env.acked.done():
-                    env.acked.set_result(data.get("payload") or {})
+                if acked is not None and not acked.acked.done():
+                    acked.acked.set_result(data.get("payload") or {})
                 await self._notify()
         finally:
             if ws in self._sockets:

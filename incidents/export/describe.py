@@ -54,7 +54,8 @@ def describe(event: Event) -> str:
     p = event.payload
     k = event.kind
     if k == "opened":
-        subject = p.get("subject") if isinstance(p.get("subject"), dict) else {"bond": p.get("bond")}
+        raw_subject = p.get("subject")
+        subject = raw_subject if isinstance(raw_subject, dict) else {"bond": p.get("bond")}
         about = " ".join(f"{k} {v}" for k, v in subject.items()) or "the host"
         runbook = p.get("runbook") or "bonding"  # an opened event from before runbooks were recorded
         return f"Incident opened by {p.get('requester')} in {p.get('channel')}: {runbook} runbook, {about} on {p.get('host')}"
@@ -81,11 +82,13 @@ def describe(event: Event) -> str:
         n = len(p.get("restore_commands") or [])
         return f"Rollback note for “{p.get('for_change')}”: {n} restore command{'s' if n != 1 else ''}"
     if k == "verification":
-        verdict = {True: "passed", False: "FAILED"}.get(p.get("ok"), "")
+        ok = p.get("ok")
+        verdict = "passed" if ok is True else "FAILED" if ok is False else ""
         text = f"Verification {verdict}".rstrip()
         return text + (f": {_short(p['summary'])}" if p.get("summary") else "")
     if k == "interrupted":
-        state = {True: "; host as before", False: "; host CHANGED"}.get(p.get("host_as_before"), "")
+        as_before = p.get("host_as_before")
+        state = "; host as before" if as_before is True else "; host CHANGED" if as_before is False else ""
         return f"Interrupted {p.get('work', 'work')}: {_short(p.get('reason', ''), 240)}{state}"
     if k == "export":
         return f"Exported as {p.get('format')} (sha256 {str(p.get('sha256', ''))[:12]}…), covering seq {p.get('covers_seq')}"

@@ -14,7 +14,8 @@ __all__ = ["render_html"]
 
 def _event_view(ev: Event) -> dict[str, Any]:
     p = ev.payload
-    evidence = p.get("evidence") if isinstance(p.get("evidence"), list) else []
+    raw_evidence = p.get("evidence")
+    evidence = raw_evidence if isinstance(raw_evidence, list) else []
     note = None
     if ev.kind == "rollback_note":
         note = {

@@ -19,13 +19,13 @@ import sys
 
 
 async def main(port: int) -> None:
+    from bondbot.commands._remote import open_inventory, open_pool
     from bondbot.commands.serve import serve_bot
+    from bondbot.settings import database_url
     from bot.app import BotDeps
     from bot.authz import load_policy
     from bot.recovery import LeaseSettings
     from bot.wiring import EngineTriage
-    from bondbot.commands._remote import open_inventory, open_pool
-    from bondbot.settings import database_url
     from incidents import IncidentStore
     from tests.bot.host_remediation import HostRemediation
 

@@ -128,7 +128,7 @@ def ansible_hosts(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "connection": hv.get("ansible_connection", "ssh"),
         }
     groups = {g: b for g, b in data.items() if g != "_meta"}
-    for g, body in groups.items():  # hosts listed in groups only (no vars at all)
+    for body in groups.values():  # hosts listed in groups only (no vars at all)
         for h in body.get("hosts") or []:
             out.setdefault(h, {"address": h, "port": 22, "user": getpass.getuser(), "keys": [], "become": False,
                                "jump": None, "connection": "ssh"})

@@ -219,7 +219,7 @@ def test_ssh_config_corpus(case: str, ssh_corpus: Path) -> None:
         chain = _jump_chain(real["jump"])
         first_own = len(hops) - len(chain)  # hops of the first hop's own ProxyJump come first
         assert first_own >= 0
-        for hop, (user, hname, port) in zip(hops[first_own:], chain):
+        for hop, (user, hname, port) in zip(hops[first_own:], chain, strict=True):
             r = ssh_g(config, hname, user=user, port=port)
             assert (hop.address, hop.port, hop.user) == (r["address"], r["port"], r["user"]), (name, hop.name)
     for name in spec.get("refused") or []:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from bondbot.cli import app
@@ -20,7 +19,7 @@ BONDBOT = Path(sys.executable).parent / "bondbot"
 SEED_UUID = "6d1f9b3e-2a4c-4f7e-9c1a-5b8e0d7f3a21"
 
 
-def _run(*args: str) -> "object":
+def _run(*args: str) -> object:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 

@@ -93,7 +93,7 @@ async def test_output_under_cap_is_whole(ssh_host: SshTestHost) -> None:
 async def test_sudo_refusal_is_reported_as_privilege(ssh_host: SshTestHost) -> None:
     ssh_host.server.set_exec()
     inv = ssh_host.rewrite_inventory(sudo=True)
-    assert not inv.hosts["test-host"].user == "root"
+    assert inv.hosts["test-host"].user != "root"
     async with SshPool(inv, known_hosts=ssh_host.known_hosts_path) as pool:
         r = await pool.run("test-host", "cat /proc/net/bonding/bond0")
     assert r.command == "sudo -n cat /proc/net/bonding/bond0"
