@@ -24,7 +24,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """``lint-imports`` on the packages under ``root`` (first on the path), with ``root``'s pyproject."""
     env = dict(os.environ, PYTHONPATH=str(root))
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--no-logo", str(root / "pyproject.toml")],
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -23,8 +23,8 @@ import pytest
 
 from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test, run_failover_test
 from runbooks.bonding.remediation import Monitor, apply_fix, plan_fix
-from ssh_exec.sources import load_inventory
 from ssh_exec.pool import SshPool
+from ssh_exec.sources import load_inventory
 
 pytestmark = pytest.mark.lab
 

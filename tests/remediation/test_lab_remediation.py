@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +24,8 @@ from incidents import IncidentStore
 from lab.network import GATEWAY
 from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test, run_failover_test
 from runbooks.bonding.remediation import Monitor, apply_fix, plan_fix, read_bond_state
-from ssh_exec.sources import load_inventory
 from ssh_exec.pool import SshPool
+from ssh_exec.sources import load_inventory
 
 pytestmark = pytest.mark.lab
 
