@@ -1,7 +1,8 @@
 """The bot's seams, implemented over the real domain: the runbook engine and the remediation.
 
-``EngineTriage`` runs ``runbooks.engine.run_triage`` through one shared ``ssh_exec.SshPool`` and
-writes every step (command, status, output) to the incident log with ``runbooks.recording``.
+``EngineTriage`` runs ``runbooks.engine.run_triage`` for any runbook of the registry (bonding by
+default) through one shared ``ssh_exec.SshPool`` and writes every step (command, status, output)
+to the incident log with ``runbooks.recording``.
 ``EngineRemediation`` plans and applies the fix with ``runbooks.bonding.remediation`` and runs the
 failover test with ``runbooks.bonding.failover``. Nothing here runs a command or parses output itself.
 """
@@ -14,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import BondListing, OnStep, RawOutput, StepProgress, TriageReport, UnknownTarget
+from bot.domain import OnStep, RawOutput, RunbookInfo, StepProgress, SubjectListing, TriageReport, UnknownTarget
 
 __all__ = ["DomainPlan", "DomainResult", "EngineRemediation", "EngineTriage", "FailoverNotReady", "LinkControl"]
 
-#: Seconds a bond list read just before a triage stands in for the triage's own read of it.
+#: Seconds a subject list read just before a triage stands in for the triage's own read of it.
 _LISTING_TTL = 10.0
 
 
@@ -27,69 +28,103 @@ def _step_status(status: str) -> str:
 
 
 class EngineTriage:
-    """``TriageService`` over the runbook engine. ``store`` receives a ``triage_step`` per step."""
+    """``TriageService`` over the runbook engine. ``store`` receives a ``triage_step`` per step.
 
-    def __init__(self, pool: Any, store: Any) -> None:
+    ``runbook`` is the default runbook (bonding); others are found by name in the registry (the
+    built-in runbooks and ``BONDBOT_RUNBOOKS``), never by a path typed in chat.
+    """
+
+    def __init__(self, pool: Any, store: Any, *, runbook: str | None = None) -> None:
         from runbooks.engine import load_runbook
 
         self.pool = pool
         self.store = store
-        self.runbook = load_runbook()
-        self._listed: dict[str, tuple[float, Any]] = {}  # host -> (when, discover_bonds' answer)
+        self.default = load_runbook(runbook)
+        self._listed: dict[tuple[str, str], tuple[float, Any]] = {}  # (runbook, host) -> (when, the listing read)
 
-    def resolve(self, host: str, bond: str | None) -> tuple[str, str | None]:
-        from runbooks.engine import resolve_bond
+    def _runbook(self, name: str | None) -> Any:
+        from runbooks.engine import RunbookError, load_runbook
+
+        if name is None or name == self.default.name:
+            return self.default
+        if "/" in name or name.endswith((".yaml", ".yml")) or name.startswith("."):
+            raise UnknownTarget(f"`{name[:80]}` is not a runbook name (runbooks are picked by name, not by path)")
+        try:
+            return load_runbook(name)
+        except RunbookError as exc:
+            raise UnknownTarget(str(exc)) from None
+
+    def runbook(self, name: str | None = None) -> RunbookInfo:
+        rb = self._runbook(name)
+        return RunbookInfo(rb.name, rb.title, rb.subject.param, rb.subject.noun, rb.subject.plural,
+                           rb.subject.discover is not None, tuple(rb.actions))
+
+    def resolve(self, host: str, subject: str | None, *, runbook: str | None = None) -> tuple[str, str | None]:
+        from runbooks.engine import resolve_subject
         from runbooks.validation import InvalidValue
         from ssh_exec import SshExecError
 
+        rb = self._runbook(runbook)
         try:
             h = self.pool.host(host)
-            return h.name, resolve_bond(h, bond, self.runbook)
+            return h.name, resolve_subject(h, subject, rb)
         except (SshExecError, InvalidValue) as exc:
             raise UnknownTarget(str(exc)) from None
 
-    async def bonds(self, host: str) -> BondListing:
-        """The bonds the host has (one read of /sys/class/net/bonding_masters); never raises."""
-        from runbooks.engine import discover_bonds
+    async def subjects(self, host: str, *, runbook: str | None = None) -> SubjectListing:
+        """The subjects the host has (one read: bonding's /sys/class/net/bonding_masters); never raises."""
+        from runbooks.engine import discover_subjects
         from ssh_exec import SshExecError
 
+        rb = self._runbook(runbook)
+        if rb.subject.discover is None:
+            return SubjectListing(None, error=f"runbook {rb.name} does not list its {rb.subject.plural or 'subjects'}")
         try:
-            found, record = await discover_bonds(self.pool, host, runbook=self.runbook)
+            found, record = await discover_subjects(self.pool, host, runbook=rb)
         except SshExecError as exc:
-            return BondListing(None, error=str(exc), unreachable=True)
+            return SubjectListing(None, error=str(exc), unreachable=True)
         # The triages that follow use this read instead of reading the list again (and log it).
-        self._listed[host] = (time.monotonic(), (found, record))
-        return BondListing(found.names, error=found.error, why_none=found.why_none)
+        self._listed[(rb.name, host)] = (time.monotonic(), (found, record))
+        return SubjectListing(found.names, error=found.error, why_none=found.why_none)
 
-    def step_names(self, host: str, bond: str) -> list[str]:
+    async def bonds(self, host: str) -> SubjectListing:
+        return await self.subjects(host)
+
+    def step_names(self, host: str, subject: str | None, *, runbook: str | None = None) -> list[str]:
         from runbooks.engine import render_command
 
-        # The bond list is read before the incident opens (``bonds``): not a pending step of it.
-        names = [d.command for d in self.runbook.discover if d.name != "bonds"]
-        for step in self.runbook.triage:
+        rb = self._runbook(runbook)
+        values = rb.subject_of(subject)
+        # The subject list is read before the incident opens (``subjects``): not a pending step of it.
+        names = [d.command for d in rb.discover if d.name != rb.subject.discover]
+        for step in rb.triage:
             if step.for_each:
-                names.append(step.command.replace("{{ " + step.for_each + " }}", "<each slave>"))
+                names.append(step.command.replace("{{ " + step.for_each + " }}", f"<each {step.for_each}>"))
             elif step.needs:
-                names.append(step.command.replace("{{ " + step.needs + " }}", f"<the profile that owns {bond}>"))
+                what = rb.parameters[step.needs].description or step.needs  # the runbook's own words
+                names.append(step.command.replace("{{ " + step.needs + " }}", f"<{what}>"))
             else:
-                names.append(render_command(step.command, {"bond": bond}, self.runbook.parameters))
+                names.append(render_command(step.command, values, rb.parameters))
         return names
 
-    def group_hosts(self, group: str | None) -> list[tuple[str, str | None]]:
-        from runbooks.engine import resolve_bond
+    def group_hosts(self, group: str | None, *, runbook: str | None = None) -> list[tuple[str, str | None]]:
+        from runbooks.engine import resolve_subject
         from ssh_exec import SshExecError
 
+        rb = self._runbook(runbook)
         try:
             hosts = self.pool.inventory.select([group] if group else [])
         except SshExecError as exc:
             raise UnknownTarget(str(exc)) from None
-        return [(h.name, resolve_bond(h, None, self.runbook)) for h in hosts]
+        return [(h.name, resolve_subject(h, None, rb)) for h in hosts]
 
-    async def run(self, host: str, bond: str, *, incident_id: str, actor: str, on_step: OnStep) -> TriageReport:
-        from runbooks.engine import BondSelectionError, StepEvent, run_triage
+    async def run(self, host: str, subject: str | None, *, incident_id: str, actor: str, on_step: OnStep,
+                  runbook: str | None = None) -> TriageReport:
+        from runbooks.engine import StepEvent, SubjectSelectionError, run_triage
         from runbooks.recording import record_connect_failure, record_steps
         from ssh_exec import SshExecError
 
+        rb = self._runbook(runbook)
         queue: asyncio.Queue[StepProgress | None] = asyncio.Queue()
 
         def progress(event: StepEvent) -> None:
@@ -103,17 +138,11 @@ class EngineTriage:
 
         relay_task = asyncio.create_task(relay())
         try:
-            listed = self._listed.get(host)
+            listed = self._listed.get((rb.name, host))
             known = listed[1] if listed is not None and time.monotonic() - listed[0] < _LISTING_TTL else None
-            result = await run_triage(self.pool, host, bond=bond, runbook=self.runbook, progress=progress,
-                                      known_bonds=known)
-        except BondSelectionError as exc:  # the bond went away since it was listed
-            queue.put_nowait(None)
-            await relay_task
-            if incident_id:
-                await asyncio.to_thread(record_connect_failure, self.store, incident_id, str(exc), actor=actor)
-            return TriageReport(None, (), (), error=str(exc))
-        except SshExecError as exc:
+            result = await run_triage(self.pool, host, subject=subject, runbook=rb, progress=progress,
+                                      known_subjects=known)
+        except (SubjectSelectionError, SshExecError) as exc:  # the subject went away since it was listed
             queue.put_nowait(None)
             await relay_task
             if incident_id:
