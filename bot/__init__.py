@@ -7,7 +7,8 @@ Public API:
 * ``bot.wiring.EngineTriage(pool, store)`` / ``EngineRemediation(pool, store, *, link_control=None,
   hold_seconds=3.0, manual_timeout=300.0)``: the real domain (``link_control(port, up)`` adds the
   ``lab`` failover method; the caller passes it, the bot never imports the lab).
-* ``bot.remediation.Remediation`` / ``PlanLike`` / ``plan_hash``: what the buttons need.
+* ``bot.remediation.Remediation`` / ``PlanLike``: what the buttons need (approvals bind to
+  ``runbooks.plan.Plan.digest``).
 * ``bot.authz.load_policy(path=None, env=None) -> AuthzPolicy``.
 * ``bot.server``: ``make_web_client``, ``start_http``, ``start_socket_mode``.
 

@@ -3,14 +3,13 @@
 The remediation itself (building the exact ``nmcli`` commands, recording the rollback first,
 running them over SSH, verifying) belongs to the runbook layer. The bot only shows a plan, asks a
 human to approve *that* plan, and hands the approved plan back. This module is the narrow seam
-between the two: structural protocols any implementation can satisfy without importing the bot,
-and :func:`plan_hash`, which binds an approval to the exact host, bond and commands.
+between the two: structural protocols any implementation can satisfy without importing the bot.
+An approval is bound to the plan's ``runbooks.plan.Plan.digest`` (the ``plan`` attribute, or the
+plan itself): there is no other hash.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
@@ -20,7 +19,6 @@ __all__ = [
     "PlanLike",
     "ResultLike",
     "Remediation",
-    "plan_hash",
 ]
 
 ActionKind = Literal["fix", "failover_test"]
@@ -40,7 +38,7 @@ class PlanLike(Protocol):
     rollback: Sequence[str]
     title: str
     method: str
-    #: The domain's own hash of everything the plan will do and the state it expects.
+    #: ``plan.digest``: what the approval refers to.
     plan_hash: str
 
 
@@ -86,24 +84,3 @@ class Remediation(Protocol):
         maintenance window) is the operator's confirmation of one. ``notify`` posts to the
         incident's thread (the ``manual`` method tells the operator when to shut the port)."""
         ...
-
-
-def plan_hash(kind: ActionKind, plan: PlanLike) -> str:
-    """SHA-256 over what an approver agrees to: the action, host, bond, commands and rollback.
-
-    Any change to any of them (a different slave became primary, the template changed), or to the
-    plan's own ``plan_hash`` attribute when it has one, gives a different hash, so an approval given for one plan can never run another.
-    """
-    doc = {
-        "kind": kind,
-        "host": plan.host,
-        "bond": plan.bond,
-        "commands": list(plan.commands),
-        "rollback": list(plan.rollback),
-        "method": plan.method,
-        # The domain's own hash of everything it will do (verification, the state it expects):
-        # a plan whose hidden parts changed is a different plan even if its commands read the same.
-        "domain_hash": str(getattr(plan, "plan_hash", "") or ""),
-    }
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -166,7 +166,10 @@ class EngineTriage:
 
 @dataclass(frozen=True)
 class DomainPlan:
-    """A remediation plan as the bot shows it (``PlanLike``), with the domain's own plan inside."""
+    """A remediation plan as the bot shows it: ``plan`` is the one ``runbooks.plan.Plan`` shown,
+    hashed (``plan.digest`` == ``plan_hash``), approved and run; ``domain`` the runbook's own view
+    of it (``FixPlan`` / ``FailoverPlan``), which runs exactly ``plan``'s steps. ``commands`` and
+    ``rollback`` are views of ``plan.steps`` for the older message layout."""
 
     host: str
     bond: str
@@ -176,6 +179,7 @@ class DomainPlan:
     method: str
     plan_hash: str
     domain: Any = field(compare=False, repr=False)
+    plan: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -217,16 +221,31 @@ class EngineRemediation:
         self.link_control = link_control
         self.hold_seconds = hold_seconds
         self.manual_timeout = manual_timeout
+        # The run's token (fix: the undo's run id; failover test: the sampler's token) of the plan
+        # last offered per (action, host, bond, method): planning again at click time with it gives
+        # the same digest on an unchanged host. Dropped once the plan has run.
+        self._tokens: dict[tuple[str, str, str, str], str] = {}
+
+    def _token(self, key: tuple[str, str, str, str], like: Any, param: str) -> str | None:
+        plan = getattr(like, "plan", like)
+        if plan is not None and hasattr(plan, "param"):
+            return plan.param(param) or None
+        return self._tokens.get(key)
 
     def failover_methods(self) -> tuple[str, ...]:
         return ("lab", "manual", "host") if self.link_control is not None else ("manual", "host")
 
-    async def plan_fix(self, host: str, bond: str) -> DomainPlan | None:
+    async def plan_fix(self, host: str, bond: str, *, like: Any = None) -> DomainPlan | None:
+        """The fix's plan for the host as it is now. ``like``: a plan shown before (its run id is
+        reused, so an unchanged host gives the same digest); else the one last offered here."""
         from runbooks.bonding import remediation
 
+        key = ("fix", host, bond, "")
         # PlanRefused ("miimon is already 100; nothing to change", "no gateway found") propagates:
         # its message is what the channel shows instead of a button.
-        plan = await remediation.plan_fix(self.pool.session(host), bond, host=host)
+        plan = await remediation.plan_fix(self.pool.session(host), bond, host=host,
+                                          run_id=self._token(key, like, "run"))
+        self._tokens[key] = plan.run_id
         commands = tuple(s.command for s in plan.steps)
         if plan.fallback:
             commands += tuple(f"(only if reapply is refused) {s.command}" for s in plan.fallback)
@@ -239,6 +258,7 @@ class EngineRemediation:
             method=f"{plan.backend}; verified over a new SSH connection",
             plan_hash=plan.plan_hash,
             domain=plan,
+            plan=plan.plan,
         )
 
     async def apply_fix(self, plan: Any, *, incident_id: str, actor: str, approved_hash: str) -> DomainResult:
@@ -246,6 +266,7 @@ class EngineRemediation:
 
         # approved_hash is the hash shown to the approver; apply_fix refuses if the re-planned
         # plan (read from the host just now) differs from it.
+        self._tokens.pop(("fix", plan.domain.host, plan.domain.bond, ""), None)  # a new plan gets a new run id
         result = await remediation.apply_fix(
             plan.domain, pool=self.pool, actor=actor, incident_store=self.store,
             incident_id=incident_id, approved_hash=approved_hash,
@@ -277,13 +298,18 @@ class EngineRemediation:
                 diffs.append(f"bond.options: was {was!r}, now {is_now!r}")
         return diffs
 
-    async def plan_failover_test(self, host: str, bond: str, method: str) -> DomainPlan | None:
-        from runbooks.bonding.failover import PASS_OUTAGE_MS, plan_failover_test
+    async def plan_failover_test(self, host: str, bond: str, method: str, *, like: Any = None) -> DomainPlan | None:
+        """The failover test's plan (see :meth:`plan_fix` for ``like``): the sampler's token, script
+        and deadline (with ``manual_timeout`` for the manual method) are fixed in it."""
+        from runbooks.bonding.failover import plan_failover_test
 
         if method not in self.failover_methods():
             raise FailoverNotReady(f"method {method!r} is not available here: one of {', '.join(self.failover_methods())}")
+        key = ("failover_test", host, bond, method)
         plan = await plan_failover_test(self.pool.session(host), bond, method, host=host,
-                                        hold_seconds=self.hold_seconds)
+                                        hold_seconds=self.hold_seconds, manual_timeout=self.manual_timeout,
+                                        token=self._token(key, like, "token"))
+        self._tokens[key] = plan.token
         if not plan.ready:
             # The detail's advice after " - " is the CLI's (--allow-unmonitored); the bot offers the fix.
             failed = "; ".join(f"{c.name}: {c.detail.split(' - ', 1)[0]}" for c in plan.preconditions if not c.ok)
@@ -293,12 +319,11 @@ class EngineRemediation:
             bond=plan.bond,
             commands=tuple(command for _purpose, command in plan.commands),
             rollback=(plan.restore,),
-            title=(f"cut the active port {plan.cut_slave} for {plan.hold_seconds:g} s while pinging "
-                   f"{plan.target} through {plan.bond}; pass: failover, outage <= {PASS_OUTAGE_MS:g} ms, "
-                   f"primary back"),
+            title=plan.plan.title,
             method=f"{method}: " + _METHOD_TEXT[method].format(port=plan.cut_slave),
             plan_hash=plan.plan_hash,
             domain=plan,
+            plan=plan.plan,
         )
 
     async def run_failover_test(self, plan: Any, *, incident_id: str, actor: str, approved_hash: str,
@@ -307,6 +332,7 @@ class EngineRemediation:
 
         if approved_hash != plan.plan_hash:
             return DomainResult(False, "not run: the plan changed since it was approved; triage again")
+        self._tokens.pop(("failover_test", plan.domain.host, plan.domain.bond, plan.domain.method), None)
         link_control = None
         if self.link_control is not None:
             control = self.link_control
@@ -320,6 +346,6 @@ class EngineRemediation:
         report = await run_failover_test(
             plan.domain, pool=self.pool, actor=actor, maintenance_window_confirmed=True,
             link_control=link_control, notify=notify, incident_store=self.store,
-            incident_id=incident_id, manual_timeout=self.manual_timeout,
+            incident_id=incident_id,
         )
         return DomainResult(bool(report.passed), report.render_text())

@@ -66,9 +66,8 @@ def _run_and_exit(inventory: str | None, main: Any) -> NoReturn:
 
     from incidents.errors import IncidentError
     from runbooks.bonding.remediation import RemediationError
-    from ssh_exec.errors import SshExecError
-
     from runbooks.engine import BondSelectionError
+    from ssh_exec.errors import SshExecError
 
     try:
         code = asyncio.run(_with_pool(inventory, main))
@@ -216,7 +215,10 @@ def fix(
                                        "driver runs one link monitor, never both")
             if not arp_target:
                 raise RemediationError("--arp-interval needs --arp-target IP")
-            monitor = Monitor.arp(arp_interval or 1000, arp_target, validate=arp_validate)
+            from runbooks.bonding.bond_options import remediation_spec
+
+            monitor = Monitor.arp(arp_interval or remediation_spec()["defaults"]["arp_interval"], arp_target,
+                                  validate=arp_validate)
         else:
             monitor = Monitor.mii(miimon if miimon is not None else 100)
     except RemediationError as exc:
@@ -305,7 +307,8 @@ def failover_test(
             return 1
         current, error = await _reread(
             lambda: plan_failover_test(pool.session(h), b, method.value, host=h.name, target=target,
-                                       hold_seconds=hold, allow_unmonitored=allow_unmonitored),
+                                       hold_seconds=hold, allow_unmonitored=allow_unmonitored,
+                                       token=plan.token),
             interactive=approved and not yes, shown=plan)
         summary = f"failover test {method.value} on {h.name} {b}"
         store, incident_id = _open_incident(database_url, incident, host=h.name, bond=b, actor=actor,

@@ -51,18 +51,18 @@ Pass: the bond moved to another port, the outage seen by the pings is at most 30
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from runbooks.bonding.bond_options import (
     RemediationError,
+    action_steps,
     render,
+    render_text,
     sh_c,
     validate_interface,
     validate_ipv4_target,
@@ -78,6 +78,7 @@ from runbooks.bonding.failover_parse import (
     parse_state_line,
 )
 from runbooks.bonding.records import Check, IncidentRecorder
+from runbooks.plan import Plan, PlanStep
 
 __all__ = [
     "METHODS",
@@ -165,7 +166,10 @@ def tool_checks(output: str) -> list[Check]:
 
 @dataclass(frozen=True)
 class FailoverPlan:
-    """What the operator approves: the method, the port cut, the exact commands, the preconditions."""
+    """The failover test as the bonding runbook sees it: a :class:`runbooks.plan.Plan` (``plan``:
+    every step shown, hashed and run, the sampler script, token and deadline included) and the
+    state it was planned from. ``plan_hash`` is ``plan.digest``; ``commands`` and ``restore`` are
+    views of ``plan.steps``."""
 
     host: str
     bond: str
@@ -175,20 +179,47 @@ class FailoverPlan:
     target: str
     hold_seconds: float
     preconditions: tuple[Check, ...]
-    commands: tuple[tuple[str, str], ...]  # (purpose, command)
-    restore: str
     caveat: str | None
     allow_unmonitored: bool
-    plan_hash: str = ""
+    plan: Plan
+    token: str = ""  # the run's workdir, unit names and kernel-log tag; fixed when the plan is made
+    manual_timeout: float = 300.0
+    max_seconds: int = 0  # the sampler's ping deadline
+
+    @property
+    def plan_hash(self) -> str:
+        return self.plan.digest
 
     @property
     def ready(self) -> bool:
         return all(c.ok for c in self.preconditions)
 
+    @property
+    def commands(self) -> tuple[tuple[str, str], ...]:
+        """(purpose, command) of every step but the restore; an operator step as its instruction."""
+        return tuple((s.purpose, _shown(s)) for s in self.plan.steps if s.name != "restore")
+
+    @property
+    def restore(self) -> str:
+        step = self.plan.step("restore")
+        return _shown(step) if step is not None else ""
+
+    def command(self, name: str) -> str:
+        """The command of the step called ``name`` (what the run sends), from the plan."""
+        step = self.plan.step(name)
+        if step is None or not step.command:
+            raise RemediationError(f"the failover plan has no command step {name!r}")
+        return step.command
+
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["preconditions"] = [c.to_json() for c in self.preconditions]
-        return data
+        return {
+            "host": self.host, "bond": self.bond, "method": self.method, "cut_slave": self.cut_slave,
+            "primary": self.primary, "target": self.target, "hold_seconds": self.hold_seconds,
+            "preconditions": [c.to_json() for c in self.preconditions], "commands": [list(c) for c in self.commands],
+            "restore": self.restore, "caveat": self.caveat, "allow_unmonitored": self.allow_unmonitored,
+            "token": self.token, "manual_timeout": self.manual_timeout, "max_seconds": self.max_seconds,
+            "plan_hash": self.plan_hash, "plan": self.plan.to_dict(),
+        }
 
     def render_text(self) -> str:
         out = [f"Failover test {self.plan_hash[:12]}: {self.host} {self.bond}, method {self.method}: cut the "
@@ -202,6 +233,10 @@ class FailoverPlan:
         out.append(f"Restore (always, also on error or timeout): {self.restore}")
         out.append(f"Pass: failover to another port, outage <= {PASS_OUTAGE_MS:g} ms, primary active again.")
         return "\n".join(out)
+
+
+def _shown(step: PlanStep) -> str:
+    return step.command or f"(operator) {step.instruction}"
 
 
 @dataclass
@@ -535,18 +570,26 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
     return report
 
 
-def _hash(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 async def plan_failover_test(session: Any, bond: str, method: str, *, host: str | None = None,
                              target: str | None = None, hold_seconds: float = 3.0,
-                             allow_unmonitored: bool = False) -> FailoverPlan:
-    """Read the bond and the host's tools; say what the test will do and whether it can."""
+                             allow_unmonitored: bool = False, manual_timeout: float = 300.0,
+                             token: str | None = None) -> FailoverPlan:
+    """Read the bond and the host's tools; say what the test will do and whether it can.
+
+    The steps are remediation.yaml's ``failover_test:`` list for ``method``, rendered with every
+    value the run uses: the sampler script, the ping deadline (``hold_seconds`` + 40 s, plus
+    ``manual_timeout`` for the manual method) and ``token`` (hex; a fresh random one when not
+    given: pass a shown plan's token to plan again and compare digests).
+    """
     if method not in METHODS:
         raise RemediationError(f"unknown failover test method {method!r}: one of {', '.join(METHODS)}")
     if not 0.5 <= hold_seconds <= 60:
         raise RemediationError("hold time must be 0.5-60 seconds")
+    if not 1 <= manual_timeout <= 3600:
+        raise RemediationError("the manual method's wait must be 1-3600 seconds")
+    token = token or secrets.token_hex(4)
+    if not re.fullmatch(r"[0-9a-f]{4,32}", token):
+        raise RemediationError(f"invalid failover test token {token!r}: hex digits")
     bond = validate_interface(bond, "bond")
     name = session_host_name(session, host)
     state, tools = await asyncio.gather(read_bond_state(session, bond),
@@ -571,36 +614,39 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
         Check("an active port to cut", cut is not None, f"active port {cut or 'none'}"),
     ]
     cut_name = validate_interface(cut, "port") if cut else "none"
-    token = "{token}"
+    max_seconds = int(hold_seconds + (manual_timeout if method == "manual" else 0) + 40)
     workdir = render("failover.workdir", token=token)
-    cmds: list[tuple[str, str]] = [
-        ("list the host's tools (preconditions)", sh_c(render("failover.tools"))),
-        ("start the sampler: ip monitor, ping and the kernel log on the host (detached; stops by itself; "
-         "run through sh -c; <sampler_script> is failover.sampler_script of remediation.yaml, POSIX sh)",
-         (render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
-                 script="<sampler_script>", bond=bond, target=target, interval=PING_INTERVAL,
-                 max_seconds=int(hold_seconds + 40), tag=token))),
+    values: dict[str, Any] = {
+        "bond": bond, "target": target, "token": token, "tag": token, "workdir": workdir, "slave": cut_name,
+        "interval": PING_INTERVAL, "max_seconds": max_seconds, "hold": hold_seconds,
+        "timeout": int(manual_timeout),
+        "sampler_unit": render("failover.sampler_unit", token=token), "sampler_script": sampler_script(),
+        "cut_unit": render("failover.cut_unit", token=token),
+        "cut_script": render("failover.host_cut_script", slave=cut_name, hold=hold_seconds),
+    }
+    values["cut_text"] = render_text("failover.manual_cut", slave=cut_name, timeout=int(manual_timeout))
+    values["restore_text"] = render_text("failover.manual_restore", slave=cut_name)
+    steps = action_steps("failover_test", values, {method})
+    caveat = HOST_METHOD_CAVEAT if method == "host" else None
+    params: list[tuple[str, str]] = [
+        ("method", method), ("cut", cut_name), ("primary", primary or ""), ("target", target),
+        ("hold_seconds", f"{hold_seconds:g}"), ("max_seconds", str(max_seconds)), ("token", token),
+        ("allow_unmonitored", "yes" if allow_unmonitored else "no"),
     ]
-    if method == "lab":
-        cmds.append(("cut: QMP set_link on the lab switch port", f"bondbot lab link {cut_name} down"))
-        restore = f"bondbot lab link {cut_name} up"
-    elif method == "host":
-        cmds.append(("cut and restore on the host, detached (run through sh -c)",
-                     render("failover.host_cut", unit=f"bondbot-cut-{token}",
-                            script=render("failover.host_cut_script", slave=cut_name, hold=hold_seconds))))
-        restore = render("failover.host_restore", slave=cut_name)
-    else:
-        cmds.append(("cut: YOU shut the switch port of " + cut_name, "(operator, on the switch)"))
-        restore = f"(operator) re-enable the switch port of {cut_name}; bondbot waits for its carrier"
-    cmds.append(("stop the sampler", render("failover.stop", workdir=workdir)))
-    cmds.append(("collect the measurements (run through sh -c)", render("failover.read", workdir=workdir, tag=token)))
-    cmds.append(("clean up (run through sh -c)", render("failover.cleanup", workdir=workdir)))
-    plan = FailoverPlan(host=name, bond=bond, method=method, cut_slave=cut_name, primary=primary,  # type: ignore[arg-type]
-                        target=target, hold_seconds=hold_seconds, preconditions=tuple(checks),
-                        commands=tuple(cmds), restore=restore,
-                        caveat=HOST_METHOD_CAVEAT if method == "host" else None,
-                        allow_unmonitored=allow_unmonitored)
-    return replace(plan, plan_hash=_hash({k: v for k, v in plan.to_json().items() if k != "plan_hash"}))
+    if method == "manual":
+        params.append(("manual_timeout", f"{manual_timeout:g}"))
+    params += [("precondition", f"{c.name}: {'ok' if c.ok else 'NO'}: {c.detail}") for c in checks]
+    if caveat:
+        params.append(("caveat", caveat))
+    plan = Plan(runbook="bonding", action="failover-test", host=name, subject=(("bond", bond),),
+                title=(f"cut the active port {cut_name} for {hold_seconds:g} s while pinging {target} through "
+                       f"{bond}; pass: failover, outage <= {PASS_OUTAGE_MS:g} ms, primary back"),
+                steps=steps, params=tuple(params),
+                context={"preconditions": [c.to_json() for c in checks], "ready": all(c.ok for c in checks)})
+    return FailoverPlan(host=name, bond=bond, method=method, cut_slave=cut_name, primary=primary,  # type: ignore[arg-type]
+                        target=target, hold_seconds=hold_seconds, preconditions=tuple(checks), caveat=caveat,
+                        allow_unmonitored=allow_unmonitored, plan=plan, token=token,
+                        manual_timeout=manual_timeout, max_seconds=max_seconds)
 
 
 LinkControl = Callable[[str, bool], Awaitable[None] | None]
@@ -610,8 +656,13 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
                             link_control: LinkControl | None = None,
                             notify: Callable[[str], Awaitable[None] | None] | None = None,
                             incident_store: Any = None, incident_id: str | None = None,
-                            manual_timeout: float = 300.0) -> FailoverReport:
-    """Run an approved failover test. The port is restored in every case (``finally``)."""
+                            manual_timeout: float | None = None) -> FailoverReport:
+    """Run an approved failover test. The port is restored in every case (``finally``).
+
+    Every command it sends is a step of ``plan.plan`` (the token, the sampler script and its
+    deadline were fixed when the plan was made); the manual method waits ``plan.manual_timeout``.
+    ``manual_timeout``, if given, must be the plan's (it is shown and hashed with it).
+    """
     rec = IncidentRecorder(incident_store, incident_id, actor)
 
     def refuse(reason: str) -> FailoverReport:
@@ -623,10 +674,14 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
         return refuse("the operator has not confirmed a maintenance window")
     if plan.method == "lab" and link_control is None:
         return refuse("method lab needs the lab's link control (QMP)")
+    if manual_timeout is not None and manual_timeout != plan.manual_timeout:
+        return refuse(f"the manual wait {manual_timeout:g} s is not the plan's {plan.manual_timeout:g} s")
+    manual_timeout = plan.manual_timeout
     session = pool.session(plan.host, budget=plan.hold_seconds + manual_timeout + 300)
     # Preconditions again: the state may have changed since the plan.
     now = await plan_failover_test(session, plan.bond, plan.method, host=plan.host, target=plan.target,
-                                   hold_seconds=plan.hold_seconds, allow_unmonitored=plan.allow_unmonitored)
+                                   hold_seconds=plan.hold_seconds, allow_unmonitored=plan.allow_unmonitored,
+                                   manual_timeout=plan.manual_timeout, token=plan.token)
     if now.plan_hash != plan.plan_hash:
         failed = [f"{c.name}: {c.detail}" for c in now.preconditions if not c.ok]
         return refuse("the bond changed since the plan was made" + (f" ({'; '.join(failed)})" if failed else
@@ -646,14 +701,9 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
                               "stdout": res.stdout[-4000:], "stderr": res.stderr[-2000:]})
         return res
 
-    token = secrets.token_hex(4)
-    workdir = render("failover.workdir", token=token)
-    max_seconds = int(plan.hold_seconds + (manual_timeout if plan.method == "manual" else 0) + 40)
-    start_cmd = sh_c(render("failover.start_sampler", workdir=workdir, unit=f"bondbot-failover-{token}",
-                            script=sampler_script(), bond=plan.bond, target=plan.target,
-                            interval=PING_INTERVAL, max_seconds=max_seconds, tag=token))
-    read_cmd = sh_c(render("failover.read", workdir=workdir, tag=token))
-    cleanup_cmd = sh_c(render("failover.cleanup", workdir=workdir))
+    token = plan.token
+    start_cmd, read_cmd, cleanup_cmd = (plan.command(n) for n in ("start_sampler", "collect", "cleanup"))
+    probe_cmd, stop_cmd, finished_cmd = (plan.command(n) for n in ("probe", "stop", "finished"))
     errors: list[str] = []
     rec.event("note", {"text": f"failover test {plan.plan_hash[:12]} starting: {plan.method} cut of {plan.cut_slave}"})
     res = await run("start the sampler", start_cmd)
@@ -665,11 +715,11 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
     deadline = time.monotonic() + 20  # ping's output is block-buffered in a file: allow for it
     while not ready and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        r = await session.run(sh_c(render("failover.probe", workdir=workdir)), timeout=10)
+        r = await session.run(probe_cmd, timeout=10)
         m = re.search(r"^replies (\d+)", r.stdout, re.M)
         ready = r.stdout.startswith("ready ") and m is not None and int(m.group(1)) > 0
     if not ready:
-        await session.run(sh_c(render("failover.stop", workdir=workdir)), timeout=10)
+        await session.run(stop_cmd, timeout=10)
         await asyncio.sleep(1)
         await run("clean up", cleanup_cmd)
         return refuse(f"the target {plan.target} does not answer pings through {plan.bond} before the cut")
@@ -686,14 +736,12 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
             await asyncio.sleep(plan.hold_seconds)
         elif plan.method == "host":
             cut_done = True
-            script = render("failover.host_cut_script", slave=plan.cut_slave, hold=plan.hold_seconds)
-            await run("cut and restore on the host, detached",
-                      sh_c(render("failover.host_cut", unit=f"bondbot-cut-{token}", script=script)))
+            await run("cut and restore on the host, detached", plan.command("cut"))
             await asyncio.sleep(plan.hold_seconds + 0.5)
         else:
             await say(f"Shut the switch port of {plan.host} {plan.cut_slave} now. bondbot is measuring and "
                       f"waits up to {manual_timeout:.0f} s for the carrier to go.")
-            seen = await _wait_oper(session, plan.cut_slave, want_up=False, timeout=manual_timeout)
+            seen = await _wait_oper(session, plan, want_up=False, timeout=manual_timeout)
             if not seen:
                 errors.append(f"the carrier of {plan.cut_slave} never went down within {manual_timeout:.0f} s")
             else:
@@ -708,11 +756,11 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
         restored = await _restore(plan, session, link_control, cut_done, manual_timeout, errors, run)
         rec.event("note", {"text": f"{plan.cut_slave} restore: {'done' if restored else 'NOT confirmed'}"})
     await asyncio.sleep(3.0)  # let the primary come back and ping recover
-    await session.run(sh_c(render("failover.stop", workdir=workdir)), timeout=10)
+    await session.run(stop_cmd, timeout=10)
     collected = ""
     finished = False
     for _ in range(30):
-        f = await session.run(sh_c(render("failover.finished", workdir=workdir)), timeout=10)
+        f = await session.run(finished_cmd, timeout=10)
         if f.exit_status == 0:
             finished = True
             break
@@ -734,9 +782,9 @@ async def run_failover_test(plan: FailoverPlan, *, pool: Any, actor: str, mainte
     return report
 
 
-async def _wait_oper(session: Any, slave: str, *, want_up: bool, timeout: float) -> bool:
+async def _wait_oper(session: Any, plan: FailoverPlan, *, want_up: bool, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    command = render("failover.operstate", slave=validate_interface(slave, "port"))
+    command = plan.command("operstate")
     while time.monotonic() < deadline:
         r = await session.run(command, timeout=10)
         if (r.stdout.strip() == "up") == want_up and r.exit_status == 0:
@@ -760,16 +808,16 @@ async def _restore(plan: FailoverPlan, session: Any, link_control: LinkControl |
                 except Exception as exc:  # noqa: BLE001
                     errors.append(f"restore attempt {attempt + 1} failed: {exc}")
                     await asyncio.sleep(1)
-            return await _wait_oper(session, plan.cut_slave, want_up=True, timeout=30)
+            return await _wait_oper(session, plan, want_up=True, timeout=30)
         if plan.method == "host":
-            up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=plan.hold_seconds + 10)
+            up = await _wait_oper(session, plan, want_up=True, timeout=plan.hold_seconds + 10)
             if not up:
-                await run("restore the port", render("failover.host_restore", slave=plan.cut_slave))
-                up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=10)
+                await run("restore the port", plan.command("restore"))
+                up = await _wait_oper(session, plan, want_up=True, timeout=10)
             return up
         if not cut_done:
             return True
-        up = await _wait_oper(session, plan.cut_slave, want_up=True, timeout=manual_timeout)
+        up = await _wait_oper(session, plan, want_up=True, timeout=manual_timeout)
         if not up:
             errors.append(f"{plan.cut_slave}'s carrier is still down: re-enable the switch port")
         return up
