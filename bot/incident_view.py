@@ -30,8 +30,8 @@ are ignored here and still appear in the exported timeline):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from bot.domain import StepProgress
 from bot.views import IncidentCard, Offer, Outcome
@@ -50,7 +50,7 @@ __all__ = [
 
 
 def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _finding(data: dict[str, Any]) -> Finding:
@@ -108,7 +108,7 @@ def shown_plan(proposal: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tup
     if not back and last_command < len(forward) - 1:
         back = [text(s) for s in forward[last_command + 1:]]
         forward = forward[:last_command + 1]
-    method = plan.param("method_text") or plan.param("method") or ""
+    method = plan.param("method_text") or str(proposal.get("method") or "") or plan.param("method") or ""
     return plan.title, method, tuple(text(s) for s in forward), tuple(back)
 
 
@@ -193,6 +193,7 @@ def card_from_log(
         if plan_hash in approved:
             approver, at = approved[plan_hash]
             result = results.get(plan_hash)
+            state: Literal["running", "succeeded", "failed"]
             if result is None:
                 state = "running"
             else:

@@ -374,18 +374,19 @@ class Supervisor:
         approved_at = next((e.seq for e in events if e.kind == "approval" and e.payload.get("plan_hash") == plan), 0)
         after = [e for e in events if e.seq > approved_at]
         note = next((e for e in reversed(after) if e.kind == "rollback_note"), None)
+        note_seq = note.seq if note is not None else None
         commands = [e for e in after if e.kind == "command"]
         verified = any(e.kind == "verification" for e in after)
         if lease.work == "fix" and note is None:
             phase = ("cut before the change: no rollback note was recorded yet (bondbot records it before "
                      "changing anything)")
         elif lease.work == "fix" and not verified:
-            phase = (f"cut between the change and its verification: the rollback note (seq {note.seq}) "
+            phase = (f"cut between the change and its verification: the rollback note (seq {note_seq}) "
                      "lists the exact restore commands; the host's own checkpoint/undo rolls the change back "
                      "by itself unless it is confirmed")
         elif lease.work == "fix":
             phase = (f"cut after verification, before the change was confirmed: the host's checkpoint/undo "
-                     f"rolls it back by itself; the rollback note (seq {note.seq}) lists the restore commands")
+                     f"rolls it back by itself; the rollback note (seq {note_seq}) lists the restore commands")
         else:
             phase = (f"cut during the failover test after {len(commands)} command(s); its restore command "
                      "may not have run")

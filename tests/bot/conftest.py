@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pg import create_database, postgres_url  # noqa: F401  (fixtures)
 
 from bot.app import BotDeps
 from bot.authz import AuthzPolicy
@@ -17,6 +16,7 @@ from bot.testing.harness import RunningBot, start_bot
 from bot.wiring import EngineTriage
 from incidents import IncidentStore
 from lab.testing import lab_env, lab_host, lab_vm  # noqa: F401  (the lab VM, for tests marked lab)
+from pg import create_database, postgres_url  # noqa: F401  (fixtures)
 from ssh_exec import SshPool
 from tests.bot.host_remediation import FIX_COMMANDS, TEST_COMMANDS, HostRemediation
 from tests.slack_standin import SlackStandin
@@ -34,7 +34,7 @@ class Clock:
         self.offset = timedelta()
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def advance(self, **kw: float) -> None:
         self.offset += timedelta(**kw)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -83,7 +83,7 @@ def test_huge_diagnosis_stays_within_slack_limits() -> None:
     findings = tuple(
         Finding(f"CODE_{i}", Severity.WARNING, "s" * 300, "e" * 5000, evidence) for i in range(80)
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     offer = views.Offer("fix", "t", "m", tuple("c" * 400 for _ in range(10)), ("r" * 400,), "a" * 64, now + timedelta(minutes=5))
     card = views.IncidentCard(
         "INC-ABCD", "h", "bond0", "U1", now, "diagnosed",

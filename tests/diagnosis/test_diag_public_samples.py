@@ -12,13 +12,15 @@ from runbooks.bonding.diagnosis import diagnose
 from runbooks.bonding.outputs import SourceOutput, TriageOutputs
 from runbooks.bonding.parsers import (
     ParseError,
+    parse_bonding_masters,
     parse_ethtool,
     parse_ip_details,
     parse_ip_link,
     parse_nmcli,
+    parse_nmcli_list,
     parse_proc_bonding,
+    parse_sysfs_slaves,
 )
-from runbooks.bonding.parsers import parse_bonding_masters, parse_nmcli_list, parse_sysfs_slaves
 
 # file -> (root cause code or None, codes that must be present, codes that must be absent).
 # Only a critical finding is a root cause: flapping, a backup port down, a slave down in an LACP
