@@ -40,6 +40,16 @@ def as_plan(kind: str, planned: Any, method: str = "") -> Plan:
     return plan_of(planned, action=kind, method=method)
 
 
+def _shown_extra(planned: Any, plan: Plan, method: str, bond: str) -> dict[str, str]:
+    """What the message needs besides the plan: the method's key, and how the remediation says the
+    method in words when the plan's parameters do not (``method_text``)."""
+    extra = {"method_key": method, "host": plan.host, "bond": bond}
+    said = getattr(planned, "method", None)
+    if isinstance(said, str) and said and not plan.param("method_text"):
+        extra["method"] = said
+    return extra
+
+
 async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str) -> Any:
     """Ask the remediation for the plan of ``kind`` on the host as it is now (None: nothing to do)."""
     remediation = bot.deps.remediation
@@ -72,7 +82,7 @@ async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions:
             plan = as_plan(kind, planned, method)
             await asyncio.to_thread(
                 bot.approvals.offer, incident_id, plan, actor=BOT_ACTOR, requester=incident.requester,
-                action=kind, batch=batch, extra={"method_key": method, "host": plan.host, "bond": bond},
+                action=kind, batch=batch, extra=_shown_extra(planned, plan, method, bond),
             )
         if errors:
             # The same reason for every method (no link monitoring yet) is said once.

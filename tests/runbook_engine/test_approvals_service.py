@@ -192,36 +192,38 @@ def test_precheck_refuses_without_the_host_and_passes_silently(approvals: Approv
     assert [e.kind for e in store.events(incident)][-1] == "refusal"
 
 
-def test_two_concurrent_approvals_run_exactly_once(approvals: Approvals, store: IncidentStore,
-                                                   incident: str, tmp_path: Path, clock: Clock) -> None:
-    """Two approvers at the same moment, each with its own store connection (two replicas)."""
+@pytest.mark.parametrize("approvers", [2, 6])
+def test_concurrent_approvals_run_exactly_once(approvals: Approvals, store: IncidentStore,
+                                               incident: str, tmp_path: Path, clock: Clock, approvers: int) -> None:
+    """Approvers at the same moment, each with its own store (replicas, or the CLI and a click)."""
     p = _offered(approvals, incident)
-    other_store = IncidentStore.open(f"sqlite:///{tmp_path / 'incidents.sqlite3'}")
-    other = Approvals(other_store, clock=clock, ttl_seconds=900, two_person=True)
-    barrier = threading.Barrier(2)
+    stores = [IncidentStore.open(f"sqlite:///{tmp_path / 'incidents.sqlite3'}") for _ in range(approvers)]
+    services = [Approvals(s, clock=clock, ttl_seconds=900, two_person=True) for s in stores]
+    actors = [f"U0APPROVER{i}" for i in range(approvers)]
+    barrier = threading.Barrier(approvers)
     results: dict[str, Decision] = {}
 
     def approve(service: Approvals, actor: str) -> None:
+        assert service.precheck(incident, p.digest, actor=actor) is None  # all pass before anyone decides
         barrier.wait()
         results[actor] = service.decide(incident, p.digest, actor=actor, approve=True, current=plan())
 
     try:
-        threads = [threading.Thread(target=approve, args=(approvals, BOB)),
-                   threading.Thread(target=approve, args=(other, CAROL))]
+        threads = [threading.Thread(target=approve, args=(s, a)) for s, a in zip(services, actors, strict=True)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(30)
     finally:
-        other_store.close()
-    assert sorted(d.code for d in results.values()) == ["already_decided", "approved"]
+        for s in stores:
+            s.close()
+    assert sorted(d.code for d in results.values()) == ["already_decided"] * (approvers - 1) + ["approved"]
     [winner] = [a for a, d in results.items() if d]
-    [loser] = [d for d in results.values() if not d]
     [approval] = store.approvals(incident)
     assert approval.approver == winner
-    assert loser.prior is not None and loser.prior.approver == winner
+    assert all(d.prior is not None and d.prior.approver == winner for d in results.values() if not d)
     kinds = [e.kind for e in store.events(incident)]
-    assert kinds.count("approval") == 1 and kinds.count("refusal") == 1
+    assert kinds.count("approval") == 1 and kinds.count("refusal") == approvers - 1
     assert store.verify(incident).ok
 
 
