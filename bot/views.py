@@ -85,7 +85,11 @@ class Rendered:
 
 @dataclass(frozen=True)
 class Offer:
-    """A change waiting for approval: shown with its exact commands and rollback, and a button."""
+    """A change waiting for approval: shown with its exact commands and rollback, and a button.
+
+    Built from the ``runbooks.plan.Plan`` logged with the offer (``bot.incident_view.shown_plan``);
+    ``plan_hash`` is that plan's ``digest``, the only hash the button, the approval and the run use.
+    """
 
     action: Literal["fix", "failover_test"]
     title: str
