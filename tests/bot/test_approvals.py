@@ -96,6 +96,9 @@ async def test_expired_button_is_refused_and_removed(world: World, http_bot: Run
     msg = world.slack.message(INCIDENTS, msg.ts)
     assert _buttons(msg) == [ACTION_EXPORT]
     assert any("⌛ Fix: the approval window closed" in b.get("text", {}).get("text", "") for b in msg.blocks)
+    [incident] = world.store.list_incidents()
+    [refusal] = [e for e in world.store.events(incident.id) if e.kind == "refusal"]
+    assert refusal.actor == BOB and refusal.payload["code"] == "expired", "the late click is on the record"
 
 
 async def test_replayed_click_and_double_click_run_once(world: World, http_bot: RunningBot) -> None:
@@ -117,6 +120,9 @@ async def test_replayed_click_and_double_click_run_once(world: World, http_bot: 
     assert _fix_runs(world) == 1
     [incident] = world.store.list_incidents()
     assert len(world.store.approvals(incident.id)) == 1
+    # Every losing click is a decision on the record, refused as already decided (or in progress).
+    refusals = [e.payload for e in world.store.events(incident.id) if e.kind == "refusal"]
+    assert len(refusals) == 3 and {r["code"] for r in refusals} == {"already_decided"}
 
 
 async def test_click_while_the_first_is_still_running(world: World, http_bot: RunningBot) -> None:
@@ -148,7 +154,10 @@ async def test_state_is_rechecked_before_running(world: World, http_bot: Running
     assert eph.text == "❌ Not run: the host no longer needs it."
     msg = world.slack.message(INCIDENTS, msg.ts)
     assert ACTION_APPLY_FIX not in _buttons(msg)
-    assert world.store.approvals(world.store.list_incidents()[0].id) == []
+    [incident] = world.store.list_incidents()
+    assert world.store.approvals(incident.id) == []
+    [refusal] = [e.payload for e in world.store.events(incident.id) if e.kind == "refusal"]
+    assert refusal["code"] == "stale" and refusal["stale"] is True and refusal["reason"] == "the host no longer needs it"
 
 
 async def test_forged_button_value_for_another_plan_runs_nothing(world: World, http_bot: RunningBot) -> None:
@@ -160,6 +169,8 @@ async def test_forged_button_value_for_another_plan_runs_nothing(world: World, h
     await http_bot.settle()
     assert world.remediation.applied == []
     assert world.slack.ephemerals(BOB)[0].text == "❌ No such plan on this incident; nothing ran."
+    [refusal] = [e.payload for e in world.store.events(incident.id) if e.kind == "refusal"]
+    assert refusal["code"] == "no_offer" and refusal["digest"] == "0" * 64
 
 
 async def test_export_button_uploads_the_timeline_to_the_thread(world: World, http_bot: RunningBot) -> None:
