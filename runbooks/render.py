@@ -273,7 +273,7 @@ class TemplateSet:
             raise TemplateError(f"{key!r} is a section, not a template")
         return node
 
-    def keys(self) -> list[str]:
+    def template_keys(self) -> list[str]:
         """Every template's dotted key."""
         out: list[str] = []
 

@@ -332,7 +332,7 @@ async def _verify(plan: FixPlan, pool: Any, step: Any) -> list[Check]:
         ifq = await run("ifquery")
         seen = parse_ifquery(ifq.stdout).get("bond-miimon") if ifq.exit_status == 0 else None
         checks.append(Check("persisted for ifupdown (ifquery)", seen == str(m.miimon),
-                            f"ifquery {plan.bond}: bond-miimon {seen or '(none)'}"
+                            f"{ifq.command}: bond-miimon {seen or '(none)'}"
                             + ("" if ifq.exit_status == 0 else f" ({ifq.failure_reason})")))
     if "ifupdown_check" in shown:
         await run("ifupdown_check")  # shown in the plan; recorded with the verification
