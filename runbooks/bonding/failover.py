@@ -3,11 +3,12 @@
 Public API::
 
     await plan_failover_test(session, bond, method, *, host=None, target=None, hold_seconds=3.0,
-                             allow_unmonitored=False) -> FailoverPlan
-    plan.render_text(); plan.plan_hash; plan.preconditions (list of Check)
+                             allow_unmonitored=False, manual_timeout=300.0, token=None) -> FailoverPlan
+    plan.render_text(); plan.plan (runbooks.plan.Plan); plan.plan_hash (== plan.plan.digest);
+    plan.preconditions (list of Check)
     await run_failover_test(plan, *, pool, actor, maintenance_window_confirmed,
                             link_control=None, notify=None, incident_store=None,
-                            incident_id=None) -> FailoverReport
+                            incident_id=None) -> FailoverReport   (sends exactly plan.plan's commands)
     analyze(collected, *, host, bond, method, cut_slave, primary, ...) -> FailoverReport   (pure)
 
 Measurement happens on the host, with what a minimal host has: POSIX sh, iproute2 and iputils

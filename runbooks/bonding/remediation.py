@@ -26,10 +26,13 @@ Public API (the CLI ``bondbot fix`` and the Slack bot's approval buttons call ex
                                      incident_store=None, incident_id=None)  # -> FailoverReport
     report.passed; report.detection_ms; report.outage_ms; report.lost_pings; report.primary_returned
 
-``pool`` is an ``ssh_exec.SshPool``. A plan is plain data; a bot that does not keep it between
-showing and clicking can plan again at click time and compare hashes: the hash is equal only if
-the host's state and every command are. ``apply_fix`` refuses a plan whose ``approved_hash`` differs,
-that was altered after hashing, or whose host changed since (precheck). Verification uses a NEW
+``pool`` is an ``ssh_exec.SshPool``. A plan is plain data around one ``runbooks.plan.Plan``
+(``plan.plan``), whose steps come from remediation.yaml's ``fix:`` / ``failover_test:`` lists and
+whose digest is the only hash. A bot that does not keep it between showing and clicking plans again
+at click time with the shown plan's run id (``plan_fix(..., run_id=plan.run_id)``; the failover
+test: ``token=plan.token``) and compares digests: they are equal only if the state shown and every
+command are. ``apply_fix`` refuses a plan whose ``approved_hash`` differs, whose steps are not what
+its own state gives, or whose host changed since (precheck). Verification uses a NEW
 SSH connection (the pool's connection to the host is closed first): a change that broke the path
 the bot came in on must not look healthy because an old TCP session survived. Everything is
 recorded in the incident log when ``incident_store``/``incident_id`` are given: the rollback note
