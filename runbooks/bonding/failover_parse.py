@@ -262,11 +262,11 @@ def clock_alignment(marks_text: str, kernel: list[KernelLine], tag: str | None =
     tick = 0.01
     brackets: dict[int, tuple[float, float, float]] = {}  # mark -> (k, lo, hi)
     bad_date = False
-    for line in marks_text.splitlines():
-        hz = re.match(r"^hz (\d+)$", line.strip())
+    for mark_line in marks_text.splitlines():
+        hz = re.match(r"^hz (\d+)$", mark_line.strip())
         if hz and 10 <= int(hz.group(1)) <= 10000:
             tick = 1 / int(hz.group(1))
-        m = _MARK_RE.match(line.strip())
+        m = _MARK_RE.match(mark_line.strip())
         if not m:
             continue
         n, ok, a, b = int(m.group(1)), m.group(2) == "1", m.group(3), m.group(4)

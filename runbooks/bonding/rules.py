@@ -431,11 +431,11 @@ def lacp_no_partner(ctx: TriageContext) -> Iterator[Hit]:
             if partner_zero or is_defaulted:
                 ev += ctx.ev_proc(s.lines.get("name"))
                 if partner_zero:
-                    ev += ctx.ev_proc(s.partner_lacp.lines.get("header"),  # type: ignore[union-attr]
-                                      s.partner_lacp.lines.get("system mac address"))  # type: ignore[union-attr]
+                    ev += ctx.ev_proc(s.partner_lacp.lines.get("header"),
+                                      s.partner_lacp.lines.get("system mac address"))
                 if is_defaulted:
-                    ev += ctx.ev_proc(s.actor_lacp.lines.get("header"),  # type: ignore[union-attr]
-                                      s.actor_lacp.lines.get("port state"))  # type: ignore[union-attr]
+                    ev += ctx.ev_proc(s.actor_lacp.lines.get("header"),
+                                      s.actor_lacp.lines.get("port state"))
                     defaulted.append(f"{s.name} ({actor_state})")
     elif ctx.details is not None and ctx.details.ad_info.get("partner_mac") == _ZERO_MAC:
         ev += ctx.ev_details("ad_info.partner_mac", "ad_info.num_ports")
@@ -479,8 +479,8 @@ def lacp_not_distributing(ctx: TriageContext) -> Iterator[Hit]:
         if state is None or state.in_use:
             continue
         partner_state = s.partner_lacp.port_state if s.partner_lacp else None
-        ev = ctx.ev_proc(s.lines.get("name"), s.actor_lacp.lines.get("header"),  # type: ignore[union-attr]
-                         s.actor_lacp.lines.get("port state"))  # type: ignore[union-attr]
+        ev = ctx.ev_proc(s.lines.get("name"), s.actor_lacp.lines.get("header"),
+                         s.actor_lacp.lines.get("port state"))
         if s.partner_lacp is not None:
             ev += ctx.ev_proc(s.partner_lacp.lines.get("header"),
                               s.partner_lacp.lines.get("port state"))
