@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 from bot.testing.harness import RunningBot
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
+from tests.bot.conftest import ALICE, INCIDENTS, RANDOM, World
 
 FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
-from tests.bot.conftest import ALICE, INCIDENTS, RANDOM, World
 
 SEED_COMMANDS = [
     "cat /sys/class/net/bonding_masters",  # read once, before the incident is opened
