@@ -8,6 +8,10 @@ Public API (see each module's docstring for the why):
 - :data:`SCENARIOS`, :func:`get_scenario` (``lab.scenarios``): the named bond states.
 - :func:`record_all` (``lab.record``): the triage fixtures in ``tests/fixtures/lab/``.
 - Errors (``lab.errors``): all derive from :class:`LabError`.
+
+The lab reads no bondbot settings: where its images and VMs live is the lab directory its caller
+passes (``find_image(base)``, ``build_image(base=..., first_boot=lab.firstboot.first_boot)``,
+``LabVM(lab_dir=...)``); the CLI gives ``bondbot.settings.lab_dir()``.
 """
 
 from lab.errors import (
