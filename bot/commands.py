@@ -1,8 +1,11 @@
 """Parsing the text of ``/bond``: what the user asked for, or exactly why it cannot be understood.
 
-Parsing is strict and happens before anything is acknowledged as work: a host or bond name that
-could not be a real one is refused here with a specific message, so nothing downstream (the runbook
-engine, a shell on a production host) ever sees it.
+Parsing is strict and happens before anything is acknowledged as work: a host name, a runbook
+name or a subject that could not be a real one is refused here with a specific message, so nothing
+downstream (the runbook engine, a shell on a production host) ever sees it. ``/bond triage HOST
+[SUBJECT] [--runbook NAME]``: the runbook (by name, from the registry: bonding by default) says what
+the subject is and its type (bonding: a bond, an interface name), and the subject is checked by
+that type, the same rule the engine applies.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-
-from runbooks.validation import interface_name_problem
 
 __all__ = [
     "USAGE",
@@ -24,7 +25,7 @@ __all__ = [
 EXPORT_FORMATS = ("md", "json", "html")
 
 USAGE = (
-    "Usage: `/bond triage HOST [BOND]` · `/bond status INCIDENT` · "
+    "Usage: `/bond triage HOST [SUBJECT] [--runbook NAME]` · `/bond status INCIDENT` · "
     "`/bond export INCIDENT [md|json|html]` · `/bond audit [GROUP]` · `/bond help`"
 )
 
@@ -32,6 +33,10 @@ USAGE = (
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$")
 _INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A runbook's name in the registry (never a path: the bot loads no file a chat message names).
+_RUNBOOK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: How a value type is said in a message ("`x` is not a valid bond interface name.").
+_TYPE_WORDS = {"interface": "interface name", "uuid": "UUID", "int": "number", "ipv4": "IPv4 address"}
 
 Verb = Literal["triage", "status", "export", "audit", "help"]
 
@@ -42,12 +47,24 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class BondCommand:
+    """What ``/bond`` asked for. ``subject`` is the value of the runbook's subject parameter (a bond
+    for the bonding runbook; ``bond`` is the same value under that runbook's name for it);
+    ``runbook`` None: the bot's default runbook."""
+
     verb: Verb
     host: str | None = None
     bond: str | None = None
     incident_id: str | None = None
     export_format: str = "md"
     group: str | None = None
+    runbook: str | None = None
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.subject is None and self.bond is not None:
+            object.__setattr__(self, "subject", self.bond)
+        elif self.bond is None and self.subject is not None:
+            object.__setattr__(self, "bond", self.subject)
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -56,25 +73,69 @@ def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
-def _interface_name(value: str, what: str) -> str:
-    """The project's one rule for interface names (``runbooks.validation``), in the bot's words."""
-    if interface_name_problem(value) is not None:
-        raise CommandError(f"`{value[:80]}` is not a valid {what}.")
+def _subject(runbook: str | None, value: str | None) -> str | None:
+    """Check ``value`` by the type the runbook declares for its subject (the engine's own rule)."""
+    from runbooks.engine import RunbookError, load_runbook
+    from runbooks.render import validate_value
+    from runbooks.validation import InvalidValue
+
+    try:
+        rb = load_runbook(runbook)
+    except RunbookError as exc:
+        raise CommandError(f"{exc}.") from None
+    param = rb.subject.param
+    if value is None:
+        return None
+    if param is None:
+        raise CommandError(f"Runbook `{rb.name}` triages the host itself: it takes no subject (got `{value[:80]}`).")
+    kind = rb.parameters[param].type
+    try:
+        validate_value(kind, value)
+    except InvalidValue:
+        raise CommandError(f"`{value[:80]}` is not a valid {rb.subject.noun} {_TYPE_WORDS.get(kind, kind)}.") from None
     return value
 
 
+def _runbook_option(args: list[str]) -> tuple[str | None, list[str]]:
+    """``--runbook NAME`` / ``--runbook=NAME`` anywhere in the arguments; the rest, in order."""
+    rest: list[str] = []
+    runbook: str | None = None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--runbook" or word.startswith("--runbook="):
+            if runbook is not None:
+                raise CommandError("`--runbook` given twice.")
+            if word == "--runbook":
+                if i + 1 >= len(args):
+                    raise CommandError("`--runbook` needs a runbook name.")
+                runbook, i = args[i + 1], i + 1
+            else:
+                runbook = word.split("=", 1)[1]
+            runbook = _check(runbook, _RUNBOOK_RE, "runbook name")
+        else:
+            rest.append(word)
+        i += 1
+    return runbook, rest
+
+
 def parse_command(text: str) -> BondCommand:
-    """``"triage web-01 bond0"`` -> ``BondCommand(verb="triage", host="web-01", bond="bond0")``."""
+    """``"triage web-01 bond0"`` -> ``BondCommand(verb="triage", host="web-01", subject="bond0")``
+    (``bond="bond0"`` too); ``"triage web-01 --runbook loadavg"`` -> ``runbook="loadavg"``."""
     words = text.split()
     if not words:
         raise CommandError("No subcommand given.")
     verb, args = words[0].lower(), words[1:]
     if verb == "help" and not args:
         return BondCommand("help")
+    if verb == "triage":
+        runbook, args = _runbook_option(args)
     if verb == "triage" and 1 <= len(args) <= 2:
         host = _check(args[0], _HOST_RE, "host name")
-        bond = _interface_name(args[1], "bond interface name") if len(args) == 2 else None
-        return BondCommand("triage", host=host, bond=bond)
+        subject = _subject(runbook, args[1] if len(args) == 2 else None)
+        if subject is None:
+            _subject(runbook, None)  # an unknown runbook is refused even with no subject named
+        return BondCommand("triage", host=host, subject=subject, runbook=runbook)
     if verb == "status" and len(args) == 1:
         return BondCommand("status", incident_id=_check(args[0], _INCIDENT_RE, "incident id"))
     if verb == "export" and 1 <= len(args) <= 2:

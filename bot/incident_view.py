@@ -222,7 +222,7 @@ def card_from_log(
     return IncidentCard(
         incident_id=incident.id,
         host=incident.host,
-        bond=incident.bond,
+        bond=incident.about,  # the subject in words (bond0), or the runbook's name for a host-level one
         requester=incident.requester,
         opened_at=parse_time(incident.created_at),
         status=str(status),

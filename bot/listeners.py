@@ -93,7 +93,8 @@ def register(app: Any, bot: BondBot) -> None:
         user, channel = body["user"]["id"], _channel_of(body)
         try:  # the value comes back from the client: parsed and validated like typed text
             fields = views.parse_button_value(((action.get("selected_option") or {}).get("value")) or "")
-            parsed = parse_command(f"triage {fields['host']} {fields['bond']}")
+            runbook = f" --runbook {fields['runbook']}" if fields.get("runbook") else ""
+            parsed = parse_command(f"triage {fields['host']} {fields['bond']}{runbook}")
         except (ValueError, KeyError, CommandError):
             return
         if not policy.may_triage(user, channel):

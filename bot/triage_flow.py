@@ -1,4 +1,8 @@
-"""``/bond triage``: one incident per bond, its message, the steps as they finish, the offers.
+"""``/bond triage``: one incident per subject, its message, the steps as they finish, the offers.
+
+Any runbook of the registry (``--runbook NAME``; the default is the service's, bonding): what a
+subject is, whether the host's subjects can be listed and how they are called ("bond", "bonds")
+come from the runbook (``TriageService.runbook``), never from here.
 
 Exactly once: a redelivered slash command (Slack retry, Socket Mode redelivery) carries the same
 ``trigger_id``, and ``IncidentStore.claim`` on it lets one delivery, in one replica, do the work.
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING
 from bot import views
 from bot.commands import BondCommand
 from bot.domain import RawOutput, StepProgress, TriageReport, UnknownTarget
-from bot.proposals import BOT_ACTOR, propose
+from bot.proposals import ACTIONS, BOT_ACTOR, propose
 from runbooks.recording import record_diagnosis
 
 if TYPE_CHECKING:
@@ -30,42 +34,61 @@ async def triage(bot: BondBot, command: BondCommand, *, user: str, channel: str,
         log.info("command %s already handled (redelivery); skipped", trigger_id)
         return
     try:
-        host, named = bot.deps.triage.resolve(command.host, command.bond)
+        info = bot.deps.triage.runbook(command.runbook)
+        host, named = bot.deps.triage.resolve(command.host, command.subject, runbook=command.runbook)
     except UnknownTarget as exc:
         await bot._ephemeral(channel, user, views.error_message(str(exc)))
         return
-    # The host's bonds first: one incident per bond (each has its own root cause, fix, approvals
-    # and rollback), a named bond the host lacks is refused with the list, nothing is guessed.
-    listing = await bot.deps.triage.bonds(host)
-    if listing.unreachable:
-        await bot._ephemeral(channel, user, views.error_message(f"Cannot triage {host}: {listing.error}"))
-        return
-    if named is None:
-        if listing.bonds is None:
+    targets: list[str | None]
+    if info.param is None:  # a runbook about the host itself: one incident, nothing to list
+        targets = [None]
+    elif not info.discovers:
+        if named is None:
             await bot._ephemeral(channel, user, views.error_message(
-                f"Inconclusive: {listing.error}. Name the bond: /bond triage {host} BOND"))
+                f"Runbook {info.name} cannot list a host's {info.plural}: name the {info.noun}: "
+                f"/bond triage {host} {info.noun.upper()} --runbook {info.name}"))
             return
-        if not listing.bonds:
-            await bot._ephemeral(channel, user, views.text_message(
-                f"➖ No bond on {host}: {listing.why_none}. Nothing to triage."))
-            return
-        targets = list(listing.bonds)
-    elif listing.bonds is not None and named not in listing.bonds:
-        from runbooks.engine import bonds_text
-
-        problem = f"{host} has no bond {named}: {bonds_text(listing.bonds, listing.why_none)}"
-        await bot._ephemeral(channel, user, views.bond_choice_message(host, problem, listing.bonds))
-        return
-    else:
         targets = [named]
-    await asyncio.gather(*(_triage_bond(bot, host, b, user=user, channel=channel) for b in targets))
+    else:
+        # The host's subjects first: one incident per subject (each has its own root cause, fix,
+        # approvals and rollback), a named one the host lacks is refused with the list, nothing is guessed.
+        listing = await bot.deps.triage.subjects(host, runbook=command.runbook)
+        if listing.unreachable:
+            await bot._ephemeral(channel, user, views.error_message(f"Cannot triage {host}: {listing.error}"))
+            return
+        if named is None:
+            if listing.subjects is None:
+                await bot._ephemeral(channel, user, views.error_message(
+                    f"Inconclusive: {listing.error}. Name the {info.noun}: /bond triage {host} {info.noun.upper()}"))
+                return
+            if not listing.subjects:
+                await bot._ephemeral(channel, user, views.text_message(
+                    f"➖ No {info.noun} on {host}: {listing.why_none}. Nothing to triage."))
+                return
+            targets = list(listing.subjects)
+        elif listing.subjects is not None and named not in listing.subjects:
+            from runbooks.engine import subjects_text
+
+            problem = (f"{host} has no {info.noun} {named}: "
+                       f"{subjects_text(listing.subjects, listing.why_none, noun=info.noun, plural=info.plural)}")
+            await bot._ephemeral(channel, user, views.bond_choice_message(host, problem, listing.subjects,
+                                                                          runbook=command.runbook))
+            return
+        else:
+            targets = [named]
+    await asyncio.gather(*(_triage_subject(bot, host, s, command.runbook, info.param, user=user, channel=channel)
+                           for s in targets))
 
 
-async def _triage_bond(bot: BondBot, host: str, bond: str, *, user: str, channel: str) -> None:
-    """One bond's incident: its message, the steps as they finish, the diagnosis, the offers."""
-    incident = await bot._store("create_incident", host=host, bond=bond, requester=user, channel=channel)
-    await bot.supervisor.begin("triage", incident.id, host=host, bond=bond)
-    steps = [StepProgress(name, "pending") for name in bot.deps.triage.step_names(host, bond)]
+async def _triage_subject(bot: BondBot, host: str, value: str | None, runbook: str | None, param: str | None, *,
+                          user: str, channel: str) -> None:
+    """One subject's incident: its message, the steps as they finish, the diagnosis, the offers."""
+    info = bot.deps.triage.runbook(runbook)
+    subject = {param: value} if param is not None and value is not None else {}
+    incident = await bot._store("create_incident", host=host, runbook=info.name, subject=subject,
+                                requester=user, channel=channel)
+    await bot.supervisor.begin("triage", incident.id, host=host, runbook=info.name, **subject)
+    steps = [StepProgress(name, "pending") for name in bot.deps.triage.step_names(host, value, runbook=runbook)]
     bot.refresh.running_steps[incident.id] = steps
     try:
         rendered = await bot.render_incident(incident.id)
@@ -85,8 +108,9 @@ async def _triage_bond(bot: BondBot, host: str, bond: str, *, user: str, channel
                 steps.append(progress)
             await bot.refresh_message(incident.id)
 
-        report = await bot.deps.triage.run(host, bond, incident_id=incident.id, actor=user, on_step=on_step)
-        await _record_report(bot, incident.id, report)
+        report = await bot.deps.triage.run(host, value, incident_id=incident.id, actor=user, on_step=on_step,
+                                           runbook=runbook)
+        await _record_report(bot, incident.id, report, info.actions)
     finally:
         bot.refresh.running_steps.pop(incident.id, None)
     await bot.refresh_message(incident.id)
@@ -94,7 +118,7 @@ async def _triage_bond(bot: BondBot, host: str, bond: str, *, user: str, channel
     await bot.refresh.repaint_at_expiry(incident.id)
 
 
-async def _record_report(bot: BondBot, incident_id: str, report: TriageReport) -> None:
+async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, actions: tuple[str, ...]) -> None:
     await bot._store(
         "append", incident_id, actor=BOT_ACTOR, kind="note",
         payload={"triage_steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in report.steps]},
@@ -103,9 +127,11 @@ async def _record_report(bot: BondBot, incident_id: str, report: TriageReport) -
     root_cause_found = await asyncio.to_thread(
         record_diagnosis, bot.deps.store, incident_id, report.diagnosis, actor=BOT_ACTOR, error=report.error
     )
-    if root_cause_found and bot.deps.remediation is not None:
+    # Offered: the actions the incident's runbook declares that the bot's remediation can plan.
+    offered = tuple(a for a in ACTIONS if a in actions)
+    if root_cause_found and bot.deps.remediation is not None and offered:
         incident = await bot._store("get", incident_id)
-        await propose(bot, incident_id, incident.host, incident.bond)
+        await propose(bot, incident_id, incident.host, incident.bond, actions=offered)
 
 
 async def _post_outputs(bot: BondBot, channel: str, thread_ts: str, outputs: tuple[RawOutput, ...]) -> None:

@@ -463,6 +463,7 @@ def help_message() -> Rendered:
     lines = [
         "*bondbot* triages Linux bonding failover incidents and offers the fix for approval.",
         "• `/bond triage HOST [BOND]` — run the triage runbook on HOST: the bond named (or the inventory's), else every bond the host has, one incident each",
+        "• `/bond triage HOST [SUBJECT] --runbook NAME` — the same with another runbook (by name: the built-in ones and BONDBOT_RUNBOOKS)",
         "• `/bond status INCIDENT` — where an incident stands",
         "• `/bond export INCIDENT [md|json|html]` — upload the incident's timeline here",
         "• `/bond audit [GROUP]` — triage every host of an inventory group, read-only",
@@ -543,14 +544,16 @@ def audit_message(group: str | None, rows: list[AuditRow]) -> Rendered:
 __all__ += ["AuditRow"]
 
 
-def bond_choice_message(host: str, problem: str, bonds: tuple[str, ...]) -> Rendered:
+def bond_choice_message(host: str, problem: str, bonds: tuple[str, ...], *, runbook: str | None = None) -> Rendered:
     """``problem`` (e.g. "web-01 has no bond bond9: its bonds: bond0, bond1") and a select menu of
-    the host's bonds: picking one triages it. The bot never picks one itself."""
+    the host's subjects (bonds): picking one triages it, with ``runbook`` when one was named. The
+    bot never picks one itself."""
     text = f"❌ {problem}"
     blocks: list[Block] = [_section(f"❌ {_escape(problem)}")]
     if bonds:
+        extra = {"runbook": runbook} if runbook else {}
         options = [
-            Option(value=button_value(host=host, bond=b), text=PlainTextObject(text=b[:75]))
+            Option(value=button_value(host=host, bond=b, **extra), text=PlainTextObject(text=b[:75]))
             for b in bonds[:100]
         ]
         blocks.append(ActionsBlock(

@@ -251,7 +251,7 @@ def find_runbook(name_or_path: str | Path | None = None, *, search: str | None =
     known = _registry(search)
     if text not in known:
         raise RunbookError(f"unknown runbook {text!r}; known: {', '.join(sorted(known)) or 'none'} "
-                           f"(or give a path; more with BONDBOT_RUNBOOKS)")
+                           f"(more with BONDBOT_RUNBOOKS)")
     return known[text]
 
 

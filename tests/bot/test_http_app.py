@@ -47,7 +47,7 @@ async def test_help_is_an_ephemeral_ack_and_nothing_else(world: World, http_bot:
 async def test_unknown_subcommand_gets_short_usage(world: World, http_bot: RunningBot) -> None:
     ack = await http_bot.command("reboot web-01", user=ALICE, channel=INCIDENTS)
     assert ack.body["response_type"] == "ephemeral"
-    assert ack.body["text"].startswith("Unknown subcommand `reboot`. Usage: `/bond triage HOST [BOND]`")
+    assert ack.body["text"].startswith("Unknown subcommand `reboot`. Usage: `/bond triage HOST [SUBJECT] [--runbook NAME]`")
     ack = await http_bot.command("triage 'web-01;reboot'", user=ALICE, channel=INCIDENTS)
     assert ack.body["text"].startswith("`'web-01;reboot'` is not a valid host name.")
     await http_bot.settle()

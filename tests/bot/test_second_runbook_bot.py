@@ -1,0 +1,79 @@
+"""The second runbook (tests/runbook_engine/loadavg/) through the bot's triage, unchanged by it.
+
+``/bond triage HOST --runbook loadavg``: the real Bolt app over signed HTTP, the Slack stand-in, a
+real sshd replaying an overloaded host, a real SQLite incident log. The runbook is found by name
+through ``BONDBOT_RUNBOOKS`` (the bot never loads a runbook from a path typed in chat); the
+incident records its runbook and subject; nothing of the bonding runbook runs or is offered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.testing.harness import RunningBot, start_bot
+from bot.views import ACTION_APPLY_FIX
+from tests.bot.conftest import ALICE, INCIDENTS, World, make_world
+from tests.ssh.fixtures import SshTestHost
+
+RUNBOOKS = Path(__file__).resolve().parent.parent / "runbook_engine"
+OVERLOADED = {"cat /proc/loadavg": (0, "7.95 3.10 1.20 9/412 12345\n", ""), "nproc": (0, "4\n", "")}
+
+
+def _texts(blocks: list[dict[str, Any]]) -> str:
+    return "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
+
+
+@pytest.fixture
+async def bot_world(ssh_host: SshTestHost, policy: Any, clock: Any, sqlite_url: str,
+                    monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, RunningBot]]:
+    monkeypatch.setenv("BONDBOT_RUNBOOKS", str(RUNBOOKS))  # the folder holding loadavg/runbook.yaml
+    ssh_host.server.set_replay(OVERLOADED)
+    world = await make_world(sqlite_url, ssh_host, policy, clock)
+    bot = await start_bot(world.slack, world.deps, mode="http")
+    try:
+        yield world, bot
+    finally:
+        await bot.stop()
+        await world.slack.stop()
+        await world.pool.close()
+        world.store.close()
+
+
+async def test_triage_with_another_runbook(bot_world: tuple[World, RunningBot]) -> None:
+    world, bot = bot_world
+    ack = await bot.command("triage test-host --runbook loadavg", user=ALICE, channel=INCIDENTS)
+    assert ack.status == 200
+    await bot.settle()
+    [incident] = world.store.list_incidents()
+    assert (incident.runbook, incident.subject, incident.host) == ("loadavg", {}, "test-host")
+    assert incident.status.value == "diagnosed" and incident.root_cause == "1-minute load 7.95 is above the 4 CPU(s)"
+    assert sorted(world.host.server.commands()) == ["cat /proc/loadavg", "nproc"]  # no bonding read at all
+    [top] = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
+    assert "LOAD_ABOVE_CPUS" in _texts(top.blocks)
+    buttons = [e["action_id"] for b in top.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ACTION_APPLY_FIX not in buttons  # bonding's fix is not this runbook's action
+    assert world.store.verify(incident.id).ok
+    kinds = [e.kind for e in world.store.events(incident.id)]
+    assert "proposal" not in kinds or all(
+        e.payload.get("action") == "sync" for e in world.store.events(incident.id) if e.kind == "proposal")
+
+
+async def test_unknown_runbook_and_paths_are_refused(bot_world: tuple[World, RunningBot]) -> None:
+    """Refused when the command is parsed, in the ack itself: nothing is opened or sent."""
+    world, bot = bot_world
+    texts = []
+    for text in ("triage test-host --runbook nosuch", "triage test-host --runbook ../../etc",
+                 "triage test-host --runbook loadavg eth0", "triage test-host --runbook"):
+        ack = await bot.command(text, user=ALICE, channel=INCIDENTS)
+        assert ack.status == 200 and ack.body["response_type"] == "ephemeral"
+        texts.append(ack.body["text"])
+    await bot.settle()
+    assert texts[0].startswith("unknown runbook 'nosuch'; known: bonding, loadavg"), texts
+    assert texts[1].startswith("`../../etc` is not a valid runbook name."), texts
+    assert texts[2].startswith("Runbook `loadavg` triages the host itself: it takes no subject (got `eth0`)."), texts
+    assert texts[3].startswith("`--runbook` needs a runbook name."), texts
+    assert world.store.list_incidents() == [] and world.host.server.commands() == []
