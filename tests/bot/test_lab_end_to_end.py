@@ -104,6 +104,13 @@ async def test_seed_story_from_triage_to_exported_timeline(lab_env: Any, tmp_pat
         assert measured["passed"] and measured["failed_over"] and measured["primary_returned"]
         assert measured["outage_ms"] is not None and measured["outage_ms"] <= PASS_OUTAGE_MS
         assert lab_env.ssh("cat /sys/class/net/eno1/operstate", check=True).stdout.strip() == "up"
+        # One plan, one digest: proposal, approval, run and result of each action, and the fix's
+        # rollback note written by the real remediation, all carry the plan's digest.
+        from tests.bot.test_plan_digest_in_log import one_digest
+
+        fix_digest, test_digest = (one_digest(store, incident.id, a) for a in ("fix", "failover_test"))
+        [note] = [e for e in store.events(incident.id) if e.kind == "rollback_note"]
+        assert note.payload["before"]["plan_hash"] == fix_digest != test_digest
 
         # 4. The timeline, exported to the channel, holds the whole story; the chain verifies.
         ack = await bot.command(f"export {incident.id} md", user=ONCALL, channel=CHANNEL)
