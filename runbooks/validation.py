@@ -1,15 +1,14 @@
-"""Validation of every value that goes into a command, and the quoting that follows it.
+"""The rules for the values that go into a command: interface names, connection UUIDs, hosts.
 
 A value reaches a shell on a production host as root, so it is checked against what it claims to
-be before any template sees it, and quoted after. Validation is the safety; quoting is the belt
-on top: a valid interface name never needs quotes, but gets them if it ever did.
+be before any template sees it, and quoted after (``runbooks.render``, which maps each declared
+value type to its rule and quotes every value). Validation is the safety; quoting is the belt on
+top: a valid interface name never needs quotes, but gets them if it ever did.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-from collections.abc import Callable
 
 from ssh_exec.errors import InvalidValue
 from ssh_exec.inventory import Host, Inventory, validate_host_name
@@ -21,8 +20,6 @@ __all__ = [
     "interface_name_problem",
     "validate_uuid",
     "validate_host",
-    "validator_for",
-    "shell_quote",
 ]
 
 IFNAMSIZ = 16  # the kernel's buffer, including the terminating NUL: names are 1-15 bytes
@@ -85,26 +82,3 @@ def validate_host(value: object, inventory: Inventory) -> Host:
     """A host the inventory lists (or, if it allows unlisted hosts, a well-formed name)."""
     return inventory.get(validate_host_name(value))
 
-
-def _validate_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidValue(f"invalid number {value!r}: expected an integer")
-    return value
-
-
-_VALIDATORS: dict[str, Callable[[object], object]] = {
-    "interface": validate_interface_name,
-    "int": _validate_int,
-    "uuid": validate_uuid,
-}
-
-
-def validator_for(type_name: str) -> Callable[[object], object]:
-    try:
-        return _VALIDATORS[type_name]
-    except KeyError:
-        raise ValueError(f"unknown parameter type {type_name!r}; known: {sorted(_VALIDATORS)}") from None
-
-
-def shell_quote(value: object) -> str:
-    return shlex.quote(str(value))

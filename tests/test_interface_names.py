@@ -1,8 +1,9 @@
 """One definition of an interface name: the engine, the bot and the CLI accept and refuse the same names.
 
-``runbooks.validation.interface_name_problem`` is the rule; the runbook engine's ``interface``
-parameter type, the Slack command parser (``/bond triage HOST BOND``) and ``bondbot diagnose``
-(``--bond``, ``--ip-link IF=FILE``) each ask it. These tests hold the three to one answer, on names
+``runbooks.validation.interface_name_problem`` is the rule; the runbook engine (the bonding
+runbook's subject, a parameter of type ``interface``, through ``resolve_subject`` and the
+renderer's value types), the Slack command parser (``/bond triage HOST BOND``) and ``bondbot
+diagnose`` (``--bond``, ``--ip-link IF=FILE``) each ask it. These tests hold the three to one answer, on names
 chosen to sit on every edge of the rule and on generated ones.
 """
 
@@ -17,18 +18,32 @@ from typer.testing import CliRunner
 
 from bondbot.cli import app
 from bot.commands import CommandError, parse_command
-from runbooks.validation import InvalidValue, interface_name_problem, validate_interface_name, validator_for
+from runbooks.engine import load_runbook, resolve_subject
+from runbooks.render import validate_value
+from runbooks.validation import InvalidValue, interface_name_problem, validate_interface_name
+from ssh_exec.inventory import Host
 
 GOOD = ["bond0", "bond0.100", "uplink0", "b" * 15, "_b", ".x", "br-lan", "vlan@bond0", "eth0@x", "a"]
 BAD = ["", "b" * 16, "bond0;reboot", "-x", "bond 0", "eth0:1", "bond/0", ".", "..", "bönd", "$(id)",
        "b`id`", "bond0\n", "é" * 8, "bond0'", "a|b", "<BOND>", "bond\t0", "\u200bbond0"]
 
 
+_BONDING = load_runbook("bonding")
+_HOST = Host("web-01", "192.0.2.1", user="ops")
+
+
 def engine_accepts(name: str) -> bool:
+    """The bonding runbook's subject as the engine resolves it, and the renderer's ``interface`` type."""
     try:
-        return validator_for("interface")(name) == name
+        by_subject = resolve_subject(_HOST, name, _BONDING) == name
     except InvalidValue:
-        return False
+        by_subject = False
+    try:
+        by_type = validate_value("interface", name) == name
+    except InvalidValue:
+        by_type = False
+    assert by_subject == by_type, name
+    return by_subject
 
 
 def bot_accepts(name: str) -> bool:
