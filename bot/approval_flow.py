@@ -53,7 +53,7 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
         await _tell(bot, refused, label, channel=channel, user=user)
         return
     remediation = bot.deps.remediation
-    if remediation is None:
+    if remediation is None and kind in _LABELS:
         await asyncio.to_thread(approvals.refuse, incident.id, digest, actor=user, code="refused",
                                           message="remediation is not available in this bot", action=kind)
         await bot._ephemeral(channel, user, views.error_message("Remediation is not available in this bot."))
@@ -62,18 +62,18 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
     # Re-read the host right before deciding: the plan must still be exactly what was shown.
     offer = (await asyncio.to_thread(approvals.offers, incident.id))[digest]
     method = str(offer.payload.get("method_key") or "")
-    bond = str(offer.payload.get("bond") or incident.bond)
+    bond = str(offer.payload.get("bond") or incident.bond or "")
     planned: Any = None
     current_error: str | None = None
     try:
-        planned = await plan_for(bot, kind, incident.host, bond, method)
+        planned = await plan_for(bot, kind, incident.host, bond, method, incident=incident)
     except Exception as exc:
         current_error = f"re-checking {incident.host} refused the plan: {exc}"
     current = as_plan(kind, planned, method) if planned is not None else None
 
     # The lease first: a replica that dies right after the approval still leaves its work findable.
-    lease = await bot.supervisor.begin(kind, incident.id, plan_hash=digest, host=incident.host, bond=bond,
-                                       method=method)
+    lease = await bot.supervisor.begin(kind if kind in _LABELS else "action", incident.id, plan_hash=digest,
+                                       host=incident.host, bond=bond, method=method, action=kind)
     if lease is None:  # another click (any replica) is approving and running this plan right now
         await asyncio.to_thread(approvals.refuse, incident.id, digest, actor=user, code="already_decided",
                                 message="already being approved; it does not run twice", action=kind)
@@ -95,10 +95,14 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
     result: Any
     try:
         # The domain checks once more that what it runs is what was approved.
-        if kind == "fix":
+        if kind not in _LABELS:  # the runbook's own data action, run by role by the engine
+            result = await bot.deps.triage.run_action(planned, incident_id=incident.id, actor=user)
+        elif kind == "fix":
+            assert remediation is not None
             result = await remediation.apply_fix(planned, incident_id=incident.id, actor=user,
                                                  approved_hash=approved_hash_for(planned))
         else:
+            assert remediation is not None
             result = await remediation.run_failover_test(planned, incident_id=incident.id, actor=user,
                                                          approved_hash=approved_hash_for(planned), notify=notify)
     except Exception as exc:

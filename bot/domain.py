@@ -14,11 +14,12 @@ bonding of their own. ``BondListing`` and ``bonds`` are the bonding runbook's na
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from runbooks.findings import Diagnosis
+from runbooks.plan import Plan
 
 __all__ = ["BondListing", "RawOutput", "RunbookInfo", "StepProgress", "SubjectListing", "TriageReport",
            "TriageService", "UnknownTarget"]
@@ -63,6 +64,9 @@ class RunbookInfo:
     plural: str = ""
     discovers: bool = False
     actions: tuple[str, ...] = ()
+    #: The actions whose steps are data in the runbook (planned and run by the engine, not by the
+    #: bot's remediation), e.g. the test runbook's ``sync``.
+    data_actions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,4 +126,13 @@ class TriageService(Protocol):
 
     def group_hosts(self, group: str | None, *, runbook: str | None = None) -> list[tuple[str, str | None]]:
         """(host, subject or None) of every inventory host in ``group`` (all if None); ``UnknownTarget``."""
+        ...
+
+    def plan_action(self, runbook: str, action: str, host: str, subject: Mapping[str, str]) -> Plan | None:
+        """The ``runbooks.plan.Plan`` of one of the runbook's data actions (None: not a data action)."""
+        ...
+
+    async def run_action(self, plan: Plan, *, incident_id: str, actor: str) -> Any:
+        """Run an approved data action's plan by role; its commands go to the incident log.
+        Returns an object with ``ok`` and ``summary``."""
         ...

@@ -169,7 +169,7 @@ def card_from_log(
             stale[payload["plan_hash"]] = str(payload.get("reason", "the plan no longer applies"))
         elif event.kind == "note" and isinstance(payload.get("plan_error"), dict):
             action = str(payload["plan_error"].get("action", ""))
-            what = "Fix" if action == "fix" else "Failover test"
+            what = {"fix": "Fix", "failover_test": "Failover test"}.get(action, action)
             plan_errors.append((index, action, f"{what} not offered: {payload['plan_error'].get('error', '')}"))
         elif event.kind == "interrupted":
             what = {"fix": "the fix", "failover_test": "the failover test"}.get(str(payload.get("work")), "the triage")

@@ -85,6 +85,19 @@ def register(app: Any, bot: BondBot) -> None:
         bot.spawn(bot.handle_action("failover_test", user=user, channel=channel, message_ts=ts, value=value),
                   "failover click")
 
+    @app.action(re.compile("^" + re.escape(views.ACTION_RUN_ACTION) + "_[a-z0-9_]{1,40}$"))
+    async def on_run_action(ack: Any, body: dict[str, Any]) -> None:
+        """A runbook's own action approved: the service decides, as for the fix."""
+        await ack()
+        user, channel, ts, value = _click_target(body)
+        try:
+            kind = views.parse_button_value(value)["action"]
+        except (ValueError, KeyError):
+            kind = ""
+        if not re.fullmatch(r"[a-z0-9_]{1,40}", kind) or kind in ("fix", "failover_test"):
+            kind = "unknown_action"  # refused by the service: no offer of it
+        bot.spawn(bot.handle_action(kind, user=user, channel=channel, message_ts=ts, value=value), "action click")
+
     @app.action(views.ACTION_PICK_BOND)
     async def on_pick_bond(ack: Any, body: dict[str, Any]) -> None:
         """A bond picked from the menu of a host's bonds: the same as `/bond triage HOST BOND`."""

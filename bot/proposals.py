@@ -50,8 +50,12 @@ def _shown_extra(planned: Any, plan: Plan, method: str, bond: str) -> dict[str, 
     return extra
 
 
-async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str) -> Any:
-    """Ask the remediation for the plan of ``kind`` on the host as it is now (None: nothing to do)."""
+async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str, *, incident: Any = None) -> Any:
+    """Ask the remediation for the plan of ``kind`` on the host as it is now (None: nothing to do).
+    Any other action is one the incident's runbook declares as data: the triage service plans it."""
+    if kind not in ACTIONS:
+        assert incident is not None
+        return bot.deps.triage.plan_action(incident.runbook, kind, host, incident.subject)
     remediation = bot.deps.remediation
     assert remediation is not None
     if kind == "fix":
@@ -62,16 +66,17 @@ async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str) -
 async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions: tuple[str, ...] = ACTIONS) -> None:
     """Plan each action and offer it for approval (one ``proposal`` event per plan)."""
     remediation = bot.deps.remediation
-    assert remediation is not None
     incident = await bot._store("get", incident_id)
     batch = uuid.uuid4().hex[:12]
     for kind in actions:
-        methods = ("",) if kind == "fix" else remediation.failover_methods()
+        if kind == "failover_test":
+            assert remediation is not None
+        methods = remediation.failover_methods() if kind == "failover_test" and remediation is not None else ("",)
         errors: list[tuple[str, str]] = []
         offered = 0
         for method in methods:
             try:
-                planned = await plan_for(bot, kind, host, bond, method)
+                planned = await plan_for(bot, kind, host, bond, method, incident=incident)
             except Exception as exc:
                 log.warning("planning %s %s for %s failed: %s", kind, method, incident_id, exc)
                 errors.append((method, str(exc)[:500]))

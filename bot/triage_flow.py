@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot import views
 from bot.commands import BondCommand
-from bot.domain import RawOutput, StepProgress, TriageReport, UnknownTarget
+from bot.domain import RawOutput, RunbookInfo, StepProgress, TriageReport, UnknownTarget
 from bot.proposals import ACTIONS, BOT_ACTOR, propose
 from runbooks.recording import record_diagnosis
 
@@ -110,7 +110,7 @@ async def _triage_subject(bot: BondBot, host: str, value: str | None, runbook: s
 
         report = await bot.deps.triage.run(host, value, incident_id=incident.id, actor=user, on_step=on_step,
                                            runbook=runbook)
-        await _record_report(bot, incident.id, report, info.actions)
+        await _record_report(bot, incident.id, report, info)
     finally:
         bot.refresh.running_steps.pop(incident.id, None)
     await bot.refresh_message(incident.id)
@@ -118,7 +118,7 @@ async def _triage_subject(bot: BondBot, host: str, value: str | None, runbook: s
     await bot.refresh.repaint_at_expiry(incident.id)
 
 
-async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, actions: tuple[str, ...]) -> None:
+async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, info: RunbookInfo) -> None:
     await bot._store(
         "append", incident_id, actor=BOT_ACTOR, kind="note",
         payload={"triage_steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in report.steps]},
@@ -127,9 +127,11 @@ async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, a
     root_cause_found = await asyncio.to_thread(
         record_diagnosis, bot.deps.store, incident_id, report.diagnosis, actor=BOT_ACTOR, error=report.error
     )
-    # Offered: the actions the incident's runbook declares that the bot's remediation can plan.
-    offered = tuple(a for a in ACTIONS if a in actions)
-    if root_cause_found and bot.deps.remediation is not None and offered:
+    # Offered: the actions the incident's runbook declares that the bot's remediation can plan, and
+    # the runbook's data actions (planned and run by the engine).
+    offered = tuple(a for a in ACTIONS if a in info.actions) if bot.deps.remediation is not None else ()
+    offered += tuple(a for a in info.data_actions if a not in offered)
+    if root_cause_found and offered:
         incident = await bot._store("get", incident_id)
         await propose(bot, incident_id, incident.host, incident.bond, actions=offered)
 

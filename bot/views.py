@@ -40,6 +40,7 @@ __all__ = [
     "ACTION_PICK_BOND",
     "bond_choice_message",
     "ACTION_RERUN_TRIAGE",
+    "ACTION_RUN_ACTION",
     "INLINE_OUTPUT_LIMIT",
     "IncidentCard",
     "Offer",
@@ -66,6 +67,9 @@ ACTION_EXPORT = "bond_export"
 ACTION_PICK_BOND = "bond_pick"
 #: On an interrupted incident: run the triage of its host and bond again (a new incident).
 ACTION_RERUN_TRIAGE = "bond_rerun_triage"
+#: A runbook's own action (steps as data in its YAML, e.g. the test runbook's ``sync``):
+#: ``bond_run_action_<name>``, the name in the button's value too.
+ACTION_RUN_ACTION = "bond_run_action"
 
 SECTION_LIMIT = 3000
 CONFIRM_TEXT_LIMIT = 300
@@ -265,6 +269,18 @@ def _fix_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
     ]
 
 
+def _action_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
+    """A runbook's own action: its title, the exact commands and what undoes them."""
+    text = f"*Offered: {_escape(offer.title)}*\n"
+    text += "Commands:\n" + _commands_code(offer.commands, 1600, "_(see the export for the rest)_")
+    text += "\nUndo:\n" + (_commands_code(offer.rollback, 1000, "_(see the export for the rest)_")
+                             if offer.rollback else "_none needed_")
+    return [
+        _section(text),
+        _context(f"Needs approval by an approver other than <@{card.requester}> · expires {_when(offer.expires_at)}"),
+    ]
+
+
 def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Block]:
     """All failover test offers (one per method) in one section: the shared commands once, then
     what each method does differently and how it restores the port."""
@@ -289,7 +305,9 @@ def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Bloc
 
 
 def _outcome_text(outcome: Outcome) -> str:
-    label = "Fix" if outcome.action == "fix" else "Failover test" + (f" ({outcome.method})" if outcome.method else "")
+    label = ("Fix" if outcome.action == "fix"
+             else "Failover test" + (f" ({outcome.method})" if outcome.method else "") if outcome.action == "failover_test"
+             else _escape(outcome.action))
     if outcome.state == "expired":
         return f"⌛ {label}: the approval window closed; run `/bond triage` again for a new plan."
     if outcome.state == "stale":
@@ -409,6 +427,20 @@ def incident_message(card: IncidentCard) -> Rendered:
                 ),
             )
         )
+    for offer in (o for o in card.offers if o.action not in ("fix", "failover_test")):
+        blocks.append(DividerBlock())
+        blocks.extend(_action_offer_blocks(card, offer))
+        buttons.append(ButtonElement(
+            text=PlainTextObject(text=_clip(offer.title, 70)),
+            action_id=f"{ACTION_RUN_ACTION}_{offer.action}"[:255],
+            value=button_value(incident=card.incident_id, plan=offer.plan_hash, action=offer.action),
+            confirm=ConfirmObject(
+                title=_clip(f"{offer.title}?", 100),
+                text=PlainTextObject(text=_confirm_text(offer, card.host)),
+                confirm="Approve and run",
+                deny="Cancel",
+            ),
+        ))
     if diagnosis is not None or card.error or card.interrupted:
         buttons.append(
             ButtonElement(

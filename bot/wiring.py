@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +56,9 @@ class EngineTriage:
 
     def runbook(self, name: str | None = None) -> RunbookInfo:
         rb = self._runbook(name)
+        data = tuple(name for name, a in rb.actions.items() if a.plan is None and a.spec.get("steps"))
         return RunbookInfo(rb.name, rb.title, rb.subject.param, rb.subject.noun, rb.subject.plural,
-                           rb.subject.discover is not None, tuple(rb.actions))
+                           rb.subject.discover is not None, tuple(rb.actions), data)
 
     def resolve(self, host: str, subject: str | None, *, runbook: str | None = None) -> tuple[str, str | None]:
         from runbooks.engine import resolve_subject
@@ -117,6 +118,21 @@ class EngineTriage:
         except SshExecError as exc:
             raise UnknownTarget(str(exc)) from None
         return [(h.name, resolve_subject(h, None, rb)) for h in hosts]
+
+    def plan_action(self, runbook: str, action: str, host: str, subject: Mapping[str, str]) -> Any:
+        """A data action of the runbook, planned by ``runbooks.actions`` (None: not a data action)."""
+        from runbooks.actions import plan_action
+
+        rb = self._runbook(runbook)
+        if action not in self.runbook(runbook).data_actions:
+            return None
+        return plan_action(rb, action, host=self.pool.host(host).name, subject=subject)
+
+    async def run_action(self, plan: Any, *, incident_id: str, actor: str) -> Any:
+        """Run an approved data action by role (``runbooks.actions.run_plan``); commands logged."""
+        from runbooks.actions import run_plan
+
+        return await run_plan(self.pool, plan, store=self.store, incident_id=incident_id, actor=actor)
 
     async def run(self, host: str, subject: str | None, *, incident_id: str, actor: str, on_step: OnStep,
                   runbook: str | None = None) -> TriageReport:

@@ -86,8 +86,9 @@ RESERVED_KINDS: frozenset[EventKind] = frozenset(
     {EventKind.OPENED, EventKind.STATUS_CHANGE, EventKind.ROOT_CAUSE, EventKind.APPROVAL, EventKind.INTERRUPTED}
 )
 
-#: What a lease can cover: work that runs for a while on a host and must end with a result.
-WORK_KINDS: frozenset[str] = frozenset({"triage", "fix", "failover_test"})
+#: What a lease can cover: work that runs for a while on a host and must end with a result
+#: (``action``: a runbook's own action, named in the lease's detail).
+WORK_KINDS: frozenset[str] = frozenset({"triage", "fix", "failover_test", "action"})
 
 
 @dataclass(frozen=True)

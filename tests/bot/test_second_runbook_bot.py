@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from bot.testing.harness import RunningBot, start_bot
-from bot.views import ACTION_APPLY_FIX
-from tests.bot.conftest import ALICE, INCIDENTS, World, make_world
+from bot.views import ACTION_APPLY_FIX, ACTION_RUN_ACTION
+from tests.bot.conftest import ALICE, BOB, INCIDENTS, World, make_world
 from tests.ssh.fixtures import SshTestHost
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbook_engine"
-OVERLOADED = {"cat /proc/loadavg": (0, "7.95 3.10 1.20 9/412 12345\n", ""), "nproc": (0, "4\n", "")}
+OVERLOADED = {"cat /proc/loadavg": (0, "7.95 3.10 1.20 9/412 12345\n", ""), "nproc": (0, "4\n", ""),
+              "sync": (0, "", "")}
 
 
 def _texts(blocks: list[dict[str, Any]]) -> str:
@@ -57,9 +58,44 @@ async def test_triage_with_another_runbook(bot_world: tuple[World, RunningBot]) 
     buttons = [e["action_id"] for b in top.blocks if b["type"] == "actions" for e in b["elements"]]
     assert ACTION_APPLY_FIX not in buttons  # bonding's fix is not this runbook's action
     assert world.store.verify(incident.id).ok
-    kinds = [e.kind for e in world.store.events(incident.id)]
-    assert "proposal" not in kinds or all(
-        e.payload.get("action") == "sync" for e in world.store.events(incident.id) if e.kind == "proposal")
+
+
+async def test_its_action_is_offered_approved_and_run(bot_world: tuple[World, RunningBot]) -> None:
+    """The runbook's ``sync`` (steps as data): offered as a button, the two-person rule, approved,
+    run by role, and one digest in the proposal, the approval, the command and the result."""
+    world, bot = bot_world
+    await bot.command("triage test-host --runbook loadavg", user=ALICE, channel=INCIDENTS)
+    await bot.settle()
+    [incident] = world.store.list_incidents()
+    top = lambda: next(m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False)  # noqa: E731
+                       if m.thread_ts is None)
+    run_sync = f"{ACTION_RUN_ACTION}_sync"
+    [button] = [e for b in top().blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == run_sync]
+    assert button["text"]["text"] == "Flush the file system buffers (harmless)"
+    assert "sync" in _texts(top().blocks)
+    assert "sync" not in world.host.server.commands()  # offered, not run
+    await bot.click(top(), run_sync, user=ALICE)  # the requester: refused by the two-person rule
+    await bot.settle()
+    assert "sync" not in world.host.server.commands()
+    assert any("two-person rule" in m.text for m in world.slack.ephemerals(ALICE))
+    await bot.click(top(), run_sync, user=BOB)
+    await bot.settle()
+    assert world.host.server.commands().count("sync") == 1
+    events = world.store.events(incident.id)
+    [proposal] = [e.payload for e in events if e.kind == "proposal"]
+    digest = proposal["digest"]
+    assert proposal["action"] == "sync" and proposal["plan"]["runbook"] == "loadavg"
+    assert [e.payload["plan_hash"] for e in events if e.kind == "approval"] == [digest]
+    assert [(e.payload["command"], e.payload["digest"]) for e in events if e.kind == "command"] == [("sync", digest)]
+    [result] = [e.payload["action_result"] for e in events if e.kind == "note" and "action_result" in e.payload]
+    assert result["ok"] and result["digest"] == digest
+    assert [e.actor for e in events if e.kind == "refusal"] == [ALICE]
+    assert world.store.verify(incident.id).ok
+    # Clicked again: exactly once.
+    await bot.click(top(), run_sync, user=BOB) if any(
+        e.get("action_id") == run_sync for b in top().blocks if b["type"] == "actions" for e in b["elements"]) else None
+    await bot.settle()
+    assert world.host.server.commands().count("sync") == 1
 
 
 async def test_unknown_runbook_and_paths_are_refused(bot_world: tuple[World, RunningBot]) -> None:
