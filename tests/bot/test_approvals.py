@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from bot.testing.harness import RunningBot
 from bot.testing.standin import StandinMessage
 from bot.views import ACTION_APPLY_FIX, ACTION_EXPORT, ACTION_FAILOVER_TEST
-
-FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
 from tests.bot.conftest import ALICE, BOB, CAROL, INCIDENTS, MALLORY, World, seed_table
 from tests.bot.host_remediation import FIX_COMMANDS
+
+FAILOVER_HOST = f"{ACTION_FAILOVER_TEST}_host"
 
 
 async def _triaged(world: World, bot: RunningBot) -> StandinMessage:
@@ -164,7 +165,7 @@ async def test_forged_button_value_for_another_plan_runs_nothing(world: World, h
     msg = await _triaged(world, http_bot)
     payload = world.slack.block_action_payload(user=BOB, channel=INCIDENTS, message_ts=msg.ts, action_id=ACTION_APPLY_FIX)
     [incident] = world.store.list_incidents()
-    payload["actions"][0]["value"] = '{"incident":"%s","plan":"%s"}' % (incident.id, "0" * 64)
+    payload["actions"][0]["value"] = json.dumps({"incident": incident.id, "plan": "0" * 64})
     await http_bot.click(msg, ACTION_APPLY_FIX, user=BOB, payload=payload)
     await http_bot.settle()
     assert world.remediation.applied == []
