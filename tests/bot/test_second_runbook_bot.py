@@ -78,7 +78,11 @@ async def test_its_action_is_offered_approved_and_run(bot_world: tuple[World, Ru
     await bot.settle()
     assert "sync" not in world.host.server.commands()
     assert any("two-person rule" in m.text for m in world.slack.ephemerals(ALICE))
-    await bot.click(top(), run_sync, user=BOB)
+    approve = world.slack.block_action_payload(user=BOB, channel=INCIDENTS, message_ts=top().ts, action_id=run_sync)
+    await bot.click(top(), run_sync, user=BOB, payload=approve)
+    await bot.settle()
+    assert world.host.server.commands().count("sync") == 1
+    await bot.click(top(), run_sync, user=BOB, payload=approve)  # replayed after it ran: refused, not run again
     await bot.settle()
     assert world.host.server.commands().count("sync") == 1
     events = world.store.events(incident.id)
@@ -89,13 +93,9 @@ async def test_its_action_is_offered_approved_and_run(bot_world: tuple[World, Ru
     assert [(e.payload["command"], e.payload["digest"]) for e in events if e.kind == "command"] == [("sync", digest)]
     [result] = [e.payload["action_result"] for e in events if e.kind == "note" and "action_result" in e.payload]
     assert result["ok"] and result["digest"] == digest
-    assert [e.actor for e in events if e.kind == "refusal"] == [ALICE]
+    assert [(e.actor, e.payload["code"]) for e in events if e.kind == "refusal"] == [
+        (ALICE, "self_approval"), (BOB, "already_decided")]
     assert world.store.verify(incident.id).ok
-    # Clicked again: exactly once.
-    await bot.click(top(), run_sync, user=BOB) if any(
-        e.get("action_id") == run_sync for b in top().blocks if b["type"] == "actions" for e in b["elements"]) else None
-    await bot.settle()
-    assert world.host.server.commands().count("sync") == 1
 
 
 async def test_unknown_runbook_and_paths_are_refused(bot_world: tuple[World, RunningBot]) -> None:
@@ -113,3 +113,4 @@ async def test_unknown_runbook_and_paths_are_refused(bot_world: tuple[World, Run
     assert texts[2].startswith("Runbook `loadavg` triages the host itself: it takes no subject (got `eth0`)."), texts
     assert texts[3].startswith("`--runbook` needs a runbook name."), texts
     assert world.store.list_incidents() == [] and world.host.server.commands() == []
+
