@@ -340,7 +340,9 @@ class Supervisor:
             "recorded_by": self.replica_id,
             "started_at": lease.started_at,
             "last_heartbeat": lease.heartbeat_at,
-            "rerun": f"/bond triage {incident.host} {incident.bond}",
+            "rerun": " ".join(["/bond triage", incident.host, *incident.subject.values()]
+                              + ([] if incident.runbook == self.bot.deps.triage.runbook().name
+                                 else ["--runbook", incident.runbook])),
         }
         notes: list[dict[str, Any]] = []
         if lease.work == "triage":
@@ -590,7 +592,8 @@ class Supervisor:
 
             async def rerun() -> None:
                 incident = await supervisor._call("get", incident_id)
-                command = BondCommand(verb="triage", host=incident.host, bond=incident.bond)
+                command = BondCommand(verb="triage", host=incident.host, runbook=incident.runbook,
+                                      subject=next(iter(incident.subject.values()), None))
                 trigger = str(body.get("trigger_id") or secrets.token_hex(8))
                 await bot.triage(command, user=user, channel=channel, trigger_id=f"rerun:{trigger}")
 

@@ -97,7 +97,7 @@ def record_diagnosis(
             status = Status(getattr(incident.status, "value", incident.status))
             inconclusive = Status("inconclusive")
             if status is not inconclusive and inconclusive in TRANSITIONS[status]:
-                reason = "; ".join(diagnosis.reasons) or "the bond's state could not be fully read"
+                reason = "; ".join(diagnosis.reasons) or "the state could not be fully read"
                 store.set_status(incident_id, inconclusive, actor=actor, reason=f"inconclusive: {reason}"[:1000])
         return False
     incident = store.get(incident_id)
