@@ -165,7 +165,9 @@ def card_from_log(
             approved.setdefault(payload["plan_hash"], (event.actor, parse_time(event.ts)))
         elif event.kind == "note" and isinstance(payload.get("action_result"), dict):
             results[payload["action_result"].get("plan_hash", "")] = payload["action_result"]
-        elif event.kind == "refusal" and payload.get("stale") and payload.get("plan_hash"):
+        elif event.kind == "refusal" and (payload.get("stale") or payload.get("code") == "declined") \
+                and payload.get("plan_hash"):
+            # Stale (the host changed) or declined (a person said no): the offer is closed for good.
             stale[payload["plan_hash"]] = str(payload.get("reason", "the plan no longer applies"))
         elif event.kind == "note" and isinstance(payload.get("plan_error"), dict):
             action = str(payload["plan_error"].get("action", ""))

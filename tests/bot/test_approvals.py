@@ -187,3 +187,23 @@ async def test_export_button_uploads_the_timeline_to_the_thread(world: World, ht
     assert upload["name"] == f"{incident.id}.md"
     assert incident.id.encode() in upload["content"]
     assert [e.kind for e in world.store.events(incident.id)][-1] == "export"
+
+
+async def test_a_declined_offer_leaves_the_message(world: World) -> None:
+    """A "no" decided elsewhere (the CLI's prompt into this incident) closes the offer on the card."""
+    from datetime import UTC, datetime
+
+    from bot.incident_view import card_from_log
+    from runbooks.approvals import Approvals
+    from runbooks.plan import Plan, PlanStep
+
+    incident = world.store.create_incident(host="test-host", bond="bond0", requester=ALICE, channel=INCIDENTS)
+    service = Approvals(world.store, clock=lambda: datetime.now(UTC), ttl_seconds=900, two_person=True)
+    plan = Plan("bonding", "fix", "test-host", (("bond", "bond0"),), "enable miimon",
+                (PlanStep("change", "enable", FIX_COMMANDS[0]),))
+    service.offer(incident.id, plan, actor="bondbot", action="fix")
+    before = card_from_log(world.store.get(incident.id), world.store.events(incident.id), now=datetime.now(UTC))
+    assert [o.plan_hash for o in before.offers] == [plan.digest]
+    assert not service.decide(incident.id, plan.digest, actor="cli:root", approve=False, current=None)
+    card = card_from_log(world.store.get(incident.id), world.store.events(incident.id), now=datetime.now(UTC))
+    assert card.offers == () and [(o.state, o.summary) for o in card.outcomes] == [("stale", "declined by cli:root")]
