@@ -97,7 +97,7 @@ def test_trixie_no_python3_fail_fix_pass_reboot_persisted(lab_env2: Any, tmp_pat
     proc = subprocess.run([BONDBOT, "fix", persona.host_name, "--yes", "--json"], capture_output=True, text=True,
                           env=env, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    result = json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, re.M).start():])
     assert result["status"] == "verified" and all(c["ok"] for c in result["checks"]), result
 
     # 3. The failover test through the CLI passes; its figures are the kernel's own.
@@ -105,7 +105,7 @@ def test_trixie_no_python3_fail_fix_pass_reboot_persisted(lab_env2: Any, tmp_pat
                            str(lab.vm.dir), "--hold", str(HOLD), "--yes", "--json"],
                           capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    after = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    after = json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, re.M).start():])
     assert after["passed"] and after["failed_over_to"] == second and after["cut_slave"] == first, after["verdict"]
     assert after["outage_ms"] <= PASS_OUTAGE_MS and after["primary_returned"]
     _check_against_kernel(after, lab, bond, first)

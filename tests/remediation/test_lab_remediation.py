@@ -66,7 +66,7 @@ def test_seed_story_fail_fix_pass_reboot_persisted(lab_env: Any, tmp_path: Path)
                            "--json"], capture_output=True, text=True, env=env, timeout=300,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    result = json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, re.M).start():])
     assert result["status"] == "verified" and all(c["ok"] for c in result["checks"])
 
     events = store.events(incident_id)
@@ -89,7 +89,7 @@ def test_seed_story_fail_fix_pass_reboot_persisted(lab_env: Any, tmp_path: Path)
                            "--lab-instance", str(lab_env.vm.dir), "--hold", str(HOLD), "--yes", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    after = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    after = json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, re.M).start():])
     assert after["passed"] and after["failed_over_to"] == "eno2", after["verdict"]
     assert after["outage_ms"] <= PASS_OUTAGE_MS and after["primary_returned"]
     # Measured with sh, iproute2 and ping only; its figures are the kernel's own lines of this run.
@@ -114,9 +114,11 @@ def test_seed_story_fail_fix_pass_reboot_persisted(lab_env: Any, tmp_path: Path)
 
     async def manual():
         async with _pool(lab_env) as pool:
-            plan = await plan_failover_test(pool.session("lab-host"), "bond0", "manual", hold_seconds=HOLD)
+            # The manual method's wait is part of the plan (its sampler deadline is shown and hashed).
+            plan = await plan_failover_test(pool.session("lab-host"), "bond0", "manual", hold_seconds=HOLD,
+                                            manual_timeout=60)
             return await run_failover_test(plan, pool=pool, actor="test", maintenance_window_confirmed=True,
-                                           notify=operator, manual_timeout=60)
+                                           notify=operator)
 
     by_hand = asyncio.run(manual())
     assert by_hand.passed and by_hand.method == "manual", by_hand.render_text()
