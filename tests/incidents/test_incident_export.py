@@ -188,3 +188,17 @@ def test_html_renders_in_headless_chromium(sqlite_store: IncidentStore, seeded: 
         data = pdf.read_bytes()
         assert data.startswith(b"%PDF-")
         assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 2  # the timeline runs over pages
+
+
+def test_schema_still_accepts_an_export_from_before_runbooks() -> None:
+    """A version 1 document written before incidents recorded their runbook (bond, no subject)."""
+    from jsonschema import Draft202012Validator
+
+    old = {
+        "format": "bondbot-incident-export", "version": 1, "exported_at": "2025-01-31T09:15:02.123Z",
+        "incident": {"id": "INC-7K3F", "host": "web-01", "bond": "bond0", "requester": "U1", "channel": "#ops",
+                     "status": "open", "root_cause": None, "created_at": "2025-01-31T09:15:02.123Z",
+                     "head_seq": 0, "head_hash": "a" * 64},
+        "events": [], "approvals": [], "verification": {"ok": True, "events": 0, "head_hash": None, "first_break": None},
+    }
+    Draft202012Validator(json.loads(json_schema_text())).validate(old)
