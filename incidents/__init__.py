@@ -3,7 +3,8 @@
 Public API::
 
     store = IncidentStore.open(url)       # "sqlite:///path" or "postgresql+psycopg://..."
-    inc = store.create_incident(host="web-01", bond="bond0", requester="U123", channel="#ops")
+    inc = store.create_incident(host="web-01", runbook="bonding", subject={"bond": "bond0"},
+                                requester="U123", channel="#ops")   # bond="bond0": the same
     store.append(inc.id, actor="bot", kind="command", payload={"command": "...", "exit_status": 0})
     store.add_rollback_note(inc.id, actor="bot", before={...}, restore_commands=[...], for_change="...")
     store.record_approval(inc.id, actor="U123", plan_hash="...")   # None if already approved
