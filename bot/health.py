@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,12 +164,16 @@ class HealthServer:
         await self.runner.cleanup()
 
 
-async def start_health_server(health: HealthCheck, *, host: str = "127.0.0.1", port: int = DEFAULT_HEALTH_PORT) -> HealthServer:
-    """Serve only the health routes on ``host:port`` (Socket Mode, or a separate port in HTTP mode)."""
+async def start_health_server(health: HealthCheck, *, host: str = "127.0.0.1", port: int = DEFAULT_HEALTH_PORT,
+                              routes: Sequence[Callable[[Any], None]] = ()) -> HealthServer:
+    """Serve the health routes on ``host:port`` (Socket Mode, or a separate port in HTTP mode), and
+    ``routes`` (Socket Mode's Alertmanager webhook, ``bot.alert_flow``)."""
     from aiohttp import web
 
     web_app = web.Application()
     add_health_routes(web_app, health)
+    for add in routes:
+        add(web_app)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -29,7 +29,7 @@ are ignored here and still appear in the exported timeline):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from runbooks.findings import Diagnosis, Evidence, Finding, Severity
 from runbooks.plan import Plan, PlanError
 
 __all__ = [
+    "alert_lines",
     "card_from_log",
     "diagnosis_from_json",
     "open_proposals",
@@ -182,6 +183,7 @@ def card_from_log(
             fmt, sha = _mrkdwn_escape(str(payload.get("format", "?"))), _mrkdwn_escape(str(payload.get("sha256", ""))[:12])
             exports.append(f"Timeline exported as {fmt} by {_who(event.actor)} (sha256 {sha}…)")
 
+    notes += alert_lines(events)  # the alerts that opened or updated it (bot.alert_flow)
     # A reason why an action was not offered holds until the action is offered again.
     notes += [text for index, action, text in plan_errors if index > last_offer_at.get(action, -1)]
     offers: list[Offer] = []
@@ -248,3 +250,29 @@ def _who(actor: str) -> str:
     if actor[:1] in ("U", "W") and actor.isalnum():
         return f"<@{actor}>"
     return _mrkdwn_escape(actor)
+
+
+def alert_lines(events: Any) -> list[str]:
+    """The card's lines about the alerts that opened or updated an incident (plain text)."""
+    seen: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for event in events:
+        payload = event.payload
+        if event.kind != "note" or not isinstance(payload.get("alert"), Mapping):
+            continue
+        a = payload["alert"]
+        fp = str(a.get("fingerprint", ""))
+        counts[fp] = counts.get(fp, 0) + 1
+        first = seen.setdefault(fp, dict(a))
+        first["status"], first["ends_at"], first["last_ts"] = a.get("status"), a.get("ends_at"), event.ts
+    lines = []
+    for fp, a in seen.items():
+        name, receiver = a.get("alertname") or "(no alertname)", a.get("receiver") or "(unnamed)"
+        n = counts[fp]
+        if a.get("status") == "resolved":
+            state = f"resolved (ended {a.get('ends_at') or a.get('last_ts')})"
+        else:
+            state = f"firing since {a.get('starts_at') or '?'}"
+        lines.append(f"🔔 Alert {name} from Alertmanager receiver {receiver}: {state}; "
+                     f"{n} notification{'s' if n != 1 else ''}")
+    return lines

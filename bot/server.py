@@ -8,6 +8,7 @@ it ``apps.connections.open``, hence Socket Mode) to another base URL, e.g. the l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,13 @@ def make_web_client(token: str, api_url: str | None = None) -> Any:
     return AsyncWebClient(token=token)
 
 
-def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck | None = None) -> web.Application:
+def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck | None = None,
+                    routes: Sequence[Callable[[web.Application], None]] = ()) -> web.Application:
     """An aiohttp application that hands every POST on ``path`` to Bolt (which checks signatures).
 
     With ``health``, ``/healthz`` and ``/livez`` report real checks (``bot.health``); without, a
-    bare ``/healthz`` says only that the server answers."""
+    bare ``/healthz`` says only that the server answers. ``routes`` add more (the Alertmanager
+    webhook, ``bot.alert_flow``), each checking its own credentials."""
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
     async def handle(request: web.Request) -> web.Response:
@@ -59,6 +62,8 @@ def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck 
         add_health_routes(web_app, health)
     else:
         web_app.router.add_get("/healthz", answers)
+    for add in routes:
+        add(web_app)
     return web_app
 
 
@@ -73,10 +78,11 @@ class HttpServer:
 
 
 async def start_http(
-    app: AsyncApp, *, host: str = "127.0.0.1", port: int = 0, health: HealthCheck | None = None
+    app: AsyncApp, *, host: str = "127.0.0.1", port: int = 0, health: HealthCheck | None = None,
+    routes: Sequence[Callable[[web.Application], None]] = (),
 ) -> HttpServer:
     """Serve ``app`` on ``host:port`` (0: any free port); ``url`` is the request URL to give Slack."""
-    runner = web.AppRunner(web_application(app, health=health), access_log=None)
+    runner = web.AppRunner(web_application(app, health=health, routes=routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from bot import views
@@ -23,7 +24,7 @@ from runbooks.recording import record_diagnosis
 if TYPE_CHECKING:
     from bot.app import BondBot
 
-__all__ = ["triage"]
+__all__ = ["triage", "triage_subject"]
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,23 @@ async def triage(bot: BondBot, command: BondCommand, *, user: str, channel: str,
             return
         else:
             targets = [named]
-    await asyncio.gather(*(_triage_subject(bot, host, s, command.runbook, info.param, user=user, channel=channel)
+    await asyncio.gather(*(triage_subject(bot, host, s, command.runbook, info.param, user=user, channel=channel)
                            for s in targets))
 
 
-async def _triage_subject(bot: BondBot, host: str, value: str | None, runbook: str | None, param: str | None, *,
-                          user: str, channel: str) -> None:
-    """One subject's incident: its message, the steps as they finish, the diagnosis, the offers."""
+async def triage_subject(bot: BondBot, host: str, value: str | None, runbook: str | None, param: str | None, *,
+                         user: str, channel: str, opened: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """One subject's incident: its message, the steps as they finish, the diagnosis, the offers.
+
+    ``opened(incident_id)`` runs once the incident exists, before its message is posted (an alert
+    binds itself to the incident and records its notification there, so the first message shows it).
+    """
     info = bot.deps.triage.runbook(runbook)
     subject = {param: value} if param is not None and value is not None else {}
     incident = await bot._store("create_incident", host=host, runbook=info.name, subject=subject,
                                 requester=user, channel=channel)
+    if opened is not None:
+        await opened(incident.id)
     await bot.supervisor.begin("triage", incident.id, host=host, runbook=info.name, **subject)
     steps = [StepProgress(name, "pending") for name in bot.deps.triage.step_names(host, value, runbook=runbook)]
     bot.refresh.running_steps[incident.id] = steps
@@ -137,22 +144,28 @@ async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, i
 
 
 async def _post_outputs(bot: BondBot, channel: str, thread_ts: str, outputs: tuple[RawOutput, ...]) -> None:
-    """Raw outputs go in the thread: short ones as text, long ones as a file."""
-    for output in outputs:
-        if len(output.text) <= views.INLINE_OUTPUT_LIMIT:
-            rendered = views.output_message(output.command, output.text, output.exit_status)
-            await bot.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=rendered.text, blocks=rendered.blocks
-            )
-        else:
-            await bot.client.files_upload_v2(
-                channel=channel,
-                thread_ts=thread_ts,
-                content=output.text,
-                filename=_output_filename(output.command),
-                title=f"$ {output.command}"[:250],
-                initial_comment=f"`$ {output.command}` ({len(output.text)} characters)",
-            )
+    """Raw outputs go in the thread in one post: a section per output when they all fit in one
+    message (``views.outputs_message``), else one text file holding them all. A 1,000-slave bond
+    reads 2,000 outputs: that is still one upload, not 2,000 posts (Slack's rate limits, the thread)."""
+    if not outputs:
+        return
+    rendered = views.outputs_message([(o.command, o.text, o.exit_status) for o in outputs])
+    if rendered is not None:
+        await bot.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=rendered.text,
+                                          blocks=rendered.blocks)
+        return
+    content = "\n\n".join(
+        f"$ {o.command}" + (f"  (exit {o.exit_status})" if o.exit_status else "") + "\n" + (o.text or "(no output)")
+        for o in outputs
+    )
+    await bot.client.files_upload_v2(
+        channel=channel,
+        thread_ts=thread_ts,
+        content=content,
+        filename=_output_filename(outputs[0].command) if len(outputs) == 1 else "raw-outputs.txt",
+        title=f"Raw outputs ({len(outputs)} commands)",
+        initial_comment=views.outputs_comment(len(outputs), len(content)),
+    )
 
 
 def _output_filename(command: str) -> str:

@@ -185,6 +185,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _requester(requester: str) -> str:
+    """Who asked: a Slack user as a mention; an alert's ``alertmanager:<receiver>`` or a CLI
+    actor as escaped text (never a broken mention)."""
+    if requester[:1] in ("U", "W") and requester.isalnum():
+        return f"<@{requester}>"
+    if requester.startswith("alertmanager:"):
+        return "Alertmanager receiver " + _escape(requester.partition(":")[2])
+    return _escape(requester)
+
+
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
 
@@ -263,7 +273,7 @@ def _fix_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
     return [
         _section(text),
         _context(
-            f"Needs approval by an approver other than <@{card.requester}> · "
+            f"Needs approval by an approver other than {_requester(card.requester)} · "
             f"expires {_when(offer.expires_at)}"
         ),
     ]
@@ -277,7 +287,7 @@ def _action_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
                              if offer.rollback else "_none needed_")
     return [
         _section(text),
-        _context(f"Needs approval by an approver other than <@{card.requester}> · expires {_when(offer.expires_at)}"),
+        _context(f"Needs approval by an approver other than {_requester(card.requester)} · expires {_when(offer.expires_at)}"),
     ]
 
 
@@ -298,7 +308,7 @@ def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Bloc
     return [
         _section(text),
         _context(
-            f"Needs approval by an approver other than <@{card.requester}> · "
+            f"Needs approval by an approver other than {_requester(card.requester)} · "
             f"expires {_when(min(o.expires_at for o in offers))}"
         ),
     ]
@@ -337,7 +347,7 @@ def incident_message(card: IncidentCard) -> Rendered:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=_clip(f"Bond triage: {card.host} {card.bond}", 150))),
         _context(
-            f"Incident `{card.incident_id}` · requested by <@{card.requester}> · "
+            f"Incident `{card.incident_id}` · requested by {_requester(card.requester)} · "
             f"{_when(card.opened_at)} · status: *{card.status}*"
         ),
     ]
@@ -526,7 +536,7 @@ def status_message(card: IncidentCard, events: int, head_hash: str) -> Rendered:
     root = card.diagnosis.root_cause if card.diagnosis else None
     lines = [
         f"*Incident `{card.incident_id}`* — {card.host} {card.bond} — status *{card.status}*",
-        f"Opened {_when(card.opened_at)} by <@{card.requester}>",
+        f"Opened {_when(card.opened_at)} by {_requester(card.requester)}",
         f"Root cause: {_escape(root.summary)} `{root.code}`" if root else "Root cause: none recorded",
     ]
     for outcome in card.outcomes:

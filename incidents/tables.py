@@ -22,7 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "incidents", "events", "claims", "approvals", "leases", "VERSION_TABLE"]
+__all__ = ["metadata", "incidents", "events", "claims", "approvals", "leases", "alert_notifications",
+           "alert_incidents", "schedules", "schedule_runs", "VERSION_TABLE"]
 
 #: Alembic's bookkeeping table, named so that other parts of bondbot can share the database.
 VERSION_TABLE = "incidents_alembic_version"
@@ -98,4 +99,59 @@ leases = Table(
     Column("taken_over_from", String(200), nullable=True),
     Index("ix_incident_leases_expires_at", "expires_at"),
     Index("ix_incident_leases_owner", "owner"),
+)
+
+#: Every alert Alertmanager sent and what became of it (migration 0004): triaged, updated,
+#: resolved or unmapped (named no inventory host; reported, never triaged).
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", String(24), nullable=False),
+    Column("receiver", String(256), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=True),
+    Column("detail", Text, nullable=False),
+    Index("ix_alert_notifications_fingerprint", "fingerprint"),
+)
+
+#: One incident per alert (its group + fingerprint): the primary key lets one replica open it.
+alert_incidents = Table(
+    "alert_incidents",
+    metadata,
+    Column("group_hash", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("incident_id", String(16), ForeignKey("incidents.id"), nullable=True),
+    Column("claimed_by", String(200), nullable=False),
+    Column("claimed_at", String(24), nullable=False),
+    PrimaryKeyConstraint("group_hash", "fingerprint", name="pk_alert_incidents"),
+)
+
+#: Scheduled audits and drills (``runbooks.schedules.Schedule.to_dict()`` as canonical JSON).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("updated_at", String(24), nullable=False),
+)
+
+#: One row per occurrence handled; the primary key makes it run exactly once across replicas.
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("schedule_id", String(32), ForeignKey("schedules.id"), nullable=False),
+    Column("occurrence", String(24), nullable=False),
+    Column("runner", String(200), nullable=False),
+    Column("started_at", String(24), nullable=False),
+    Column("finished_at", String(24), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("result", Text, nullable=True),
+    PrimaryKeyConstraint("schedule_id", "occurrence", name="pk_schedule_runs"),
 )

@@ -45,7 +45,8 @@ def iso(moment: datetime) -> str:
 
 class RealAlertmanager:
     def __init__(self, workdir: Path, webhook_url: str, http_config: dict[str, Any] | None = None,
-                 *, group_by: tuple[str, ...] = ("alertname", "instance", "master")) -> None:
+                 *, group_by: tuple[str, ...] = ("alertname", "instance", "master"),
+                 repeat_interval: str = "1h") -> None:
         self.binary = require_alertmanager()
         self.workdir = workdir
         self.port = _free_port()
@@ -55,7 +56,7 @@ class RealAlertmanager:
             receiver["http_config"] = http_config
         config = {
             "route": {"receiver": "bondbot", "group_by": list(group_by), "group_wait": "500ms",
-                      "group_interval": "1s", "repeat_interval": "1h"},
+                      "group_interval": "1s", "repeat_interval": repeat_interval},
             "receivers": [{"name": "bondbot", "webhook_configs": [receiver]}],
         }
         self.config_path = workdir / "alertmanager.yml"

@@ -14,6 +14,15 @@ seconds (``BONDBOT_SHUTDOWN_GRACE``, default 25) to finish, and whatever is stil
 cancelled and recorded as interrupted (``bot.recovery``) before the connections close and the
 process exits 0. A second signal cuts the grace period short. Work of a replica that died without
 this (``kill -9``) is found by the others through its lease (``--lease-seconds``).
+
+Alertmanager's webhook (``bot.alert_flow``): with ``--alerts-channel`` (``BONDBOT_ALERTS_CHANNEL``)
+a firing alert starts the triage in that channel. It is served at ``/alertmanager`` on the HTTP
+server (``--http``) or, in Socket Mode, on the health listener (``--health-port``, default 8081,
+which then also serves ``/healthz``). Its credentials, like the Slack secrets, come from the
+environment or systemd credentials: ``BONDBOT_ALERTS_TOKEN`` (Alertmanager's ``authorization``,
+bearer) and/or ``BONDBOT_ALERTS_BASIC`` (``user:password``, its ``basic_auth``); without one it
+does not start. ``BONDBOT_ALERTS_HOST_LABELS`` / ``BONDBOT_ALERTS_BOND_LABELS`` (comma lists)
+change which labels name the host (default ``instance``) and the bond (``master,device``).
 """
 
 from __future__ import annotations
@@ -60,6 +69,11 @@ def serve(
         30.0, "--lease-seconds", envvar="BONDBOT_LEASE_SECONDS", min=0.5, max=3600,
         help="A replica silent this long is presumed dead; another records its running work as interrupted.",
     ),
+    alerts_channel: str | None = typer.Option(
+        None, "--alerts-channel", envvar="BONDBOT_ALERTS_CHANNEL",
+        help="Serve Alertmanager's webhook at /alertmanager; firing alerts are triaged in this channel (id). "
+             "Needs BONDBOT_ALERTS_TOKEN and/or BONDBOT_ALERTS_BASIC.",
+    ),
 ) -> None:
     """Run the /bond Slack bot until interrupted."""
     token = _require("SLACK_BOT_TOKEN", "the bot token, xoxb-...")
@@ -81,17 +95,57 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    alerts = alert_settings(alerts_channel)
+    if alerts is not None and not http and health_port is None:
+        from bot.health import DEFAULT_HEALTH_PORT
+
+        health_port = DEFAULT_HEALTH_PORT  # Socket Mode: the webhook needs a listener of its own
+
     import asyncio
 
     asyncio.run(_run(token, app_token, secret, policy, http=http, host=host, port=port,
                      health_host=health_host, health_port=health_port, grace_s=grace_period,
-                     lease_s=lease_seconds))
+                     lease_s=lease_seconds, alerts=alerts))
+
+
+def alert_settings(channel: str | None) -> Any:
+    """The webhook's ``bot.alert_flow.AlertSettings`` (None without a channel); exits 2 when a
+    channel is set but no credential, or a credential is malformed."""
+    if not channel:
+        return None
+    from bondbot.settings import secret
+    from bot.alert_flow import AlertSettings
+    from bot.alertmanager import LabelRules, WebhookAuth
+
+    if not channel.strip().isalnum():
+        typer.echo(f"error: --alerts-channel must be a Slack channel id (C0123...), got {channel!r}", err=True)
+        raise typer.Exit(2)
+    tokens = tuple(t.strip() for t in (secret("BONDBOT_ALERTS_TOKEN") or "").split(",") if t.strip())
+    basic: list[tuple[str, str]] = []
+    for pair in (secret("BONDBOT_ALERTS_BASIC") or "").split(","):
+        if not pair.strip():
+            continue
+        user, sep, password = pair.strip().partition(":")
+        if not sep or not user or not password:
+            typer.echo("error: BONDBOT_ALERTS_BASIC is user:password (comma-separated for several)", err=True)
+            raise typer.Exit(2)
+        basic.append((user, password))
+    if not tokens and not basic:
+        typer.echo("error: the Alertmanager webhook needs BONDBOT_ALERTS_TOKEN or BONDBOT_ALERTS_BASIC "
+                   "(env or systemd credential); an unauthenticated webhook would let anyone start triages",
+                   err=True)
+        raise typer.Exit(2)
+    rules = LabelRules()
+    host_labels = tuple(x.strip() for x in os.environ.get("BONDBOT_ALERTS_HOST_LABELS", "").split(",") if x.strip())
+    bond_labels = tuple(x.strip() for x in os.environ.get("BONDBOT_ALERTS_BOND_LABELS", "").split(",") if x.strip())
+    rules = LabelRules(host_labels=host_labels or rules.host_labels, bond_labels=bond_labels or rules.bond_labels)
+    return AlertSettings(auth=WebhookAuth(tokens=tokens, basic=tuple(basic)), channel=channel.strip(), rules=rules)
 
 
 async def _run(
     token: str, app_token: str | None, secret: str | None, policy: object, *, http: bool, host: str, port: int,
     health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
-    lease_s: float = 30.0,
+    lease_s: float = 30.0, alerts: Any = None,
 ) -> None:
     import logging
 
@@ -104,14 +158,16 @@ async def _run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = IncidentStore.open(settings.database_url())
-    pool = open_pool(open_inventory(None))
+    inventory = open_inventory(None)
+    pool = open_pool(inventory)
     deps = BotDeps(
         store=store, triage=EngineTriage(pool, store), policy=policy,  # type: ignore[arg-type]
         remediation=EngineRemediation(pool, store), leases=LeaseSettings(ttl_s=lease_s),
     )
     try:
         await serve_bot(deps, token, app_token, secret, http=http, host=host, port=port,
-                        health_host=health_host, health_port=health_port, grace_s=grace_s)
+                        health_host=health_host, health_port=health_port, grace_s=grace_s,
+                        alerts=alerts, inventory=inventory)
     finally:
         await pool.close()
         store.close()
@@ -120,8 +176,12 @@ async def _run(
 async def serve_bot(
     deps: Any, token: str, app_token: str | None, secret: str | None, *, http: bool, host: str, port: int,
     health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
+    alerts: Any = None, inventory: Any = None,
 ) -> None:
-    """Serve ``deps`` (a ``bot.app.BotDeps``) until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve ``deps`` (a ``bot.app.BotDeps``) until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``alerts`` (``bot.alert_flow.AlertSettings``, with the ``inventory`` its labels map onto) adds
+    Alertmanager's webhook: on the HTTP server, or in Socket Mode on the health listener."""
     import asyncio
 
     from bot.app import build_app
@@ -131,6 +191,11 @@ async def serve_bot(
     store = deps.store
     client = make_web_client(token, os.environ.get("SLACK_API_URL") or None)
     app, bot = build_app(deps, client=client, signing_secret=secret, socket_mode=not http)
+    routes: tuple[Any, ...] = ()
+    if alerts is not None:
+        from bot.alert_flow import AlertReceiver
+
+        routes = (AlertReceiver(bot, alerts, inventory).add_routes,)
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
     received: list[str] = []
@@ -149,16 +214,21 @@ async def serve_bot(
     try:
         if http:
             health = HealthCheck(store, mode="http", draining=draining)
-            server = await start_http(app, host=host, port=port, health=health)
+            server = await start_http(app, host=host, port=port, health=health, routes=routes)
             typer.echo(f"bondbot: serving Slack requests on {server.url} (HTTP, signed)")
+            if routes:
+                typer.echo(f"bondbot: Alertmanager webhook on http://{host}:{server.port}{alerts.path}")
         else:
             handler = await start_socket_mode(app, app_token or "")
             health = HealthCheck(store, mode="socket", slack_connected=socket_mode_connected(handler),
                                  draining=draining)
             typer.echo("bondbot: connected to Slack over Socket Mode")
         if health_port is not None and not (http and health_port == port):
-            health_server = await start_health_server(health, host=health_host, port=health_port)
+            side = routes if not http else ()
+            health_server = await start_health_server(health, host=health_host, port=health_port, routes=side)
             typer.echo(f"bondbot: health on http://{health_host}:{health_server.port}/healthz")
+            if side:
+                typer.echo(f"bondbot: Alertmanager webhook on http://{health_host}:{health_server.port}{alerts.path}")
         await bot.supervisor.start()
         typer.echo(f"bondbot: replica {bot.supervisor.replica_id}; on SIGTERM running work gets {grace_s:g} s")
         await stop.wait()

@@ -33,6 +33,8 @@ class RunningBot:
     mode: Literal["http", "socket"]
     http: HttpServer | None = None
     socket: Any = None
+    side: Any = None  # Socket Mode's own listener for the Alertmanager webhook and /healthz
+    alerts_url: str = ""
 
     @property
     def url(self) -> str:
@@ -75,6 +77,8 @@ class RunningBot:
             await self.http.stop()
         if self.socket is not None:
             await self.socket.close_async()
+        if self.side is not None:
+            await self.side.stop()
         session = getattr(self.app.client, "session", None)
         if session is not None:
             await session.close()
@@ -86,9 +90,14 @@ async def start_bot(
     *,
     mode: Literal["http", "socket"] = "http",
     ping_interval: float = 10,
+    alerts: Any = None,
 ) -> RunningBot:
     """Start one bot replica wired to ``slack``; in HTTP mode it becomes the stand-in's request URL
-    unless one is already set (the first replica gets Slack's requests by default)."""
+    unless one is already set (the first replica gets Slack's requests by default).
+
+    ``alerts`` (a ``bot.alert_flow.AlertReceiver`` factory: ``bot -> receiver``) adds the
+    Alertmanager webhook: on the HTTP server, or in Socket Mode on a listener of its own
+    (``RunningBot.alerts_url`` is its URL either way)."""
     client = make_web_client(slack.bot_token, slack.api_url)
     app, bot = build_app(
         deps,
@@ -98,8 +107,17 @@ async def start_bot(
     )
     running = RunningBot(slack, app, bot, mode)
     await bot.supervisor.start()  # heartbeat and recovery scan, as in ``bondbot serve``
+    receiver = alerts(bot) if alerts is not None else None
+    routes = (receiver.add_routes,) if receiver is not None else ()
+    if receiver is not None and mode == "socket":
+        from bot.health import HealthCheck, start_health_server
+
+        running.side = await start_health_server(HealthCheck(deps.store, mode="http"), port=0, routes=routes)
+        running.alerts_url = f"http://127.0.0.1:{running.side.port}{receiver.settings.path}"
     if mode == "http":
-        running.http = await start_http(app)
+        running.http = await start_http(app, routes=routes)
+        if receiver is not None:
+            running.alerts_url = f"http://127.0.0.1:{running.http.port}{receiver.settings.path}"
         if slack.request_url is None:
             slack.request_url = running.http.url
     else:

@@ -1,0 +1,246 @@
+"""What the bot does on its own, on the record: alert notifications and schedules (migration 0004).
+
+Why it is here, below the bot: "exactly once across replicas" is the database's to decide, as for
+clicks. ``claim_alert`` lets one replica open the incident of an alert (its group and fingerprint;
+the others, and later repeats, find it with ``alert_incident``), and ``claim_occurrence`` lets one
+replica run an occurrence of a schedule (primary key schedule + occurrence). Schedules are rows, so
+they survive restarts; their definition is ``runbooks.schedules.Schedule.to_dict()`` as canonical
+JSON, which this layer stores without interpreting.
+
+Functions take an ``IncidentStore`` and use its transactions; they keep no state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from incidents.chain import canonical_json
+from incidents.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from incidents.store import IncidentStore
+
+__all__ = [
+    "AlertRecord",
+    "ScheduleRow",
+    "ScheduleRun",
+    "alert_incident",
+    "bind_alert",
+    "claim_alert",
+    "record_alert",
+    "alert_records",
+    "save_schedule",
+    "get_schedule",
+    "list_schedules",
+    "claim_occurrence",
+    "finish_occurrence",
+    "schedule_runs",
+]
+
+
+def _now() -> str:
+    from incidents.store import utc_now
+
+    return utc_now()
+
+
+def group_hash(group_key: str) -> str:
+    """Alertmanager's group keys are long label sets; the key column holds their SHA-256."""
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ alerts
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    received_at: str
+    receiver: str
+    group_key: str
+    fingerprint: str
+    status: str
+    labels: dict[str, str]
+    outcome: str
+    incident_id: str | None
+    detail: str
+
+
+def claim_alert(store: IncidentStore, group_key: str, fingerprint: str, *, actor: str) -> bool:
+    """True for the one caller (any replica) that is to open this alert's incident."""
+    from sqlalchemy.exc import IntegrityError
+
+    from incidents.tables import alert_incidents
+
+    try:
+        with store._write() as conn:
+            conn.execute(alert_incidents.insert().values(
+                group_hash=group_hash(group_key), fingerprint=fingerprint, incident_id=None,
+                claimed_by=actor, claimed_at=_now()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def bind_alert(store: IncidentStore, group_key: str, fingerprint: str, incident_id: str) -> None:
+    """Record which incident the claimed alert opened."""
+    from incidents.tables import alert_incidents
+
+    with store._write() as conn:
+        conn.execute(alert_incidents.update().where(
+            (alert_incidents.c.group_hash == group_hash(group_key))
+            & (alert_incidents.c.fingerprint == fingerprint)).values(incident_id=incident_id))
+
+
+def alert_incident(store: IncidentStore, group_key: str, fingerprint: str) -> tuple[bool, str | None]:
+    """(claimed, incident id or None while the claimer is still opening it)."""
+    from sqlalchemy import select
+
+    from incidents.tables import alert_incidents
+
+    with store._read() as conn:
+        row = conn.execute(select(alert_incidents.c.incident_id).where(
+            (alert_incidents.c.group_hash == group_hash(group_key))
+            & (alert_incidents.c.fingerprint == fingerprint))).first()
+    return (False, None) if row is None else (True, row[0])
+
+
+def record_alert(store: IncidentStore, *, receiver: str, group_key: str, fingerprint: str, status: str,
+                 labels: Mapping[str, str], outcome: str, incident_id: str | None = None, detail: str = "") -> int:
+    """Keep one received alert and what became of it; returns its row id."""
+    from incidents.tables import alert_notifications
+
+    if outcome not in {"triaged", "updated", "resolved", "unmapped", "skipped"}:
+        raise InvalidInput(f"unknown alert outcome {outcome!r}")
+    with store._write() as conn:
+        result = conn.execute(alert_notifications.insert().values(
+            received_at=_now(), receiver=receiver[:256], group_key=group_key, fingerprint=fingerprint,
+            status=status, labels=canonical_json(dict(labels)), outcome=outcome, incident_id=incident_id,
+            detail=detail[:4000]))
+        key = result.inserted_primary_key
+    return int(key[0]) if key else 0
+
+
+def alert_records(store: IncidentStore, *, fingerprint: str | None = None) -> list[AlertRecord]:
+    """Received alerts, oldest first (optionally one alert's)."""
+    from sqlalchemy import select
+
+    from incidents.tables import alert_notifications as t
+
+    query = select(t).order_by(t.c.id)
+    if fingerprint is not None:
+        query = query.where(t.c.fingerprint == fingerprint)
+    with store._read() as conn:
+        rows = conn.execute(query).all()
+    return [AlertRecord(r.id, r.received_at, r.receiver, r.group_key, r.fingerprint, r.status,
+                        json.loads(r.labels), r.outcome, r.incident_id, r.detail) for r in rows]
+
+
+# ------------------------------------------------------------------ schedules
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    id: str
+    kind: str
+    definition: dict[str, Any]
+    state: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    schedule_id: str
+    occurrence: str
+    runner: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    result: dict[str, Any] | None
+
+
+def save_schedule(store: IncidentStore, schedule_id: str, kind: str, definition: Mapping[str, Any],
+                  *, create: bool = False) -> None:
+    """Insert (``create``: fails with InvalidInput if the id exists) or replace a schedule's row."""
+    from sqlalchemy.exc import IntegrityError
+
+    from incidents.tables import schedules
+
+    state = str(definition.get("state", "active"))
+    values = {"kind": kind, "definition": canonical_json(dict(definition)), "state": state, "updated_at": _now()}
+    try:
+        with store._write() as conn:
+            if create:
+                conn.execute(schedules.insert().values(id=schedule_id, **values))
+            else:
+                done = conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(**values))
+                if done.rowcount == 0:
+                    raise InvalidInput(f"no schedule {schedule_id!r}")
+    except IntegrityError:
+        raise InvalidInput(f"schedule {schedule_id!r} exists") from None
+
+
+def get_schedule(store: IncidentStore, schedule_id: str) -> ScheduleRow | None:
+    from sqlalchemy import select
+
+    from incidents.tables import schedules
+
+    with store._read() as conn:
+        r = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).first()
+    return None if r is None else ScheduleRow(r.id, r.kind, json.loads(r.definition), r.state, r.updated_at)
+
+
+def list_schedules(store: IncidentStore, *, include_removed: bool = False) -> list[ScheduleRow]:
+    from sqlalchemy import select
+
+    from incidents.tables import schedules
+
+    query = select(schedules).order_by(schedules.c.id)
+    if not include_removed:
+        query = query.where(schedules.c.state != "removed")
+    with store._read() as conn:
+        rows = conn.execute(query).all()
+    return [ScheduleRow(r.id, r.kind, json.loads(r.definition), r.state, r.updated_at) for r in rows]
+
+
+def claim_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, runner: str) -> bool:
+    """True for the one caller (any replica, any restart) that is to run this occurrence."""
+    from sqlalchemy.exc import IntegrityError
+
+    from incidents.tables import schedule_runs
+
+    try:
+        with store._write() as conn:
+            conn.execute(schedule_runs.insert().values(schedule_id=schedule_id, occurrence=occurrence,
+                                                       runner=runner, started_at=_now()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def finish_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, outcome: str,
+                      result: Mapping[str, Any]) -> None:
+    from incidents.tables import schedule_runs as t
+
+    with store._write() as conn:
+        conn.execute(t.update().where((t.c.schedule_id == schedule_id) & (t.c.occurrence == occurrence)).values(
+            finished_at=_now(), outcome=outcome, result=canonical_json(dict(result))))
+
+
+def schedule_runs(store: IncidentStore, schedule_id: str | None = None) -> list[ScheduleRun]:
+    """Occurrences handled, oldest first."""
+    from sqlalchemy import select
+
+    from incidents.tables import schedule_runs as t
+
+    query = select(t).order_by(t.c.occurrence, t.c.schedule_id)
+    if schedule_id is not None:
+        query = query.where(t.c.schedule_id == schedule_id)
+    with store._read() as conn:
+        rows = conn.execute(query).all()
+    return [ScheduleRun(r.schedule_id, r.occurrence, r.runner, r.started_at, r.finished_at, r.outcome,
+                        json.loads(r.result) if r.result else None) for r in rows]
