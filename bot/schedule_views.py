@@ -1,0 +1,70 @@
+"""The Slack messages of schedules: the audit summary and the schedule list (Block Kit through
+``slack_sdk.models`` so its validation runs; every host-sourced string escaped)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
+
+from bot.views import Rendered, _escape
+
+if TYPE_CHECKING:
+    from bot.schedule_flow import HostState
+    from runbooks.schedules import Schedule
+
+__all__ = ["audit_summary", "schedule_list"]
+
+_ICONS = {"broken": "🔴", "at risk": "🟠", "inconclusive": "⚠️", "healthy": "✅"}
+_LIMIT = 2900
+
+
+def _sections(lines: list[str]) -> list[Block]:
+    blocks: list[Block] = []
+    chunk: list[str] = []
+    for line in lines:
+        line = line[:_LIMIT]
+        if sum(len(c) + 1 for c in chunk) + len(line) > _LIMIT:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+    return blocks[:49]
+
+
+def audit_summary(schedule: Schedule, occurrence: str, rows: list[HostState], changed: list[str],
+                  before: dict[str, str], had_previous: bool) -> Rendered:
+    """One message per audit run: the counts per state, each bond's line, what changed since the last run."""
+    from bot.schedule_flow import AUDIT_STATES
+
+    counts = {s: sum(1 for r in rows if r.state == s) for s in AUDIT_STATES}
+    scope = f"group {schedule.group}" if schedule.group else ", ".join(schedule.hosts)
+    title = (f"Scheduled audit {schedule.id} of {scope} ({occurrence}): "
+             + ", ".join(f"{counts[s]} {s}" for s in AUDIT_STATES))
+    lines = [f"*{_escape(title)}*"]
+    for state in AUDIT_STATES:
+        for r in rows:
+            if r.state == state:
+                bond = f" {_escape(r.bond)}" if r.bond else ""
+                lines.append(f"{_ICONS[state]} *{_escape(r.host)}*{bond}: {state} — {_escape(r.detail[:300])}")
+    if not had_previous:
+        lines.append("_First run of this audit: nothing to compare with._")
+    elif changed:
+        lines.append("*Changed since the last run:* " + ", ".join(
+            f"{_escape(k)} ({_escape(before.get(k, 'not seen'))} → "
+            f"{_escape(next((r.state for r in rows if f'{r.host} {r.bond}'.strip() == k), '?'))})" for k in changed))
+    else:
+        lines.append("No host changed since the last run.")
+    return Rendered(text=title[:3000], blocks=[b.to_dict() for b in _sections(lines)])
+
+
+def schedule_list(schedules: list[Schedule]) -> Rendered:
+    if not schedules:
+        text = "No schedules. Add one: /bond schedule add audit|drill ..."
+        return Rendered(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=_escape(text))).to_dict()])
+    lines = [f"*Schedules ({len(schedules)})*"]
+    for s in schedules:
+        state = s.state + (f" ({s.paused_reason})" if s.state == "paused" and s.paused_reason else "")
+        lines.append(f"`{_escape(s.id)}` {_escape(s.describe())} · channel <#{_escape(s.channel)}> · *{_escape(state)}*")
+    return Rendered(text=f"Schedules ({len(schedules)})", blocks=[b.to_dict() for b in _sections(lines)])
