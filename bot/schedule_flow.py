@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import views
 from bot.domain import StepProgress, UnknownTarget
 from bot.proposals import BOT_ACTOR, as_plan
+from bot.schedule_views import AUDIT_STATES, HostState, audit_summary
 from runbooks.approvals import approved_hash_for
 from runbooks.scheduler import ScheduleService, occurrence_key
 from runbooks.schedules import Schedule
@@ -39,10 +39,6 @@ __all__ = ["AUDIT_STATES", "HostState", "ScheduleRunner", "drill_actor", "schedu
 
 log = logging.getLogger(__name__)
 
-#: The audit's summary, in this order.
-AUDIT_STATES = ("broken", "at risk", "inconclusive", "healthy")
-
-
 def schedule_requester(schedule: Schedule) -> str:
     return f"schedule:{schedule.id}"
 
@@ -50,14 +46,6 @@ def schedule_requester(schedule: Schedule) -> str:
 def drill_actor(schedule: Schedule) -> str:
     """Who approved a drill's run: the standing approval of the schedule's approver."""
     return f"standing:{schedule.id}:{schedule.approved_by}"
-
-
-@dataclass(frozen=True)
-class HostState:
-    host: str
-    bond: str
-    state: str  # one of AUDIT_STATES
-    detail: str
 
 
 class ScheduleRunner:
@@ -195,8 +183,6 @@ class ScheduleRunner:
 
     async def _post_audit(self, schedule: Schedule, occurrence: datetime, rows: list[HostState], changed: list[str],
                           before: dict[str, str], had_previous: bool) -> None:
-        from bot.schedule_views import audit_summary
-
         rendered = audit_summary(schedule, occurrence_key(occurrence), rows, changed, before, had_previous)
         await self.bot.client.chat_postMessage(channel=schedule.channel, text=rendered.text, blocks=rendered.blocks)
 

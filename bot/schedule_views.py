@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
@@ -10,10 +11,22 @@ from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from bot.views import Rendered, _escape
 
 if TYPE_CHECKING:
-    from bot.schedule_flow import HostState
     from runbooks.schedules import Schedule
 
-__all__ = ["audit_summary", "schedule_list"]
+__all__ = ["AUDIT_STATES", "HostState", "audit_summary", "schedule_list"]
+
+#: The audit's summary, in this order.
+AUDIT_STATES = ("broken", "at risk", "inconclusive", "healthy")
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One bond's state in a scheduled audit."""
+
+    host: str
+    bond: str
+    state: str  # one of AUDIT_STATES
+    detail: str
 
 _ICONS = {"broken": "🔴", "at risk": "🟠", "inconclusive": "⚠️", "healthy": "✅"}
 _LIMIT = 2900
@@ -36,7 +49,6 @@ def _sections(lines: list[str]) -> list[Block]:
 def audit_summary(schedule: Schedule, occurrence: str, rows: list[HostState], changed: list[str],
                   before: dict[str, str], had_previous: bool) -> Rendered:
     """One message per audit run: the counts per state, each bond's line, what changed since the last run."""
-    from bot.schedule_flow import AUDIT_STATES
 
     counts = {s: sum(1 for r in rows if r.state == s) for s in AUDIT_STATES}
     scope = f"group {schedule.group}" if schedule.group else ", ".join(schedule.hosts)
