@@ -31,6 +31,7 @@ from bot import approval_flow, listeners, proposals, reports, triage_flow, views
 from bot.authz import AuthzPolicy
 from bot.commands import BondCommand
 from bot.domain import TriageService
+from bot.limits import SlackLimits, WindowLimiter
 from bot.proposals import BOT_ACTOR
 from bot.recovery import LeaseSettings, Supervisor
 from bot.refresh import MessageRefresher
@@ -57,6 +58,8 @@ class BotDeps:
     clock: Callable[[], datetime] = _utc_now
     #: Leases on running work (owner, heartbeat, recovery of a dead replica's work): bot.recovery.
     leases: LeaseSettings = field(default_factory=LeaseSettings)
+    #: Volume limits (repaints per message, triages per user and channel, audit connections): bot.limits.
+    limits: SlackLimits = field(default_factory=SlackLimits)
 
 
 @dataclass
@@ -78,6 +81,9 @@ class BondBot:
         self.approvals = Approvals(deps.store, clock=deps.clock, ttl_seconds=deps.policy.approval_ttl_seconds,
                                    two_person=deps.policy.two_person_rule)
         self.supervisor = Supervisor(self, deps.leases)
+        #: Triages started per user and per channel (``/bond triage`` answers "try again in N s").
+        self.triage_by_user = WindowLimiter(deps.limits.triage_per_user)
+        self.triage_by_channel = WindowLimiter(deps.limits.triage_per_channel)
 
     # ------------------------------------------------------------ background tasks
 
@@ -141,9 +147,10 @@ class BondBot:
     async def render_incident(self, incident_id: str, *, error: str | None = None) -> views.Rendered:
         return await self.refresh.render(incident_id, error=error)
 
-    async def refresh_message(self, incident_id: str) -> None:
-        """Re-render the incident's message from the log (safe to call from any replica, any time)."""
-        await self.refresh.refresh(incident_id)
+    async def refresh_message(self, incident_id: str, *, urgent: bool = False) -> None:
+        """Re-render the incident's message from the log (safe to call from any replica, any time);
+        coalesced to one update per second per message unless ``urgent`` (``bot.refresh``)."""
+        await self.refresh.refresh(incident_id, urgent=urgent)
 
     def cancel_timers(self) -> None:
         self.refresh.cancel_timers()

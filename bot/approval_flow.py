@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot import views
+from bot import mrkdwn, views
 from bot.proposals import BOT_ACTOR, approved_hash_for, as_plan, plan_for, propose
 
 if TYPE_CHECKING:
@@ -86,10 +86,12 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
         await bot.supervisor.release(lease)
         await _tell(bot, decision, label, channel=channel, user=user)
         return
-    await bot.refresh_message(incident.id)
+    await bot.refresh_message(incident.id, urgent=True)  # the approved button goes at once
 
     async def notify(text: str) -> None:
-        await bot.client.chat_postMessage(channel=channel, thread_ts=message_ts or None, text=f"<@{user}> {text}")
+        # What the run says (the manual failover test's instructions) quotes host data: escaped.
+        await bot.client.chat_postMessage(channel=channel, thread_ts=message_ts or None,
+                                          text=f"<@{user}> {mrkdwn.text(text)}")
 
     await asyncio.to_thread(approvals.begin_run, decision, actor=BOT_ACTOR)
     result: Any

@@ -41,6 +41,7 @@ from runbooks.plan import Plan, PlanError
 __all__ = [
     "alert_lines",
     "card_from_log",
+    "confirm_summary",
     "diagnosis_from_json",
     "open_proposals",
     "parse_time",
@@ -111,6 +112,39 @@ def shown_plan(proposal: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tup
         forward = forward[:last_command + 1]
     method = plan.param("method_text") or str(proposal.get("method") or "") or plan.param("method") or ""
     return plan.title, method, tuple(text(s) for s in forward), tuple(back)
+
+
+def confirm_summary(proposal: dict[str, Any]) -> str:
+    """What the change is, in one sentence from the logged plan's title and parameters, for the
+    confirm dialog (Slack allows 300 characters there; the exact commands stay in the message).
+
+    E.g. "Enable MII link monitoring every 100 ms (miimon=100) on bond1 (db-07) via networkmanager,
+    keeping the bond's mode and primary; rolls back by itself if the host stops answering for 60 s."
+    Host-sourced parts are escaped where the dialog is built (``bot.views``); empty without a plan.
+    """
+    try:
+        plan = Plan.from_dict(proposal["plan"]) if isinstance(proposal.get("plan"), dict) else None
+    except (PlanError, KeyError, TypeError, ValueError):
+        plan = None
+    if plan is None:
+        return ""
+    subject = " ".join(v for _k, v in plan.subject)
+    where = f"{subject} ({plan.host})" if subject else plan.host
+    title = plan.title[:1].upper() + plan.title[1:]
+    commands = sum(1 for s in plan.steps if s.command and s.role not in ("rollback", "restore"))
+    if plan.action == "fix":
+        backend = plan.param("backend")
+        timeout = plan.param("checkpoint_timeout")
+        text = f"{title} on {where}" + (f" via {backend}" if backend else "")
+        if plan.param("monitor"):  # the bonding fix changes the link monitor only
+            text += ", keeping the bond's mode and primary"
+        if timeout:
+            text += f"; rolls back by itself if the host stops answering for {timeout} s"
+        return text + f". {commands} command(s), listed in the message."
+    if plan.action in ("failover-test", "failover_test"):
+        method = plan.param("method") or str(proposal.get("method_key") or "")
+        return f"{title} on {where}" + (f" (method {method})" if method else "") + "."
+    return f"{title} on {where}: {commands} command(s), listed in the message."
 
 
 def proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
@@ -220,6 +254,7 @@ def card_from_log(
                     plan_hash=plan_hash,
                     expires_at=parse_time(p["expires_at"]),
                     method_key=method_key,
+                    summary=confirm_summary(p),
                 )
             )
     status = getattr(incident.status, "value", incident.status)

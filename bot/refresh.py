@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot import views
@@ -40,6 +42,9 @@ class MessageRefresher:
         self.running_steps: dict[str, list[StepProgress]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._timers: set[asyncio.Task[Any]] = set()
+        #: When each message was last repainted (monotonic), and the ones with a repaint scheduled.
+        self._last_sent: dict[str, float] = {}
+        self._pending: set[str] = set()
 
     async def render(self, incident_id: str, *, error: str | None = None) -> views.Rendered:
         bot = self.bot
@@ -49,8 +54,44 @@ class MessageRefresher:
         card = card_from_log(incident, events, now=bot.deps.clock(), running_steps=steps, error=error)
         return views.incident_message(card)
 
-    async def refresh(self, incident_id: str) -> None:
-        """Re-render the incident's message from the log (safe to call from any replica, any time)."""
+    async def refresh(self, incident_id: str, *, urgent: bool = False) -> None:
+        """Re-render the incident's message from the log (safe to call from any replica, any time).
+
+        Coalesced: at most one ``chat.update`` per ``update_interval`` (``bot.limits``) per message.
+        A change inside the interval schedules one repaint at its end (a background task, so
+        ``drain`` waits for it), which shows everything logged until then. ``urgent`` (an approval
+        just decided: the button must go now) repaints at once all the same, as does every repaint
+        while the replica drains at shutdown.
+        """
+        if urgent or self.bot.supervisor.draining:  # at shutdown nothing waits for a later repaint
+            self._last_sent[incident_id] = time.monotonic()
+            await self._send(incident_id)
+            return
+        if incident_id in self._pending:
+            return
+        interval = self.bot.deps.limits.update_interval
+        now = time.monotonic()
+        wait = interval - (now - self._last_sent.get(incident_id, -math.inf))
+        if wait <= 0:
+            self._last_sent[incident_id] = now
+            await self._send(incident_id)
+            return
+        self._pending.add(incident_id)
+        task = asyncio.get_running_loop().create_task(self._send_later(incident_id, wait),
+                                                      name=f"repaint {incident_id}")
+        self.bot._tasks.add(task)
+        task.add_done_callback(self.bot._tasks.discard)
+
+    async def _send_later(self, incident_id: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._pending.discard(incident_id)
+        self._last_sent[incident_id] = time.monotonic()
+        try:
+            await self._send(incident_id)
+        except Exception:
+            log.exception("repainting %s failed", incident_id)
+
+    async def _send(self, incident_id: str) -> None:
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
         async with lock:
             events = await self.bot._store("events", incident_id)
@@ -77,7 +118,7 @@ class MessageRefresher:
     async def _refresh_after(self, incident_id: str, delay: float) -> None:
         await asyncio.sleep(max(0.0, delay) + _EXPIRY_SLACK_S)
         try:
-            await self.refresh(incident_id)
+            await self._send(incident_id)  # the expiry repaint is due now: not coalesced away
         except Exception:
             log.exception("repainting %s at expiry failed", incident_id)
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
-    Option,
-    StaticSelectElement,
     Block,
     ButtonElement,
     ConfirmObject,
@@ -25,10 +23,13 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
 )
 
+from bot import mrkdwn
 from bot.commands import USAGE
 from bot.domain import StepProgress
 from runbooks.findings import Diagnosis, Finding, Severity
@@ -53,6 +54,8 @@ __all__ = [
     "help_message",
     "incident_message",
     "output_message",
+    "outputs_comment",
+    "outputs_message",
     "parse_button_value",
     "refusal_message",
     "status_message",
@@ -103,6 +106,9 @@ class Offer:
     plan_hash: str
     expires_at: datetime
     method_key: str = ""  # the failover test's method: lab, manual or host
+    #: What the change is, in one sentence built from the logged plan's title and parameters
+    #: (``bot.incident_view.confirm_summary``): the confirm dialog's text.
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,17 +155,22 @@ def _clip(text: str, limit: int, note: str = "…") -> str:
 
 
 def _code(lines: list[str] | tuple[str, ...], limit: int, note: str) -> str:
-    """A code block of ``lines`` that fits in ``limit`` characters, dropping whole lines if needed."""
-    body = "\n".join(lines)
-    if len(body) + 6 <= limit:
-        return f"```{body}```"
+    """A code block of ``lines`` that fits in ``limit`` characters, dropping whole lines if needed.
+
+    The lines are host-sourced: ``bot.mrkdwn.code_block`` escapes them so the block ends only here."""
+    block = mrkdwn.code_block(lines)
+    if len(block) <= limit:
+        return block
     kept: list[str] = []
-    budget = limit - 6 - len(note) - 1
+    budget = limit - 8 - len(note) - 1
+    used = 0
     for line in lines:
-        if sum(len(k) + 1 for k in kept) + len(line) + 1 > budget:
+        size = mrkdwn.code_body_len(line) + 1
+        if used + size > budget:
             break
         kept.append(line)
-    return f"```{chr(10).join(kept)}```\n{note}"
+        used += size
+    return f"{mrkdwn.code_block(kept)}\n{note}"
 
 
 #: A command longer than this is shortened in messages (the proposal event and the export keep it
@@ -177,12 +188,12 @@ def _commands_code(commands: list[str] | tuple[str, ...], limit: int, note: str)
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _escape(text: str) -> str:
-    """Slack mrkdwn control characters; user- or host-provided text must not become markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Host- or user-provided text for mrkdwn: it must not become markup (``bot.mrkdwn.text``)."""
+    return mrkdwn.text(text)
 
 
 def _requester(requester: str) -> str:
@@ -206,7 +217,7 @@ def _context(text: str) -> ContextBlock:
 def _render(text: str, blocks: list[Block]) -> Rendered:
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[: MAX_BLOCKS - 1] + [_context("_More in the thread and in the export._")]
-    return Rendered(text=_clip(text, 3000), blocks=[b.to_dict() for b in blocks])
+    return Rendered(text=_clip(mrkdwn.fallback(text), 3000), blocks=[b.to_dict() for b in blocks])
 
 
 def button_value(**fields: str) -> str:
@@ -237,29 +248,28 @@ def failover_action_id(method: str) -> str:
 
 
 def _confirm_text(offer: Offer, host: str) -> str:
-    """The confirm dialog lists the exact commands and rollback when they fit in Slack's 300.
+    """The confirm dialog says what the change is, within Slack's 300 characters.
 
-    The failover test's dialog says first that it needs a maintenance window, because confirming
-    it is the approver's statement that the host is in one.
+    The sentence comes from the plan (``Offer.summary``); the exact commands stay in the message
+    (they rarely fit). The failover test's dialog says first that it needs a maintenance window,
+    because confirming it is the approver's statement that the host is in one. Plain text: Slack
+    parses no markup in it; control characters are shown visibly.
     """
     if offer.action == "failover_test":
         restore = "; ".join(offer.rollback) or "none needed"
         text = (
             f"Needs a maintenance window: by confirming you state that {host} is in one. "
-            f"The test cuts the bond's active port.\nMethod {offer.method}\nRestore: {restore}"
+            + (offer.summary or f"The test cuts the bond's active port. Method {offer.method}")
+            + f"\nRestore: {restore}"
         )
-        return _clip(text, CONFIRM_TEXT_LIMIT)
-    full = (
-        f"Run on {host}:\n" + "\n".join(offer.commands)
-        + "\nRollback:\n" + ("\n".join(offer.rollback) or "none needed")
-    )
-    if len(full) <= CONFIRM_TEXT_LIMIT:
-        return full
+        return _clip(mrkdwn.plain(text), CONFIRM_TEXT_LIMIT)
+    if offer.summary:
+        return _clip(mrkdwn.plain(offer.summary), CONFIRM_TEXT_LIMIT)
     short = (
-        f"Run the {len(offer.commands)} command(s) listed in the message on {host}, "
-        f"with the rollback listed there. Method: {offer.method}"
+        f"{offer.title} on {host}: the {len(offer.commands)} command(s) and the rollback listed in the message. "
+        f"Method: {offer.method}"
     )
-    return _clip(short, CONFIRM_TEXT_LIMIT)
+    return _clip(mrkdwn.plain(short), CONFIRM_TEXT_LIMIT)
 
 
 def _fix_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
@@ -304,7 +314,7 @@ def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Bloc
         text += f"\n• `{_escape(offer.method_key or '?')}` — {_escape(offer.method.split(': ', 1)[-1])}"
         if own:
             text += "\n" + _commands_code(own, 500, "_(more in the export)_")
-        text += "\n  restore: " + (", ".join(f"`{_escape(r)}`" for r in offer.rollback) or "_none needed_")
+        text += "\n  restore: " + (", ".join(f"`{mrkdwn.inline_code(r)}`" for r in offer.rollback) or "_none needed_")
     return [
         _section(text),
         _context(
@@ -339,15 +349,15 @@ def _outcome_text(outcome: Outcome) -> str:
 
 def _finding_line(finding: Finding) -> str:
     icon = _SEVERITY_ICONS.get(finding.severity, "•")
-    return f"{icon} `{finding.code}` {_escape(finding.summary)}"
+    return f"{icon} `{mrkdwn.inline_code(finding.code)}` {_escape(finding.summary)}"
 
 
 def incident_message(card: IncidentCard) -> Rendered:
     """The one channel message of an incident, in whatever state the incident is in."""
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_clip(f"Bond triage: {card.host} {card.bond}", 150))),
+        HeaderBlock(text=PlainTextObject(text=_clip(mrkdwn.plain(f"Bond triage: {card.host} {card.bond}"), 150))),
         _context(
-            f"Incident `{card.incident_id}` · requested by {_requester(card.requester)} · "
+            f"Incident `{_escape(card.incident_id)}` · requested by {_requester(card.requester)} · "
             f"{_when(card.opened_at)} · status: *{card.status}*"
         ),
     ]
@@ -385,7 +395,7 @@ def incident_message(card: IncidentCard) -> Rendered:
                 head += f", {len(risks)} risk{'s' if len(risks) != 1 else ''}:\n" + "\n".join(_finding_line(f) for f in risks)
             blocks.append(_section(_clip(head + ".", SECTION_LIMIT, "_(more in the export)_")))
         else:
-            blocks.append(_section(f"*Root cause:* {_escape(root.summary)}  `{root.code}`"))
+            blocks.append(_section(f"*Root cause:* {_escape(root.summary)}  `{mrkdwn.inline_code(root.code)}`"))
             if root.explanation:
                 blocks.append(_section(f"*Why:* {_escape(root.explanation)}"))
             if root.evidence:
@@ -441,11 +451,11 @@ def incident_message(card: IncidentCard) -> Rendered:
         blocks.append(DividerBlock())
         blocks.extend(_action_offer_blocks(card, offer))
         buttons.append(ButtonElement(
-            text=PlainTextObject(text=_clip(offer.title, 70)),
+            text=PlainTextObject(text=_clip(mrkdwn.plain(offer.title), 70)),
             action_id=f"{ACTION_RUN_ACTION}_{offer.action}"[:255],
             value=button_value(incident=card.incident_id, plan=offer.plan_hash, action=offer.action),
             confirm=ConfirmObject(
-                title=_clip(f"{offer.title}?", 100),
+                title=_clip(mrkdwn.plain(f"{offer.title}?"), 100),
                 text=PlainTextObject(text=_confirm_text(offer, card.host)),
                 confirm="Approve and run",
                 deny="Cancel",
@@ -496,9 +506,31 @@ def incident_message(card: IncidentCard) -> Rendered:
 
 def output_message(command: str, text: str, exit_status: int | None = None) -> Rendered:
     """One raw triage output for the thread (only for outputs under ``INLINE_OUTPUT_LIMIT``)."""
-    header = f"`$ {_escape(command)}`" + (f" (exit {exit_status})" if exit_status else "")
+    header = f"`$ {mrkdwn.inline_code(command)}`" + (f" (exit {exit_status})" if exit_status else "")
     body = _code(text.splitlines() or ["(no output)"], SECTION_LIMIT - len(header) - 2, "_(clipped)_")
     return _render(f"$ {command}", [_section(f"{header}\n{body}")])
+
+
+#: At most this many outputs share one thread post (one section each); more go into one file.
+OUTPUTS_PER_POST = 20
+
+
+def outputs_message(outputs: list[tuple[str, str, int | None]]) -> Rendered | None:
+    """The raw outputs of a triage as one thread post, a section per ``(command, text, exit)``;
+    None when they do not fit in one message (then they go into one file)."""
+    if len(outputs) > OUTPUTS_PER_POST or any(len(text) > INLINE_OUTPUT_LIMIT for _c, text, _e in outputs):
+        return None
+    blocks: list[Block] = []
+    for command, text, exit_status in outputs:
+        header = f"`$ {mrkdwn.inline_code(command)}`" + (f" (exit {exit_status})" if exit_status else "")
+        body = _code(text.splitlines() or ["(no output)"], SECTION_LIMIT - len(header) - 2, "_(clipped)_")
+        blocks.append(_section(f"{header}\n{body}"))
+    return _render(f"Raw outputs of {len(outputs)} command(s)", blocks)
+
+
+def outputs_comment(count: int, size: int) -> str:
+    """The comment on the file of raw outputs (too many or too long for one post)."""
+    return f"Raw outputs of {count} command(s) ({size} characters)"
 
 
 def help_message() -> Rendered:
@@ -528,16 +560,17 @@ def text_message(text: str) -> Rendered:
 
 
 def refusal_message(action: str, reason: str) -> Rendered:
+    """``reason`` may hold the bot's own mentions (``<@U…>``, ``<#C…>``); anything else is escaped."""
     text = f"🚫 Not allowed to {action}: {reason}."
-    return _render(text, [_section(text)])
+    return _render(text, [_section(mrkdwn.fallback(text))])
 
 
 def status_message(card: IncidentCard, events: int, head_hash: str) -> Rendered:
     root = card.diagnosis.root_cause if card.diagnosis else None
     lines = [
-        f"*Incident `{card.incident_id}`* — {card.host} {card.bond} — status *{card.status}*",
+        f"*Incident `{_escape(card.incident_id)}`* — {_escape(card.host)} {_escape(card.bond)} — status *{_escape(card.status)}*",
         f"Opened {_when(card.opened_at)} by {_requester(card.requester)}",
-        f"Root cause: {_escape(root.summary)} `{root.code}`" if root else "Root cause: none recorded",
+        f"Root cause: {_escape(root.summary)} `{mrkdwn.inline_code(root.code)}`" if root else "Root cause: none recorded",
     ]
     for outcome in card.outcomes:
         lines.append(_outcome_text(outcome).splitlines()[0])
@@ -566,8 +599,8 @@ def audit_message(group: str | None, rows: list[AuditRow]) -> Rendered:
     title = f"Audit of {group or 'all hosts'}: {hosts} host(s)"
     lines = []
     for row in rows:
-        code = f" `{row.code}`" if row.code else ""
-        inc = f" ({row.incident_id})" if row.incident_id else ""
+        code = f" `{mrkdwn.inline_code(row.code)}`" if row.code else ""
+        inc = f" ({_escape(row.incident_id)})" if row.incident_id else ""
         icon = _AUDIT_ICONS.get(row.kind, "•")
         bond = f" {_escape(row.bond)}" if row.bond else ""
         lines.append(f"{icon} *{_escape(row.host)}*{bond}: {_escape(row.verdict)}{code}{inc}")
@@ -595,7 +628,7 @@ def bond_choice_message(host: str, problem: str, bonds: tuple[str, ...], *, runb
     if bonds:
         extra = {"runbook": runbook} if runbook else {}
         options = [
-            Option(value=button_value(host=host, bond=b, **extra), text=PlainTextObject(text=b[:75]))
+            Option(value=button_value(host=host, bond=b, **extra), text=PlainTextObject(text=mrkdwn.plain(b)[:75]))
             for b in bonds[:100]
         ]
         blocks.append(ActionsBlock(

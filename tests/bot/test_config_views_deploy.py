@@ -96,7 +96,7 @@ def test_huge_diagnosis_stays_within_slack_limits() -> None:
             assert len(block["text"]["text"]) <= 3000
     button = rendered.blocks[-1]["elements"][0]
     assert len(button["confirm"]["text"]["text"]) <= 300
-    assert button["confirm"]["text"]["text"].startswith("Run the 10 command(s) listed in the message on h")
+    assert button["confirm"]["text"]["text"].startswith("t on h: the 10 command(s) and the rollback listed in the message")
 
 
 async def test_transcript_shows_the_channel() -> None:
