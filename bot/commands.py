@@ -26,7 +26,8 @@ EXPORT_FORMATS = ("md", "json", "html")
 
 USAGE = (
     "Usage: `/bond triage HOST [SUBJECT] [--runbook NAME]` · `/bond status INCIDENT` · "
-    "`/bond export INCIDENT [md|json|html]` · `/bond audit [GROUP]` · `/bond help`"
+    "`/bond export INCIDENT [md|json|html]` · `/bond audit [GROUP]` · `/bond schedule list|add|pause|resume|remove` · "
+    "`/bond help`"
 )
 
 # An inventory name or a DNS name; no shell metacharacters, no leading dash (option injection).
@@ -38,7 +39,7 @@ _RUNBOOK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 #: How a value type is said in a message ("`x` is not a valid bond interface name.").
 _TYPE_WORDS = {"interface": "interface name", "uuid": "UUID", "int": "number", "ipv4": "IPv4 address"}
 
-Verb = Literal["triage", "status", "export", "audit", "help"]
+Verb = Literal["triage", "status", "export", "audit", "schedule", "help"]
 
 
 class CommandError(ValueError):
@@ -59,6 +60,8 @@ class BondCommand:
     group: str | None = None
     runbook: str | None = None
     subject: str | None = None
+    #: ``/bond schedule ...``: the words after ``schedule``, as typed (``bot.schedule_commands`` parses them).
+    schedule_text: str = ""
 
     def __post_init__(self) -> None:
         if self.subject is None and self.bond is not None:
@@ -148,6 +151,8 @@ def parse_command(text: str) -> BondCommand:
     if verb == "audit" and len(args) <= 1:
         group = _check(args[0], _GROUP_RE, "inventory group") if args else None
         return BondCommand("audit", group=group)
+    if verb == "schedule":
+        return BondCommand("schedule", schedule_text=text.strip()[len(words[0]):].strip()[:2000])
     if verb in ("help", "triage", "status", "export", "audit"):
         raise CommandError(f"Wrong arguments for `{verb}`.")
     raise CommandError(f"Unknown subcommand `{verb[:40]}`.")
