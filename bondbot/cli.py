@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hosts",
     "lab",
     "serve",
+    "schedule",
 )
 
 # Top-level command name -> the module that registers it, where the two differ.

@@ -176,12 +176,14 @@ async def _run(
 async def serve_bot(
     deps: Any, token: str, app_token: str | None, secret: str | None, *, http: bool, host: str, port: int,
     health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
-    alerts: Any = None, inventory: Any = None,
+    alerts: Any = None, inventory: Any = None, schedule_interval_s: float = 30.0,
 ) -> None:
     """Serve ``deps`` (a ``bot.app.BotDeps``) until SIGTERM or SIGINT, then shut down gracefully.
 
     ``alerts`` (``bot.alert_flow.AlertSettings``, with the ``inventory`` its labels map onto) adds
-    Alertmanager's webhook: on the HTTP server, or in Socket Mode on the health listener."""
+    Alertmanager's webhook: on the HTTP server, or in Socket Mode on the health listener. Every
+    ``schedule_interval_s`` (0: never) the replica runs the scheduled audits and drills that are due
+    and that it wins in the store (``bot.schedule_flow``)."""
     import asyncio
 
     from bot.app import build_app
@@ -208,6 +210,7 @@ async def serve_bot(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    scheduler: Any = None
     health_server = None
     server = handler = None
     draining = lambda: bot.supervisor.draining  # noqa: E731
@@ -231,6 +234,11 @@ async def serve_bot(
                 typer.echo(f"bondbot: Alertmanager webhook on http://{health_host}:{health_server.port}{alerts.path}")
         await bot.supervisor.start()
         typer.echo(f"bondbot: replica {bot.supervisor.replica_id}; on SIGTERM running work gets {grace_s:g} s")
+        if schedule_interval_s > 0:
+            from bot.schedule_flow import ScheduleRunner
+
+            scheduler = ScheduleRunner(bot, interval_s=schedule_interval_s)
+            await scheduler.start()
         await stop.wait()
         typer.echo(f"bondbot: {received[0]} received: taking no new work, finishing running work "
                    f"(grace period {grace_s:g} s)")
@@ -241,6 +249,8 @@ async def serve_bot(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if scheduler is not None:
+            await scheduler.stop()
         await bot.supervisor.stop()
         if health_server is not None:
             await health_server.stop()
