@@ -191,7 +191,7 @@ async def read_bond_state(session: Session, bond: str, *, record: list[Any] | No
             f = split_terse(line)
             if len(f) >= 2 and f[0] == nm_uuid and _FILE_RE.fullmatch(":".join(f[1:])):
                 nm_file = ":".join(f[1:])
-        for iface, res in zip(ports, device_results):
+        for iface, res in zip(ports, device_results, strict=True):
             if res.exit_status != 0:
                 raise RemediationError(f"NetworkManager has no device {iface}: {res.failure_reason}")
             paths.append(parse_busctl_path(res.stdout))

@@ -52,6 +52,7 @@ Pass: the bond moved to another port, the outage seen by the pings is at most 30
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import secrets
 import time
@@ -358,7 +359,7 @@ def _cut_from_pings(pings: Any, t_netlink: float, interval: float) -> tuple[floa
     """Where the echoes put the carrier loss: after the last answered echo's send time, before the
     first lost echo was reported unanswered (``ping -O``), for the run of lost echoes around the cut."""
     seqs = sorted(pings.send_times)
-    for a, b in zip(seqs, seqs[1:]):
+    for a, b in itertools.pairwise(seqs):
         if b - a > 1 and pings.send_times[a] <= t_netlink + 1.0 and pings.send_times[b] >= t_netlink - 1.0:
             lost_reported = pings.no_answer.get(a + 1)
             if lost_reported is None:
@@ -510,7 +511,7 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
         what = (f"{e.ifname}: active {e.active_slave}" + (f" ({e.event})" if e.event else "")) if e.ifname == bond \
             else f"{e.ifname}: {'carrier' if e.carrier else 'no carrier'}, {e.slave_state or '-'}, mii {e.mii_status or '-'}"
         timeline.append({"t_ms": rel(e.t), "source": "netlink", "event": what})
-    for kind, port, ln in kev:
+    for _kind, _port, ln in kev:
         entry: dict[str, Any] = {"source": "kernel", "event": ln.text, "kernel_t": round(ln.t, 6)}
         entry["t_ms"] = rel(align.to_realtime(ln.t)) if align is not None else None
         timeline.append(entry)
@@ -529,7 +530,7 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
         # answered one's, less one interval. Gaps without a lost echo are not outages (a guest that
         # was merely not scheduled sent nothing and lost nothing).
         outage, worst = 0.0, None
-        for a, b in zip(seqs, seqs[1:]):
+        for a, b in itertools.pairwise(seqs):
             if b - a > 1 and sends[b] - sends[a] - interval > outage:
                 outage, worst = sends[b] - sends[a] - interval, (a, b)
         if worst is not None:
@@ -538,7 +539,7 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
             # running; the connection's state during that pause was not measured.
             a, b = worst
             times = [sends[a], *(pings.no_answer[n] for n in range(a + 1, b) if n in pings.no_answer), sends[b]]
-            pause = max(y - x for x, y in zip(times, times[1:])) - interval
+            pause = max(y - x for x, y in itertools.pairwise(times)) - interval
             report.outage_lower_ms = round((b - a - 1) * interval * 1000, 1)
             if pause > 3 * max(interval, spacing or interval):
                 report.notes.append(f"ping sent nothing for {pause * 1000:.0f} ms during the outage (not scheduled): "

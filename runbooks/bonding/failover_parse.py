@@ -15,10 +15,11 @@ start mark on). Each parser here reads one of them and keeps the clock it came w
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
     "LinkEvent",
@@ -104,7 +105,7 @@ class LinkEvent:
 
 def _utc(stamp: str) -> float:
     fmt = "%Y-%m-%dT%H:%M:%S.%f" if "." in stamp else "%Y-%m-%dT%H:%M:%S"
-    return datetime.strptime(stamp, fmt).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(stamp, fmt).replace(tzinfo=UTC).timestamp()
 
 
 def parse_link_events(text: str) -> list[LinkEvent]:
@@ -187,7 +188,7 @@ class Pings:
     def spacing(self) -> float | None:
         """The median time between consecutive echoes, from the answered ones (s)."""
         seqs = sorted(self.send_times)
-        steps = [(self.send_times[b] - self.send_times[a]) / (b - a) for a, b in zip(seqs, seqs[1:])]
+        steps = [(self.send_times[b] - self.send_times[a]) / (b - a) for a, b in itertools.pairwise(seqs)]
         return statistics.median(steps) if steps else None
 
 

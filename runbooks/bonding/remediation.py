@@ -86,7 +86,7 @@ Where the code lives (this module is the facade; import from here):
 from __future__ import annotations
 
 from runbooks.bonding.bond_options import (
-    REMEDIATION_YAML,
+    REMEDIATION_YAML,  # noqa: F401 - importable from the facade (see below)
     Monitor,
     PlanRefused,
     RemediationError,
@@ -94,19 +94,19 @@ from runbooks.bonding.bond_options import (
     merge_bond_options,
     parse_sysfs_bonding,
     render,
-    runtime_apply_commands,
+    runtime_apply_commands,  # noqa: F401 - importable from the facade (see below)
     runtime_restore_commands,
     validate_interface,
     validate_ipv4_target,
 )
-from runbooks.bonding.bond_state import BondState, fingerprint_differences, read_bond_state
-from runbooks.bonding.fix_apply import COMMAND_TIMEOUT, FixResult, apply_fix
+from runbooks.bonding.bond_state import BondState, fingerprint_differences, read_bond_state  # noqa: F401
+from runbooks.bonding.fix_apply import COMMAND_TIMEOUT, FixResult, apply_fix  # noqa: F401
 from runbooks.bonding.fix_plan import (
-    CHECKPOINT_PLACEHOLDER,
-    WATCHDOG_GRACE,
+    CHECKPOINT_PLACEHOLDER,  # noqa: F401 - importable from the facade (see below)
+    WATCHDOG_GRACE,  # noqa: F401 - importable from the facade (see below)
     FixPlan,
     build_fix_plan,
-    persistence_steps,
+    persistence_steps,  # noqa: F401 - importable from the facade (see below)
     plan_fix,
 )
 from runbooks.bonding.records import Check, IncidentRecorder, StepRecord

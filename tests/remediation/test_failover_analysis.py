@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -122,7 +122,7 @@ T0 = 1796126700.0
 
 
 def _ts(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def port(t: float, name: str, carrier: bool, state: str, mii: str) -> str:
@@ -288,7 +288,8 @@ def test_tool_checks_name_what_is_missing_or_wrong() -> None:
         "pingver ping from iputils 20240905", "pingver ping: unrecognized option: V")
     check = tool_checks(busybox)[0]
     assert not check.ok and "iputils" in check.detail and "-D -O" in check.detail
-    no_ip = GOOD_TOOLS.replace("tool ip /usr/bin/ip", "tool ip MISSING").replace("tool systemd-run /usr/bin/systemd-run", "tool systemd-run MISSING") \
+    no_ip = GOOD_TOOLS.replace("tool ip /usr/bin/ip", "tool ip MISSING") \
+        .replace("tool systemd-run /usr/bin/systemd-run", "tool systemd-run MISSING") \
         .replace("tool nohup /usr/bin/nohup", "tool nohup MISSING")
     check = tool_checks(no_ip)[0]
     assert not check.ok and "ip (iproute2" in check.detail and "systemd-run or nohup" in check.detail
@@ -341,8 +342,8 @@ def _restamp_carrier_loss_after_the_failover(text: str, late_by_s: float) -> tup
     sec = parse_sections(text)
     cut = next(e for e in parse_link_events(sec["link.txt"]) if e.ifname == "eno1" and not e.carrier)
     failover_at = cut.t + first.detection_kernel_ms / 1000
-    old = dt.datetime.fromtimestamp(cut.t, dt.timezone.utc).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
-    new = dt.datetime.fromtimestamp(failover_at + late_by_s, dt.timezone.utc).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
+    old = dt.datetime.fromtimestamp(cut.t, dt.UTC).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
+    new = dt.datetime.fromtimestamp(failover_at + late_by_s, dt.UTC).strftime("[%Y-%m-%dT%H:%M:%S.%f]")
     assert text.count(old) >= 1
     return text.replace(old, new, 1), failover_at
 

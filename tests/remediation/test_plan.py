@@ -226,7 +226,8 @@ def test_fingerprint_differences_name_what_changed() -> None:
     [
         (("/etc/network/interfaces",), ["[ifupdown", "bond-miimon 100"]),
         (("/etc/netplan/01-bond.yaml",), ["[netplan", "mii-monitor-interval: 100", "netplan try"]),
-        (("/etc/sysconfig/network-scripts/ifcfg-bond0",), ["[ifcfg", 'BONDING_OPTS="mode=active-backup primary=eno1 xmit_hash_policy=layer2 miimon=100"']),
+        (("/etc/sysconfig/network-scripts/ifcfg-bond0",),
+         ["[ifcfg", 'BONDING_OPTS="mode=active-backup primary=eno1 xmit_hash_policy=layer2 miimon=100"']),
         ((), ["[unknown", "MIIMonitorSec=100ms"]),
     ],
 )
