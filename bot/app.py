@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from bot.authz import AuthzPolicy
 from bot.commands import BondCommand
 from bot.domain import TriageService
 from bot.limits import SlackLimits, WindowLimiter
+from bot.people import NameCache
 from bot.proposals import BOT_ACTOR
 from bot.recovery import LeaseSettings, Supervisor
 from bot.refresh import MessageRefresher
@@ -59,7 +61,10 @@ class BotDeps:
     #: Leases on running work (owner, heartbeat, recovery of a dead replica's work): bot.recovery.
     leases: LeaseSettings = field(default_factory=LeaseSettings)
     #: Volume limits (repaints per message, triages per user and channel, audit connections): bot.limits.
-    limits: SlackLimits = field(default_factory=SlackLimits)
+    limits: SlackLimits = field(default_factory=SlackLimits.from_env)
+    #: The workspace this bot serves (``BONDBOT_SLACK_TEAM_ID``; else auth.test's ``team_id``):
+    #: requests from any other team are refused (``bot.listeners``).
+    team_id: str | None = field(default_factory=lambda: os.environ.get("BONDBOT_SLACK_TEAM_ID") or None)
 
 
 @dataclass
@@ -76,7 +81,9 @@ class BondBot:
         self.client = client
         self._tasks: set[asyncio.Task[Any]] = set()
         self._groups = _GroupCache()
+        self._team_id: str | None = deps.team_id
         self.refresh = MessageRefresher(self)
+        self.names = NameCache()  # Slack users.info, for the names in exports
         #: The approval rules (offer, decide once, run, result), shared with the CLI.
         self.approvals = Approvals(deps.store, clock=deps.clock, ttl_seconds=deps.policy.approval_ttl_seconds,
                                    two_person=deps.policy.two_person_rule)
@@ -123,7 +130,19 @@ class BondBot:
 
     # ------------------------------------------------------------ Slack helpers
 
+    async def members_now(self, group: str) -> frozenset[str]:
+        """A user group's members read now (an approval decides on it; never the cache)."""
+        try:
+            resp = await self.client.usergroups_users_list(usergroup=group)
+            members = frozenset(resp.get("users") or [])
+        except Exception as exc:  # a group we cannot read grants nothing
+            log.warning("cannot resolve user group %s: %s", group, exc)
+            return frozenset()
+        self._groups.members[group] = (time.monotonic(), members)
+        return members
+
     async def _members_of(self, group: str) -> frozenset[str]:
+        """A user group's members for display (cached ``ttl`` seconds); approvals use ``members_now``."""
         cached = self._groups.members.get(group)
         if cached and time.monotonic() - cached[0] < self._groups.ttl:
             return cached[1]
@@ -135,6 +154,35 @@ class BondBot:
             return frozenset()
         self._groups.members[group] = (time.monotonic(), members)
         return members
+
+    async def pinned_team(self) -> str | None:
+        """The workspace this bot serves: configured, else auth.test's ``team_id`` (asked once)."""
+        if self._team_id is None:
+            try:
+                resp = await self.client.auth_test()
+                self._team_id = str(resp.get("team_id") or "") or None
+            except Exception as exc:  # unknown yet: refuse nothing on it, ask again next time
+                log.warning("auth.test failed; the workspace is not pinned yet: %s", exc)
+        return self._team_id
+
+    async def refuse_here(self, incident: Any, what: str, *, user: str, channel: str, reason: str) -> None:
+        """An action on an incident asked from the wrong place: an ephemeral refusal, on the record."""
+        await self._store("append", incident.id, actor=user, kind="refusal",
+                          payload={"action": what, "user": user, "code": "wrong_channel", "reason": reason,
+                                   "channel": channel, "plan_hash": "", "stale": False})
+        await self._ephemeral(channel, user, views.refusal_message(what, reason))
+
+    def allowed_here(self, incident: Any, channel: str, user: str, what: str) -> str | None:
+        """None if ``what`` may be done on ``incident`` from ``channel``, else why not.
+
+        Access follows the incident: its own channel only. By DM (a ``D`` channel), ``status``
+        for the incident's requester or a listed approver; exports and buttons never."""
+        if channel == incident.channel:
+            return None
+        if channel.startswith("D") and what == "see the status" and (
+                user == incident.requester or user in self.deps.policy.approver_users):
+            return None
+        return f"incident {incident.id} belongs to <#{incident.channel}>; ask there"
 
     async def _ephemeral(self, channel: str, user: str, rendered: views.Rendered, thread_ts: str | None = None) -> None:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks}

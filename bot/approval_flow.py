@@ -45,7 +45,14 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
         await bot._ephemeral(channel, user, views.error_message(str(exc)))
         return
     approvals = bot.approvals
-    allowed = await bot.deps.policy.approver(user, bot._members_of)
+    why = bot.allowed_here(incident, channel, user, label)
+    if why is not None:  # a button copied or forwarded out of the incident's channel
+        await asyncio.to_thread(approvals.refuse, incident.id, digest, actor=user, code="wrong_channel",
+                                message=why, action=kind)
+        await bot._ephemeral(channel, user, views.refusal_message(label, why))
+        return
+    # Membership read fresh at each click (usergroups.users.list): a removed approver is refused at once.
+    allowed = await bot.deps.policy.approver(user, bot.members_now)
     unauthorized = None if allowed else allowed.reason
     refused = await asyncio.to_thread(approvals.precheck, incident.id, digest, actor=user, action=kind,
                                       unauthorized=unauthorized)

@@ -92,8 +92,8 @@ class WindowLimiter:
     clock: Callable[[], float] = time.monotonic
     _seen: dict[str, deque[float]] = field(default_factory=dict)
 
-    def retry_after(self, key: str) -> int:
-        """0 if one more event for ``key`` is allowed now (and count it), else the whole seconds to wait."""
+    def wait(self, key: str) -> int:
+        """0 if one more event for ``key`` is allowed now, else the whole seconds to wait (counts nothing)."""
         if self.limit.count <= 0:
             return 0
         now = self.clock()
@@ -102,5 +102,9 @@ class WindowLimiter:
             seen.popleft()
         if len(seen) >= self.limit.count:
             return max(1, math.ceil(seen[0] + self.limit.window - now))
-        seen.append(now)
         return 0
+
+    def hit(self, key: str) -> None:
+        """Count one event for ``key`` (after every limit said yes)."""
+        if self.limit.count > 0:
+            self._seen.setdefault(key, deque()).append(self.clock())

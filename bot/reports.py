@@ -28,6 +28,13 @@ async def status(bot: BondBot, incident_id: str, *, user: str, channel: str, res
     except UnknownIncident as exc:
         await respond(**ephemeral_kwargs(views.error_message(str(exc))))
         return
+    why = bot.allowed_here(incident, channel, user, "see the status")
+    if why is not None:
+        await bot._store("append", incident.id, actor=user, kind="refusal",
+                         payload={"action": "status", "user": user, "code": "wrong_channel", "reason": why,
+                                  "channel": channel, "plan_hash": "", "stale": False})
+        await respond(**ephemeral_kwargs(views.refusal_message("see the status", why)))
+        return
     events = await bot._store("events", incident.id)
     card = card_from_log(incident, events, now=bot.deps.clock())
     await respond(**ephemeral_kwargs(views.status_message(card, len(events), incident.head_hash)))
@@ -35,11 +42,22 @@ async def status(bot: BondBot, incident_id: str, *, user: str, channel: str, res
 
 async def export(bot: BondBot, incident_id: str, fmt: str, *, user: str, channel: str,
                  thread_ts: str | None = None) -> None:
-    from incidents.errors import IncidentError
+    from incidents.errors import IncidentError, UnknownIncident
     from incidents.export import export_incident
 
     try:
-        done = await asyncio.to_thread(export_incident, bot.deps.store, incident_id, fmt)
+        incident = await bot._store("get", incident_id)
+    except UnknownIncident as exc:
+        await bot._ephemeral(channel, user, views.error_message(str(exc)))
+        return
+    # The log holds raw host outputs: it is uploaded only where the incident lives.
+    why = bot.allowed_here(incident, channel, user, "export")
+    if why is not None:
+        await bot.refuse_here(incident, "export", user=user, channel=channel, reason=why)
+        return
+    try:
+        names = await bot.names.names(bot.client, await _people(bot, incident_id))
+        done = await asyncio.to_thread(export_incident, bot.deps.store, incident_id, fmt, names=names)
     except IncidentError as exc:
         await bot._ephemeral(channel, user, views.error_message(str(exc)))
         return
@@ -53,6 +71,13 @@ async def export(bot: BondBot, incident_id: str, fmt: str, *, user: str, channel
     )
     await bot._store("record_export", done, actor=user, destination=f"slack:{channel}")
     await bot.refresh_message(done.incident_id)
+
+
+async def _people(bot: BondBot, incident_id: str) -> set[str]:
+    """Every user id the log names: the requester, each event's actor, each approver."""
+    incident = await bot._store("get", incident_id)
+    events = await bot._store("events", incident.id)
+    return {incident.requester, *(e.actor for e in events)}
 
 
 async def audit(bot: BondBot, group: str | None, *, user: str, channel: str, respond: Any) -> None:

@@ -47,7 +47,14 @@ def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck 
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
     async def handle(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        problem = await _malformed_signed(app, request)
+        if problem is not None:  # signed by Slack's secret but not a payload Slack sends: nothing runs
+            log.warning("malformed signed request refused (400): %s", problem)
+            return web.Response(status=400, text=f"malformed payload: {problem}")
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, AttributeError, TypeError, KeyError):  # unparsable and not signed right: a forgery
+            return web.Response(status=401, text="invalid request")
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -65,6 +72,36 @@ def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck 
     for add in routes:
         add(web_app)
     return web_app
+
+
+async def _malformed_signed(app: Any, request: web.Request) -> str | None:
+    """Why a correctly signed request is not a Slack payload (None: it is, or it is not signed
+    right, which Bolt answers 401). Bolt would answer such a body with 500 or fail in a listener."""
+    import json
+    from urllib.parse import parse_qsl
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from bot.listeners import malformed
+
+    raw = await request.text()
+    secret = getattr(app, "_signing_secret", None)
+    if not secret or not SignatureVerifier(secret).is_valid_request(raw, dict(request.headers)):
+        return None
+    if request.content_type == "application/json":
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            return "the JSON body does not parse"
+        return malformed(body)
+    fields = dict(parse_qsl(raw, keep_blank_values=True))
+    if "payload" in fields:
+        try:
+            payload = json.loads(fields["payload"])
+        except ValueError:
+            return "the payload is not JSON"
+        return malformed(payload)
+    return malformed(fields)
 
 
 @dataclass
