@@ -74,6 +74,10 @@ def serve(
         help="Serve Alertmanager's webhook at /alertmanager; firing alerts are triaged in this channel (id). "
              "Needs BONDBOT_ALERTS_TOKEN and/or BONDBOT_ALERTS_BASIC.",
     ),
+    schedule_interval: float = typer.Option(
+        30.0, "--schedule-interval", envvar="BONDBOT_SCHEDULE_INTERVAL", min=0, max=3600,
+        help="Seconds between looks for due scheduled audits and drills (0: this replica runs none).",
+    ),
 ) -> None:
     """Run the /bond Slack bot until interrupted."""
     token = _require("SLACK_BOT_TOKEN", "the bot token, xoxb-...")
@@ -105,7 +109,7 @@ def serve(
 
     asyncio.run(_run(token, app_token, secret, policy, http=http, host=host, port=port,
                      health_host=health_host, health_port=health_port, grace_s=grace_period,
-                     lease_s=lease_seconds, alerts=alerts))
+                     lease_s=lease_seconds, alerts=alerts, schedule_interval_s=schedule_interval))
 
 
 def alert_settings(channel: str | None) -> Any:
@@ -145,7 +149,7 @@ def alert_settings(channel: str | None) -> Any:
 async def _run(
     token: str, app_token: str | None, secret: str | None, policy: object, *, http: bool, host: str, port: int,
     health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
-    lease_s: float = 30.0, alerts: Any = None,
+    lease_s: float = 30.0, alerts: Any = None, schedule_interval_s: float = 30.0,
 ) -> None:
     import logging
 
@@ -167,7 +171,7 @@ async def _run(
     try:
         await serve_bot(deps, token, app_token, secret, http=http, host=host, port=port,
                         health_host=health_host, health_port=health_port, grace_s=grace_s,
-                        alerts=alerts, inventory=inventory)
+                        alerts=alerts, inventory=inventory, schedule_interval_s=schedule_interval_s)
     finally:
         await pool.close()
         store.close()
