@@ -373,6 +373,15 @@ class SlackStandin:
         self.messages.append(msg)
         return {"message_ts": msg.ts}
 
+    def _api_users_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Slack's users.info for the users the stand-in knows (``users``: id -> name)."""
+        user = str(body.get("user") or "")
+        if user not in self.users:
+            raise SlackError("user_not_found")
+        name = self.users[user]
+        return {"user": {"id": user, "team_id": self.team_id, "name": name, "real_name": name, "deleted": False,
+                         "is_bot": False, "profile": {"display_name": name, "real_name": name}}}
+
     def _api_usergroups_users_list(self, body: dict[str, Any]) -> dict[str, Any]:
         group = body.get("usergroup")
         if group not in self.usergroups:

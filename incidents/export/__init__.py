@@ -4,12 +4,16 @@ self-contained HTML page, all rendered from the same consistent snapshot with it
 ``export_incident(store, id, fmt)`` is the usual entry point: it reads one ``IncidentStore.snapshot``
 and renders it; ``render`` is the pure function behind it (its time stamp is a parameter). The store
 does not import this package (it knows no format), so the two never form a cycle.
+
+Every format leads with the postmortem summary (``incidents.export.summary``) and shows people by
+name: ``names`` maps the log's user (or channel) ids to names. The caller supplies it (the bot from
+Slack's users.info); this package asks no one, and an id without a name is shown as the id.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -57,31 +61,34 @@ class Export:
 
 
 def export_incident(store: IncidentStore, incident_id: str, fmt: str, *,
-                    clock: Callable[[], str] = utc_now) -> Export:
+                    clock: Callable[[], str] = utc_now, names: Mapping[str, str] | None = None) -> Export:
     """Render the incident as ``md``, ``json`` or ``html``, with its verification, from one snapshot.
 
     ``UnknownIncident`` for an unknown id, ``ExportError`` for an unknown format; ``clock`` gives
-    the "exported at" stamp (the store's UTC format).
+    the "exported at" stamp (the store's UTC format); ``names`` maps user/channel ids to names.
     """
-    return render(fmt, store.snapshot(incident_id), exported_at=clock())
+    return render(fmt, store.snapshot(incident_id), exported_at=clock(), names=names)
 
 
-def render(fmt: str, snapshot: Snapshot, *, exported_at: str) -> Export:
+def render(fmt: str, snapshot: Snapshot, *, exported_at: str, names: Mapping[str, str] | None = None) -> Export:
     """Render one format of ``snapshot``; ``ExportError`` for an unknown one."""
+    from incidents.export.summary import summarize
+
     incident, events, approvals, verification = (
         snapshot.incident, snapshot.events, snapshot.approvals, snapshot.verification)
+    summary = summarize(incident, events, approvals, names)
     if fmt == "md":
         from incidents.export.markdown import render_markdown
 
-        text = render_markdown(incident, events, approvals, verification, exported_at=exported_at)
+        text = render_markdown(incident, events, approvals, verification, exported_at=exported_at, summary=summary)
     elif fmt == "json":
         from incidents.export.jsondoc import render_json
 
-        text = render_json(incident, events, approvals, verification, exported_at=exported_at)
+        text = render_json(incident, events, approvals, verification, exported_at=exported_at, summary=summary)
     elif fmt == "html":
         from incidents.export.html import render_html
 
-        text = render_html(incident, events, approvals, verification, exported_at=exported_at)
+        text = render_html(incident, events, approvals, verification, exported_at=exported_at, summary=summary)
     else:
         raise ExportError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
     last = events[-1] if events else None

@@ -4,15 +4,17 @@ reads well on screen and prints cleanly (print stylesheet: no scroll boxes, no d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from incidents.export.describe import command_result, describe, display_ts, outputs
+from incidents.export.summary import Summary, name_of, summary_rows
 from incidents.model import Approval, Event, Incident, VerifyResult
 
 __all__ = ["render_html"]
 
 
-def _event_view(ev: Event) -> dict[str, Any]:
+def _event_view(ev: Event, names: Mapping[str, str]) -> dict[str, Any]:
     p = ev.payload
     raw_evidence = p.get("evidence")
     evidence = raw_evidence if isinstance(raw_evidence, list) else []
@@ -28,9 +30,9 @@ def _event_view(ev: Event) -> dict[str, Any]:
         "ts": display_ts(ev.ts),
         "time": display_ts(ev.ts)[11:],
         "date": ev.ts[:10],
-        "actor": ev.actor,
+        "actor": name_of(names, ev.actor),
         "kind": ev.kind,
-        "summary": describe(ev),
+        "summary": describe(ev, names),
         "command": p.get("command") if isinstance(p.get("command"), str) else None,
         "result": command_result(p),
         "host": p.get("host") if isinstance(p.get("host"), str) else None,
@@ -49,7 +51,8 @@ def _event_view(ev: Event) -> dict[str, Any]:
 
 
 def render_html(
-    incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str
+    incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str,
+    summary: Summary,
 ) -> str:
     from importlib import resources
 
@@ -61,10 +64,12 @@ def render_html(
     return template.render(
         incident=incident,
         created=display_ts(incident.created_at),
-        events=[_event_view(ev) for ev in events],
+        events=[_event_view(ev, summary.names) for ev in events],
+        summary=summary_rows(summary, verification),
         approvals=[
-            {"seq": a.seq, "ts": display_ts(a.approved_at), "approver": a.approver, "plan_hash": a.plan_hash}
-            for a in approvals
+            {"seq": a.seq, "ts": display_ts(a.at), "approver": a.name, "user": a.user, "what": a.what or "a plan",
+             "plan_hash": next((x.plan_hash for x in approvals if x.seq == a.seq), "")}
+            for a in summary.approvers
         ],
         verification=verification,
         exported_at=display_ts(exported_at),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Mapping
 
 from incidents.export.describe import describe, display_ts, outputs
+from incidents.export.summary import Summary, name_of, summary_rows
 from incidents.model import Approval, Event, Incident, VerifyResult
 
 __all__ = ["render_markdown"]
@@ -42,9 +44,9 @@ def _block(text: str, lang: str = "") -> str:
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
 
 
-def _summary(event: Event) -> str:
+def _summary(event: Event, names: Mapping[str, str]) -> str:
     p = event.payload
-    line = describe(event)
+    line = describe(event, names)
     command = p.get("command")
     if isinstance(command, str) and command and event.kind in ("command", "triage_step", "rollback") and command in line:
         before, after = line.split(command, 1)
@@ -53,33 +55,26 @@ def _summary(event: Event) -> str:
 
 
 def render_markdown(
-    incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str
+    incident: Incident, events: list[Event], approvals: list[Approval], verification: VerifyResult, *, exported_at: str,
+    summary: Summary,
 ) -> str:
+    names = summary.names
     out: list[str] = []
     out.append(f"# {incident.id}: {incident.about} on {incident.host}")
     out.append("")
+    out.append("## Summary")
+    out.append("")
     out.append("| | |")
     out.append("|---|---|")
-    subject = ", ".join(f"{k} {v}" for k, v in incident.subject.items()) or "the host"
-    out.append(f"| Runbook | {_prose(incident.runbook)} ({_prose(subject)}) |")
-    out.append(f"| Status | {_cell(incident.status.value)} |")
-    out.append(f"| Root cause | {_prose(incident.root_cause or 'not established')} |")
-    out.append(f"| Requested by | {_prose(incident.requester)} in {_prose(incident.channel)} |")
-    out.append(f"| Opened | {display_ts(incident.created_at)} UTC |")
-    integrity = (
-        f"verified: {verification.events} events, chain intact"
-        if verification.ok
-        else f"**BROKEN** at seq {verification.first_break.seq}: {verification.first_break.reason}"  # type: ignore[union-attr]
-    )
-    out.append(f"| Log integrity | {_cell(integrity)} |")
-    out.append(f"| Head hash | `{verification.head_hash or '-'}` |")
+    for _key, label, text in summary_rows(summary, verification):
+        out.append(f"| {label} | {_prose(text)} |")
     out.append("")
     out.append("## Timeline (UTC)")
     out.append("")
-    out.append("| # | Time (UTC) | Actor | Kind | What happened |")
+    out.append("| # | Time (UTC) | Who | Kind | What happened |")
     out.append("|---:|---|---|---|---|")
     for ev in events:
-        out.append(f"| {ev.seq} | {display_ts(ev.ts)} | {_prose(ev.actor)} | {ev.kind} | {_summary(ev)} |")
+        out.append(f"| {ev.seq} | {display_ts(ev.ts)} | {_prose(name_of(names, ev.actor))} | {ev.kind} | {_summary(ev, names)} |")
 
     notes = [ev for ev in events if ev.kind == "rollback_note"]
     if notes:
@@ -96,9 +91,9 @@ def render_markdown(
             out.append(_block("\n".join(p.get("restore_commands", [])), "sh"))
 
     if approvals:
-        out += ["", "## Approvals", "", "| Seq | Time (UTC) | Approver | Plan hash |", "|---:|---|---|---|"]
-        for a in approvals:
-            out.append(f"| {a.seq} | {display_ts(a.approved_at)} | {_prose(a.approver)} | `{a.plan_hash}` |")
+        out += ["", "## Approvals", "", "| Seq | Time (UTC) | Approver | What |", "|---:|---|---|---|"]
+        for a in summary.approvers:
+            out.append(f"| {a.seq} | {display_ts(a.at)} | {_prose(a.name)} | {_prose(a.what or 'plan')} |")
 
     detailed = [ev for ev in events if outputs(ev.payload) or ev.payload.get("evidence") or ev.payload.get("commands")]
     if detailed:
@@ -119,6 +114,22 @@ def render_markdown(
                         out.append(f"- {_code(str(item.get('line', '')))} (from {_code(str(item.get('source', '')))})")
                     else:
                         out.append(f"- {_code(str(item))}")
+
+    out += ["", "## Appendix: hashes", ""]
+    out.append(f"Head hash: `{verification.head_hash or '-'}`. Each event's hash is the SHA-256 of its canonical JSON "
+               "with the previous hash (the JSON export says how to recompute them).")
+    if approvals:
+        out += ["", "| Approval seq | Approver | Plan digest |", "|---:|---|---|"]
+        for appr in approvals:
+            out.append(f"| {appr.seq} | {_prose(appr.approver)} | `{appr.plan_hash}` |")
+    out += ["", "| # | Event hash |", "|---:|---|"]
+    for ev in events:
+        out.append(f"| {ev.seq} | `{ev.hash}` |")
+    people = sorted({ev.actor for ev in events} | {incident.requester, incident.channel} | {a.approver for a in approvals})
+    named = [(i, names[i]) for i in people if names.get(i) and names[i] != i]
+    if named:
+        out += ["", "| Name | Id |", "|---|---|"]
+        out += [f"| {_prose(n)} | {_prose(i)} |" for i, n in named]
 
     out += [
         "",

@@ -187,6 +187,25 @@ async def test_export_button_uploads_the_timeline_to_the_thread(world: World, ht
     assert upload["name"] == f"{incident.id}.md"
     assert incident.id.encode() in upload["content"]
     assert [e.kind for e in world.store.events(incident.id)][-1] == "export"
+    # people by name (Slack users.info through the stand-in), the summary first
+    md = upload["content"].decode()
+    assert md.index("## Summary") < md.index("## Timeline (UTC)")
+    assert f"| Requested by | alice in {INCIDENTS} |" in md
+    asked = {c.body.get("user") for c in world.slack.calls_to("users.info")}
+    assert ALICE in asked and "bondbot" not in asked  # only user ids are looked up
+    timeline = md.split("## Timeline (UTC)", 1)[1].split("## Appendix", 1)[0]
+    assert ALICE not in timeline and "| alice | triage_step |" in timeline
+
+
+async def test_an_export_shows_ids_slack_has_no_name_for(world: World, http_bot: RunningBot) -> None:
+    msg = await _triaged(world, http_bot)
+    world.slack.users.pop(ALICE)  # users.info answers user_not_found
+    await http_bot.click(msg, ACTION_EXPORT, user=BOB)
+    await http_bot.settle()
+    [upload] = world.slack.uploads.values()
+    md = upload["content"].decode()
+    assert f"| Requested by | {ALICE} in {INCIDENTS} |" in md
+    assert [c.body.get("user") for c in world.slack.calls_to("users.info")].count(ALICE) == 1
 
 
 async def test_a_declined_offer_leaves_the_message(world: World) -> None:

@@ -36,7 +36,8 @@ def test_markdown_timeline(sqlite_store: IncidentStore, seeded: str) -> None:
     md = export_incident(sqlite_store, seeded, "md").text
     assert md.startswith(f"# {seeded}: bond0 on web-01\n")
     assert "| Status | closed |" in md
-    assert "| Log integrity | verified: 15 events, chain intact |" in md
+    assert "| Log integrity | verified: 15 events, chain intact (hashes in the appendix) |" in md
+    assert md.index("## Summary") < md.index("## Timeline (UTC)") < md.index("## Appendix: hashes")
     timeline = md.split("## Timeline (UTC)", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in timeline.splitlines() if re.match(r"^\| \d+ \| \d{4}-", line)]
     assert [int(r.split("|")[1]) for r in rows] == list(range(1, 16))
@@ -45,7 +46,8 @@ def test_markdown_timeline(sqlite_store: IncidentStore, seeded: str) -> None:
     assert "Triage step: `cat /proc/net/bonding/bond0` on web-01 → exit 0 in 0.03 s" in md
     assert "Status fixing → verified" in md
     assert '```sh\nnmcli con modify bond0 bond.options "mode=active-backup,miimon=0,primary=eno1"\n' in md
-    assert f"| U024BE7LH | `{PLAN_HASH}` |" in md
+    appendix = md.split("## Appendix: hashes", 1)[1]
+    assert f"| U024BE7LH | `{PLAN_HASH}` |" in appendix and PLAN_HASH not in md.split("## Appendix: hashes", 1)[0]
     assert "MII Polling Interval (ms): 0" in md  # full output kept
     assert "<script>" not in md and "&lt;script&gt;alert('x')&lt;/script&gt; \\| ports" in md
     assert "`ethtool eno1 \\| grep -i link`" in md  # a pipe inside a table's code span
