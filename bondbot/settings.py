@@ -78,9 +78,49 @@ def secret(name: str) -> str | None:
         return None
 
 
+#: Files bondbot writes hold raw host outputs: readable by their owner only, unless told.
+DEFAULT_FILE_MODE = 0o600
+
+
+def file_mode() -> int:
+    """The mode of the files bondbot writes (the SQLite log, exports): ``BONDBOT_FILE_MODE``
+    (octal, e.g. ``640``), default 0600. Directories it creates get the matching x bits (0700)."""
+    value = os.environ.get("BONDBOT_FILE_MODE", "").strip()
+    if not value:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise ValueError(f"BONDBOT_FILE_MODE must be an octal mode like 600 or 640, got {value!r}") from None
+    if not 0 <= mode <= 0o666 or not mode & 0o600 == 0o600:
+        raise ValueError(f"BONDBOT_FILE_MODE must let the owner read and write, with no x bits, got {value!r}")
+    return mode
+
+
+def dir_mode(mode: int) -> int:
+    """The directory mode that matches file mode ``mode`` (0600 -> 0700, 0640 -> 0750)."""
+    return mode | ((mode & 0o444) >> 2)
+
+
 def database_url() -> str:
-    """The incident store: ``BONDBOT_DATABASE_URL`` (or that credential), else SQLite in the data directory."""
+    """The incident store: ``BONDBOT_DATABASE_URL`` (or that credential), else SQLite in the data
+    directory. The default SQLite file carries ``file_mode`` (``?file_mode=0600``) to the store,
+    which creates the file and its directory with it (``incidents.store``)."""
     url = secret("BONDBOT_DATABASE_URL")
     if url:
         return url
-    return f"sqlite:///{data_dir() / 'incidents.sqlite3'}"
+    mode = file_mode()
+    private_data_dir(mode)
+    return f"sqlite:///{data_dir() / 'incidents.sqlite3'}?file_mode={mode:04o}"
+
+
+def private_data_dir(mode: int | None = None) -> Path:
+    """The data directory, created if missing and kept at ``dir_mode`` (0700 by default): it is
+    bondbot's own, and holds the incident log and known_hosts. Returns it."""
+    directory = data_dir()
+    wanted = dir_mode(file_mode() if mode is None else mode)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_mode & 0o777 != wanted and info.st_uid == os.getuid():
+        os.chmod(directory, wanted)
+    return directory

@@ -25,6 +25,7 @@ be shared by threads (asyncio callers use ``asyncio.to_thread``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import string
@@ -869,6 +870,37 @@ def _enable_wal(cursor: Any, busy_timeout_s: float) -> None:
             time.sleep(0.02)
 
 
+#: The SQLite file's mode unless the URL says ``?file_mode=``: it holds raw host outputs.
+DEFAULT_FILE_MODE = 0o600
+
+
+def _file_mode(url: Any) -> int:
+    raw = url.query.get("file_mode")
+    if raw is None:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(str(raw), 8)
+    except ValueError:
+        raise StoreUnavailable(f"file_mode={raw!r} in the database URL is not an octal mode like 0600") from None
+    if not 0 <= mode <= 0o666 or mode & 0o600 != 0o600:
+        raise StoreUnavailable(f"file_mode={raw!r}: the owner must read and write the log, and no x bits")
+    return mode
+
+
+def _private_dirs(directory: Path, mode: int) -> None:
+    """Create ``directory`` (and missing parents) with ``mode``; an existing one is left as it is."""
+    target = directory
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(mode=mode, exist_ok=True)
+        os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+    if not target.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(target))
+
+
 def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
     from sqlalchemy import create_engine, event
 
@@ -878,13 +910,24 @@ def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
             f"{_safe(url)}: the incident log must be a file shared by every process, not an in-memory database"
         )
     path = Path(database).expanduser()
+    mode = _file_mode(url)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(path.parent, mode | ((mode & 0o444) >> 2))
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the directory for the incident database {path}: {exc.strerror}") from None
     if path.is_dir():
         raise StoreUnavailable(f"the incident database path {path} is a directory")
-    engine = create_engine(url.set(database=str(path)), connect_args={"timeout": busy_timeout_s})
+    try:
+        # The log holds raw host outputs: created with ``mode`` (SQLite's -wal/-shm files copy it),
+        # and an existing file brought to it. ``?file_mode=0640`` in the URL chooses another mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))
+        for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if part.exists() and part.stat().st_mode & 0o777 != mode:
+                os.chmod(part, mode)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the incident database {path}: {exc.strerror}") from None
+    query = {k: v for k, v in url.query.items() if k != "file_mode"}
+    engine = create_engine(url.set(database=str(path), query=query), connect_args={"timeout": busy_timeout_s})
     busy_ms = int(busy_timeout_s * 1000)
 
     @event.listens_for(engine, "connect")

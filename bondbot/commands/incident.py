@@ -56,8 +56,12 @@ def _store(url: str | None) -> Iterator[IncidentStore]:
         fail(str(exc), EXIT_BAD_INPUT)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, so a failure never leaves half a file."""
+def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    """Write via a temporary file in the same directory, so a failure never leaves half a file.
+
+    The export holds raw host outputs: it is written with ``mode`` (``--mode``, else
+    ``BONDBOT_FILE_MODE``, default 0600), never made world-readable by itself."""
+    from bondbot.settings import file_mode
     from incidents import ExportError
 
     try:
@@ -67,11 +71,24 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _octal_mode(text: str | None) -> int | None:
+    """``--mode 640`` as an int; a mode without owner read/write, or with x bits, is refused."""
+    if text is None:
+        return None
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        fail(f"--mode {text!r} is not an octal mode like 600 or 640", EXIT_BAD_INPUT)
+    if not 0 <= mode <= 0o666 or mode & 0o600 != 0o600:
+        fail(f"--mode {text}: the owner must read and write the file, and no x bits", EXIT_BAD_INPUT)
+    return mode
 
 
 def _describe_line(ev: Any) -> str:
@@ -158,6 +175,10 @@ def register(app: typer.Typer) -> None:
         actor: Annotated[
             Optional[str], typer.Option(help="Who exports, for the log (default: your user name).")  # noqa: UP045
         ] = None,
+        mode: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--mode", help="Octal mode of the -o file (default: $BONDBOT_FILE_MODE, else 600)."),
+        ] = None,
         database_url: DbOption = None,
     ) -> None:
         """Export the timeline as Markdown, JSON or a self-contained HTML page."""
@@ -168,7 +189,7 @@ def register(app: typer.Typer) -> None:
             if output is None:
                 typer.echo(doc.text, nl=False)
                 return
-            _write_atomically(output, doc.text)
+            _write_atomically(output, doc.text, _octal_mode(mode))
             store.record_export(doc, actor=actor or getpass.getuser(), destination=str(output))
         typer.echo(f"wrote {output} ({doc.fmt}, {len(doc.text.encode())} bytes, sha256 {doc.sha256})", err=True)
 
