@@ -82,42 +82,12 @@ def _infer_bond(ip_json_text: str | None, nmcli_text: str | None, proc_text: str
 
 
 def _print_human(diagnosis) -> None:
-    from rich.console import Console, Group
-    from rich.panel import Panel
-    from rich.text import Text
+    """The same layout as ``bondbot triage`` (one printer): the box, then the commands outside it."""
+    from rich.console import Console
 
-    colours = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-    console = Console()
+    from bondbot.commands._remote import print_verdict
 
-    def evidence(finding) -> Text:
-        text = Text()
-        for e in finding.evidence:
-            text.append(f"  {e.source}", style="dim")
-            text.append("  │ ")
-            text.append(e.line.replace("\t", "    ") + "\n")
-        return text
-
-    console.print(Text(f"Bond {diagnosis.bond} (mode {diagnosis.mode})", style="bold"))
-    root = diagnosis.root_cause
-    if root is None:
-        console.print(Panel(Text("No root cause found: the bond looks healthy on what was "
-                                 "checked."), title="Diagnosis", border_style="green"))
-    else:
-        body = Group(Text(root.summary, style="bold"), Text(""), Text(root.explanation),
-                     Text(""), Text("Evidence:", style="bold"), evidence(root))
-        console.print(Panel(body, title=f"Root cause: {root.code} ({root.severity.value})",
-                            border_style=colours[root.severity.value]))
-    others = [f for f in diagnosis.findings if f is not root]
-    if others:
-        console.print(Text("Other findings", style="bold"))
-        for f in others:
-            line = Text()
-            line.append(f"{f.severity.value.upper():8} ", style=colours[f.severity.value])
-            line.append(f"{f.code}: ", style="bold")
-            line.append(f.summary)
-            console.print(line)
-            if f.evidence:
-                console.print(evidence(f), end="")
+    print_verdict(Console(), diagnosis, host=None)
 
 
 def diagnose_command(
