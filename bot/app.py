@@ -82,6 +82,8 @@ class BondBot:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._groups = _GroupCache()
         self._team_id: str | None = deps.team_id
+        #: The most hosts one ``/bond audit`` had in flight at once (bounded by ``limits.audit_connections``).
+        self.audit_peak = 0
         self.refresh = MessageRefresher(self)
         self.names = NameCache()  # Slack users.info, for the names in exports
         #: The approval rules (offer, decide once, run, result), shared with the CLI.
@@ -203,8 +205,9 @@ class BondBot:
     def cancel_timers(self) -> None:
         self.refresh.cancel_timers()
 
-    async def triage(self, command: BondCommand, *, user: str, channel: str, trigger_id: str) -> None:
-        await triage_flow.triage(self, command, user=user, channel=channel, trigger_id=trigger_id)
+    async def triage(self, command: BondCommand, *, user: str, channel: str, trigger_id: str,
+                     respond: Any = None) -> None:
+        await triage_flow.triage(self, command, user=user, channel=channel, trigger_id=trigger_id, respond=respond)
 
     async def _propose(self, incident_id: str, host: str, bond: str,
                        actions: tuple[str, ...] = ("fix", "failover_test")) -> None:

@@ -141,8 +141,8 @@ def register(app: Any, bot: BondBot) -> None:
         if parsed.verb == "triage":
             target = f"{parsed.host} {parsed.bond or ''}".strip()
             await ack(**_ack_kwargs(views.text_message(f"Triage of {target} started; the incident follows in this channel.")))
-            bot.spawn(bot.triage(parsed, user=user, channel=channel, trigger_id=command["trigger_id"]),
-                      f"triage {target}")
+            bot.spawn(bot.triage(parsed, user=user, channel=channel, trigger_id=command["trigger_id"],
+                                 respond=respond), f"triage {target}")
         elif parsed.verb == "status":
             await ack()
             bot.spawn(bot.status(parsed.incident_id or "", user=user, channel=channel, respond=respond), "status")

@@ -118,6 +118,21 @@ async def audit(bot: BondBot, group: str | None, *, user: str, channel: str, res
             return [views.AuditRow(host, "", f"no bond on this host ({listing.why_none})", kind="no-bond")]
         return list(await asyncio.gather(*(one_bond(host, b) for b in listing.bonds)))
 
-    rows = [row for rows_of_host in await asyncio.gather(*(one(h, b) for h, b in targets)) for row in rows_of_host]
+    # Bounded like the CLI's audit: at most ``audit_connections`` hosts (SSH connections) at once.
+    gate = asyncio.Semaphore(bot.deps.limits.audit_connections)
+    in_flight = 0
+
+    async def bounded(host: str, named: str | None) -> list[views.AuditRow]:
+        nonlocal in_flight
+        async with gate:
+            in_flight += 1
+            bot.audit_peak = max(bot.audit_peak, in_flight)
+            try:
+                return await one(host, named)
+            finally:
+                in_flight -= 1
+
+    rows = [row for rows_of_host in await asyncio.gather(*(bounded(h, b) for h, b in targets))
+            for row in rows_of_host]
     rendered = views.audit_message(group, rows)
     await bot.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)

@@ -26,15 +26,25 @@ EVENTS_PATH = "/slack/events"
 log = logging.getLogger(__name__)
 
 
+#: How many times one Web API call is retried after HTTP 429 (each after Slack's Retry-After).
+RATE_LIMIT_RETRIES = 3
+
+
 def make_web_client(token: str, api_url: str | None = None) -> Any:
-    """An ``AsyncWebClient`` for ``token``, talking to ``api_url`` (``SLACK_API_URL``) if given."""
+    """An ``AsyncWebClient`` for ``token``, talking to ``api_url`` (``SLACK_API_URL``) if given.
+
+    slack_sdk's ``AsyncRateLimitErrorRetryHandler`` is installed: a call Slack answers with 429
+    waits the Retry-After it names and is sent again (up to ``RATE_LIMIT_RETRIES`` times) instead
+    of failing the work it belongs to."""
+    from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
     from slack_sdk.web.async_client import AsyncWebClient
 
+    kwargs: dict[str, Any] = {"token": token}
     if api_url:
-        if not api_url.endswith("/"):
-            api_url += "/"
-        return AsyncWebClient(token=token, base_url=api_url)
-    return AsyncWebClient(token=token)
+        kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
+    client = AsyncWebClient(**kwargs)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    return client
 
 
 def web_application(app: AsyncApp, path: str = EVENTS_PATH, health: HealthCheck | None = None,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
 
 from bot import views
 from bot.commands import BondCommand
@@ -24,12 +26,22 @@ from runbooks.recording import record_diagnosis
 if TYPE_CHECKING:
     from bot.app import BondBot
 
-__all__ = ["triage", "triage_subject"]
+__all__ = ["PostFailed", "triage", "triage_subject"]
 
 log = logging.getLogger(__name__)
 
 
-async def triage(bot: BondBot, command: BondCommand, *, user: str, channel: str, trigger_id: str) -> None:
+class PostFailed(RuntimeError):
+    """The incident's message could not be posted (the bot is not in the channel, or it is gone):
+    the requester was told and the failure is on the incident's record."""
+
+
+#: Slack's answers that mean the bot cannot post in the channel at all.
+_CANNOT_POST = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+
+
+async def triage(bot: BondBot, command: BondCommand, *, user: str, channel: str, trigger_id: str,
+                 respond: Any = None) -> None:
     assert command.host is not None
     if not await bot._store("claim", f"slack:command:{trigger_id}", actor=BOT_ACTOR):
         log.info("command %s already handled (redelivery); skipped", trigger_id)
@@ -77,16 +89,20 @@ async def triage(bot: BondBot, command: BondCommand, *, user: str, channel: str,
             return
         else:
             targets = [named]
-    await asyncio.gather(*(triage_subject(bot, host, s, command.runbook, info.param, user=user, channel=channel)
+    await asyncio.gather(*(triage_subject(bot, host, s, command.runbook, info.param, user=user, channel=channel,
+                                          respond=respond)
                            for s in targets))
 
 
 async def triage_subject(bot: BondBot, host: str, value: str | None, runbook: str | None, param: str | None, *,
-                         user: str, channel: str, opened: Callable[[str], Awaitable[None]] | None = None) -> None:
+                         user: str, channel: str, opened: Callable[[str], Awaitable[None]] | None = None,
+                         respond: Any = None) -> None:
     """One subject's incident: its message, the steps as they finish, the diagnosis, the offers.
 
     ``opened(incident_id)`` runs once the incident exists, before its message is posted (an alert
     binds itself to the incident and records its notification there, so the first message shows it).
+    ``respond`` (the slash command's response URL) tells the requester when the message cannot be
+    posted: it works where the bot is not a member.
     """
     info = bot.deps.triage.runbook(runbook)
     subject = {param: value} if param is not None and value is not None else {}
@@ -99,7 +115,15 @@ async def triage_subject(bot: BondBot, host: str, value: str | None, runbook: st
     bot.refresh.running_steps[incident.id] = steps
     try:
         rendered = await bot.render_incident(incident.id)
-        posted = await bot.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+        try:
+            posted = await bot.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc)
+            if error not in _CANNOT_POST:
+                raise
+            await _cannot_post(bot, incident.id, error, user=user, channel=channel, respond=respond)
+            raise PostFailed(f"cannot post the incident message in <#{channel}> ({error}): invite the bot "
+                             f"(/invite @bondbot) and run the triage again; its steps were not run on {host}") from None
         ts = posted["ts"]
         await bot._store(
             "append", incident.id, actor=BOT_ACTOR, kind="note",
@@ -123,6 +147,25 @@ async def triage_subject(bot: BondBot, host: str, value: str | None, runbook: st
     await bot.refresh_message(incident.id)
     await _post_outputs(bot, channel, ts, report.outputs)
     await bot.refresh.repaint_at_expiry(incident.id)
+
+
+async def _cannot_post(bot: BondBot, incident_id: str, error: str, *, user: str, channel: str,
+                       respond: Any) -> None:
+    """Tell the requester (the command's response URL works where the bot is not a member) and
+    record the failure in the incident, so that nothing is lost silently."""
+    await bot._store("append", incident_id, actor=BOT_ACTOR, kind="note",
+                     payload={"slack_post_failed": {"channel": channel, "error": error, "requester": user}})
+    text = (f"I cannot post in this channel ({error}), so incident {incident_id} has no message here and "
+            f"its triage steps were not run: invite me with `/invite @bondbot`, then run the triage again.")
+    rendered = views.error_message(text)
+    try:
+        if respond is not None:
+            await respond(text=rendered.text, blocks=rendered.blocks, response_type="ephemeral",
+                          replace_original=False)
+        else:
+            await bot._ephemeral(channel, user, rendered)
+    except Exception as exc:  # not even an ephemeral: the record above and the log still say it
+        log.warning("could not tell %s that %s cannot be posted in %s: %s", user, incident_id, channel, exc)
 
 
 async def _record_report(bot: BondBot, incident_id: str, report: TriageReport, info: RunbookInfo) -> None:

@@ -138,6 +138,12 @@ class SlackStandin:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.response_urls: dict[str, dict[str, Any]] = {}
         self.socket_connections_opened = 0
+        #: Web API methods to answer with HTTP 429 (``Retry-After: retry_after``) this many more times.
+        self.rate_limited: dict[str, int] = {}
+        self.retry_after = 1
+        #: Channels that exist but the bot is not a member of: posting there fails with
+        #: ``not_in_channel`` (as Slack answers without ``chat:write.public``).
+        self.not_member_of: set[str] = set()
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
         self._base_time = int(time.time())
@@ -276,6 +282,11 @@ class SlackStandin:
         body = await self._read_body(request)
         token = self._token(request, body)
         self.calls.append(ApiCall(method, body, token, time.time()))
+        if self.rate_limited.get(method, 0) > 0:  # Slack's rate limit: 429 and when to come back
+            self.rate_limited[method] -= 1
+            await self._notify()
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(self.retry_after)})
         try:
             expected = self.app_token if method == "apps.connections.open" else self.bot_token
             if token != expected:
@@ -326,6 +337,8 @@ class SlackStandin:
 
     def _api_chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(body)
+        if channel in self.not_member_of:
+            raise SlackError("not_in_channel")
         self._check_message(body)
         thread_ts = body.get("thread_ts") or None
         if thread_ts is not None and not any(

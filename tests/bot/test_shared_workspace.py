@@ -226,3 +226,70 @@ async def test_every_click_is_one_event_and_the_export_shows_one_hash(world: Wor
                   if isinstance(e.get("payload"), dict) and e["kind"] in ("approval", "note")
                   and (e["payload"].get("plan_hash") or (e["payload"].get("action_run") or {}).get("plan_hash"))}
     assert fix_hashes <= {digest, "None"} or fix_hashes == {digest}
+
+
+async def test_the_bots_audit_is_bounded_like_the_clis(world: World) -> None:
+    """Six hosts (all the replaying sshd), two connections allowed: three rounds of a slow read."""
+    import time
+
+    from bot.wiring import EngineTriage
+    from ssh_exec import SshPool
+    from tests.bot.conftest import seed_table
+
+    server = world.host.server
+    extra = {f"web-{i:02d}": server.inventory_entry() for i in range(5)}
+    server.write_inventory(world.host.inventory_path, name=world.host.name, extra_hosts=extra)
+    server.set_replay(seed_table(), delays={"cat /proc/net/bonding/bond0": 0.4})
+    pool = SshPool(world.host.inventory(), known_hosts=world.host.known_hosts_path)
+    limits = SlackLimits(audit_connections=2)
+    bot = await _bot(world, triage=EngineTriage(pool, world.store), limits=limits)
+    try:
+        started = time.monotonic()
+        await bot.command("audit test", user=ALICE, channel=INCIDENTS)
+        await world.slack.wait_for(lambda: [m for m in world.slack.channel_messages(INCIDENTS)
+                                            if m.text.startswith("Audit of test")], timeout=60)
+        took = time.monotonic() - started
+        await bot.settle()
+        assert bot.bot.audit_peak == 2
+        assert took >= 3 * 0.4, f"six slow hosts two at a time take three rounds, not {took:.2f} s"
+        [report] = [m for m in world.slack.channel_messages(INCIDENTS) if m.text.startswith("Audit of test")]
+        assert "6 host(s)" in report.text
+    finally:
+        await bot.stop()
+        await pool.close()
+
+
+async def test_not_in_the_channel_the_requester_is_told_and_the_incident_records_it(world: World) -> None:
+    world.slack.not_member_of.add(INCIDENTS)
+    bot = await _bot(world)
+    try:
+        await bot.command("triage test-host", user=ALICE, channel=INCIDENTS)
+        await bot.settle()
+    finally:
+        await bot.stop()
+    assert world.slack.calls_to("chat.postMessage"), "it tried"
+    assert world.slack.channel_messages(INCIDENTS, include_ephemeral=False) == []
+    told = [m for m in world.slack.ephemerals(ALICE) if "invite me" in m.text]
+    assert told and "not_in_channel" in told[0].text and told[0].channel == INCIDENTS
+    [incident] = world.store.list_incidents()
+    events = world.store.events(incident.id)
+    notes = [e.payload["slack_post_failed"] for e in events if "slack_post_failed" in e.payload]
+    assert notes == [{"channel": INCIDENTS, "error": "not_in_channel", "requester": ALICE}]
+    [cut] = [e.payload for e in events if e.kind == "interrupted"]
+    assert "not_in_channel" in str(cut["reason"]) and "invite" in str(cut["reason"])
+    assert "cat /proc/net/bonding/bond0" not in world.host.server.commands(), "no triage step ran"
+    assert world.store.leases() == []
+
+
+async def test_slack_429_is_retried_after_retry_after(world: World, http_bot: RunningBot) -> None:
+    """slack_sdk's rate-limit retry handler (bot.server.make_web_client) against the stand-in's 429."""
+    world.slack.rate_limited["chat.postMessage"] = 2
+    world.slack.retry_after = 1
+    await http_bot.command("triage test-host", user=ALICE, channel=INCIDENTS)
+    await http_bot.settle()
+    posts = world.slack.calls_to("chat.postMessage")
+    assert len(posts) >= 3 and posts[2].at - posts[0].at >= 1.9, "waited Retry-After twice"
+    top = [m for m in world.slack.channel_messages(INCIDENTS, include_ephemeral=False) if m.thread_ts is None]
+    assert len(top) == 1, "posted once, after the retries"
+    [incident] = world.store.list_incidents()
+    assert incident.status.value == "diagnosed"
