@@ -45,6 +45,8 @@ class MessageRefresher:
         #: When each message was last repainted (monotonic), and the ones with a repaint scheduled.
         self._last_sent: dict[str, float] = {}
         self._pending: set[str] = set()
+        #: Coalesced repaints sent since the last urgent one: the interval doubles every two.
+        self._streak: dict[str, int] = {}
 
     async def render(self, incident_id: str, *, error: str | None = None) -> views.Rendered:
         bot = self.bot
@@ -57,19 +59,25 @@ class MessageRefresher:
     async def refresh(self, incident_id: str, *, urgent: bool = False) -> None:
         """Re-render the incident's message from the log (safe to call from any replica, any time).
 
-        Coalesced: at most one ``chat.update`` per ``update_interval`` (``bot.limits``) per message.
+        Coalesced: at most one ``chat.update`` per ``update_interval`` (``bot.limits``) per message,
+        and the interval doubles every two coalesced repaints (1, 1, 2, 2, 4, 4, 8 s ...; at most 8x)
+        until an urgent one, so that a long triage (a 1,000-port bond: 2,000 step updates over 20 s)
+        costs a handful of updates, not one per second.
         A change inside the interval schedules one repaint at its end (a background task, so
         ``drain`` waits for it), which shows everything logged until then. ``urgent`` (an approval
         just decided: the button must go now) repaints at once all the same, as does every repaint
         while the replica drains at shutdown.
         """
         if urgent or self.bot.supervisor.draining:  # at shutdown nothing waits for a later repaint
+            self._streak[incident_id] = 0
             self._last_sent[incident_id] = time.monotonic()
             await self._send(incident_id)
             return
         if incident_id in self._pending:
             return
-        interval = self.bot.deps.limits.update_interval
+        streak = self._streak.get(incident_id, 0)
+        interval = self.bot.deps.limits.update_interval * 2 ** min(3, streak // 2)
+        self._streak[incident_id] = streak + 1
         now = time.monotonic()
         wait = interval - (now - self._last_sent.get(incident_id, -math.inf))
         if wait <= 0:

@@ -144,7 +144,7 @@ async def triage_subject(bot: BondBot, host: str, value: str | None, runbook: st
         await _record_report(bot, incident.id, report, info)
     finally:
         bot.refresh.running_steps.pop(incident.id, None)
-    await bot.refresh_message(incident.id)
+    await bot.refresh_message(incident.id, urgent=True)  # the diagnosis and the offers: shown now
     await _post_outputs(bot, channel, ts, report.outputs)
     await bot.refresh.repaint_at_expiry(incident.id)
 
