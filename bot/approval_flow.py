@@ -122,7 +122,7 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
         # With link monitoring on, the failover test can now prove the fix: offer it afresh.
         await propose(bot, incident.id, incident.host, bond, actions=("failover_test",))
         await bot.refresh.repaint_at_expiry(incident.id)
-    await bot.refresh_message(incident.id)
+    await bot.refresh_message(incident.id, urgent=True)  # the result: shown now
 
 
 async def _tell(bot: BondBot, decision: Decision, label: str, *, channel: str, user: str) -> None:

@@ -97,7 +97,9 @@ async def test_triage_posts_one_message_updated_per_step_then_the_summary(
     # Repaints are coalesced (one per second per message), and the message is repainted at the end.
     updates = slack.calls_to("chat.update")
     assert 1 <= len(updates) <= len(SEED_COMMANDS)
-    assert all(b.at - a.at >= 0.9 for a, b in zip(updates, updates[1:], strict=False)), "at most ~1 per second"
+    # The step progress ones at most ~1 per second; the diagnosis is shown at once, however soon after.
+    progress = [u for u in updates if "running" in u.body.get("text", "")]
+    assert progress and all(b.at - a.at >= 0.9 for a, b in zip(progress, progress[1:], strict=False))
 
     blocks = msg.blocks
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Bond triage: test-host bond0", "emoji": True}} or \
