@@ -293,3 +293,26 @@ async def test_slack_429_is_retried_after_retry_after(world: World, http_bot: Ru
     assert len(top) == 1, "posted once, after the retries"
     [incident] = world.store.list_incidents()
     assert incident.status.value == "diagnosed"
+
+
+async def test_over_socket_mode_the_same_gates_hold(world: World) -> None:
+    """Socket Mode: another team refused, a malformed envelope runs nothing, a cross-channel export refused."""
+    bot = await start_bot(world.slack, dataclasses.replace(world.deps, policy=OPEN), mode="socket")
+    try:
+        other = world.slack.slash_command_payload("triage test-host", user=ALICE, channel=INCIDENTS)
+        other["team_id"] = "T0OTHER"
+        answer = await world.slack.send_envelope("slash_commands", other)
+        assert "another Slack workspace" in json.dumps(answer.body)
+        broken = await world.slack.send_envelope("interactive", _click([]) | {"actions": "x"}, wait_ack=None)
+        await bot.settle()
+        assert broken.envelope_id and world.store.list_incidents() == [] and world.host.server.commands() == []
+        await bot.command("triage test-host", user=ALICE, channel=INCIDENTS)
+        await bot.settle()
+        [incident] = world.store.list_incidents()
+        await bot.command(f"export {incident.id} json", user=MALLORY, channel=RANDOM)
+        await bot.settle()
+        assert not world.slack.calls_to("files.completeUploadExternal")
+        assert ("export", "wrong_channel", MALLORY) in [(r["action"], r["code"], r["user"])
+                                                      for r in _refusals(world, incident.id)]
+    finally:
+        await bot.stop()
