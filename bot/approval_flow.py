@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot import mrkdwn, views
+from bot.details import post_outcome_details
 from bot.proposals import BOT_ACTOR, approved_hash_for, as_plan, plan_for, propose
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ async def handle_action(bot: BondBot, kind: str, *, user: str, channel: str, mes
         log.exception("%s on %s failed", kind, incident.id)
         result = exc
     await asyncio.to_thread(approvals.record_run, decision, result, actor=BOT_ACTOR)
+    await post_outcome_details(bot, incident.id, decision.digest)  # the message keeps one line
     if kind == "fix" and not isinstance(result, BaseException) and result.ok:
         # With link monitoring on, the failover test can now prove the fix: offer it afresh.
         await propose(bot, incident.id, incident.host, bond, actions=("failover_test",))

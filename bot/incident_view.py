@@ -29,6 +29,7 @@ are ignored here and still appear in the exported timeline):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -147,6 +148,84 @@ def confirm_summary(proposal: dict[str, Any]) -> str:
     return f"{title} on {where}: {commands} command(s), listed in the message."
 
 
+def _plan_of(proposal: dict[str, Any]) -> Plan | None:
+    try:
+        return Plan.from_dict(proposal["plan"]) if isinstance(proposal.get("plan"), dict) else None
+    except (PlanError, KeyError, TypeError, ValueError):
+        return None
+
+
+def offer_steps(proposal: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The plan's forward steps as (purpose, exact command or operator instruction), in order, for
+    the thread: one line per step with what it is for, then its shell text."""
+    plan = _plan_of(proposal)
+    if plan is None:
+        return tuple(("", c) for c in proposal.get("commands") or () if isinstance(c, str))
+    return tuple((s.purpose, s.command or f"(operator) {s.instruction}") for s in plan.steps
+                 if s.role not in ("rollback", "restore"))  # those are the rollback, shown apart
+
+
+def offer_line(proposal: dict[str, Any]) -> str:
+    """What the change does, in one line for the channel message (plain text; escaped by the view).
+
+    The bonding fix: "miimon 0 → 100 on bond1, no down/up; rolls back by itself in 60 s if the host
+    stops answering", from the plan's own parameters (the runtime values it read, the monitor it
+    sets, the checkpoint timeout). Other plans: their title.
+    """
+    plan = _plan_of(proposal)
+    if plan is None:
+        return str(proposal.get("title") or proposal.get("action") or "")
+    subject = " ".join(v for _k, v in plan.subject)
+    on = f" on {subject}" if subject else ""
+    if plan.action == "fix":
+        before = dict(part.split("=", 1) for part in (plan.param("runtime_before") or "").split(", ") if "=" in part)
+        raw = plan.context.get("monitor")
+        monitor: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        timeout = plan.param("checkpoint_timeout")
+        # bondbot's own fix (its plan carries the monitor it sets) changes the running bond in place:
+        # no down/up. Another planner's plan is described by its title only.
+        if monitor.get("kind") == "miimon" and monitor.get("miimon") is not None:
+            line = f"miimon {before.get('miimon', '?')} → {monitor['miimon']}{on}, no down/up"
+        elif monitor.get("kind") == "arp" and monitor.get("arp_interval") is not None:
+            line = f"arp_interval {before.get('arp_interval', '?')} → {monitor['arp_interval']}{on}, no down/up"
+        else:
+            line = plan.title + on
+        if timeout:
+            line += f"; rolls back by itself in {timeout} s if the host stops answering"
+        return line
+    return plan.title + on
+
+
+def _failover_figures(test: dict[str, Any]) -> str:
+    """``failover 96 ms, 6 pings lost`` from the failover test's measurements (empty if none)."""
+    parts = []
+    if isinstance(test.get("detection_ms"), int | float) and test.get("failed_over"):
+        parts.append(f"failover {test['detection_ms']:.0f} ms")
+    elif test.get("failed_over") is False:
+        parts.append("no failover")
+    lost = test.get("lost_pings")
+    if isinstance(lost, int) and not isinstance(lost, bool):
+        parts.append(f"{lost} ping{'s' if lost != 1 else ''} lost")
+    return ", ".join(parts)
+
+
+def _result_line(action: str, state: str, summary: str, failover: str) -> str:
+    """The result after a click, in a few words: verified / rolled back / failover 12 ms, 1 ping lost."""
+    first = summary.strip().splitlines()[0] if summary.strip() else ""
+    rolled = "roll" in first.lower()
+    first = re.sub(r"^[A-Z][A-Z ]+:\s*", "", first)  # "ROLLED BACK: ..." -> "..." (the line says it)
+    if state == "running":
+        return "running"
+    if action == "failover_test":
+        verdict = "passed" if state == "succeeded" else "FAILED"
+        return f"{verdict}: {failover}" if failover else (first[:160] or verdict)
+    if action == "fix":
+        if state == "succeeded":
+            return "verified"
+        return ("rolled back: " if rolled else "failed: ") + first[:160]
+    return ("done" if state == "succeeded" else "failed") + (f": {first[:160]}" if first else "")
+
+
 def proposals(events: Sequence[Any]) -> dict[str, dict[str, Any]]:
     """Plans the bot offered with a button, by plan hash (the latest proposal of a hash wins)."""
     return {e.payload["plan_hash"]: e.payload for e in events if _is_offer(e)}
@@ -177,6 +256,7 @@ def card_from_log(
     current = open_proposals(events)
     last_offer_at: dict[str, int] = {}
     plan_errors: list[tuple[int, str, str]] = []
+    failover_figures = ""
     approved: dict[str, tuple[str, datetime]] = {}
     results: dict[str, dict[str, Any]] = {}
     stale: dict[str, str] = {}
@@ -213,6 +293,8 @@ def card_from_log(
             interrupted = f"{what} stopped without a result: {payload.get('reason', '')}"
             if payload.get("host_state"):
                 interrupted += f". Host now: {payload['host_state']}"
+        elif event.kind == "verification" and isinstance(payload.get("failover_test"), dict):
+            failover_figures = _failover_figures(payload["failover_test"])
         elif event.kind == "export":
             fmt, sha = _mrkdwn_escape(str(payload.get("format", "?"))), _mrkdwn_escape(str(payload.get("sha256", ""))[:12])
             exports.append(f"Timeline exported as {fmt} by {_who(event.actor)} (sha256 {sha}…)")
@@ -236,8 +318,10 @@ def card_from_log(
                 state = "running"
             else:
                 state = "succeeded" if result.get("ok") else "failed"
+            summary = str((result or {}).get("summary", ""))
             outcomes.append(
-                Outcome(action, state, approver, at, commands, str((result or {}).get("summary", "")), method_key)
+                Outcome(action, state, approver, at, commands, summary, method_key,
+                        result_line=_result_line(action, state, summary, failover_figures), plan_hash=plan_hash)
             )
         elif plan_hash in stale:
             outcomes.append(Outcome(action, "stale", summary=stale[plan_hash], method=method_key))
@@ -255,6 +339,8 @@ def card_from_log(
                     expires_at=parse_time(p["expires_at"]),
                     method_key=method_key,
                     summary=confirm_summary(p),
+                    line=offer_line(p),
+                    steps=offer_steps(p),
                 )
             )
     status = getattr(incident.status, "value", incident.status)

@@ -18,6 +18,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from bot.details import post_offer_details
 from runbooks.approvals import approved_hash_for, plan_of
 from runbooks.plan import Plan
 
@@ -100,3 +101,5 @@ async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions:
                 payload={"plan_error": {"action": kind, "error": "; ".join(unique)[:1000], "batch": batch,
                                         "offered": offered}},
             )
+    # The channel message shows one line per offer; its steps, commands and rollback go to the thread.
+    await post_offer_details(bot, incident_id)

@@ -20,7 +20,6 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     Option,
@@ -75,6 +74,8 @@ ACTION_RERUN_TRIAGE = "bond_rerun_triage"
 ACTION_RUN_ACTION = "bond_run_action"
 
 SECTION_LIMIT = 3000
+#: Evidence lines in the channel message (all of them are in the thread and the export).
+MAIN_EVIDENCE = 5
 CONFIRM_TEXT_LIMIT = 300
 MAX_BLOCKS = 50
 #: Raw outputs up to this size go into the thread as text; longer ones as a file.
@@ -109,6 +110,10 @@ class Offer:
     #: What the change is, in one sentence built from the logged plan's title and parameters
     #: (``bot.incident_view.confirm_summary``): the confirm dialog's text.
     summary: str = ""
+    #: What the change does, in one line for the channel message (``bot.incident_view.offer_line``).
+    line: str = ""
+    #: The plan's steps as (purpose, exact command): the thread shows them, one line per step.
+    steps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,10 @@ class Outcome:
     commands: tuple[str, ...] = ()
     summary: str = ""
     method: str = ""
+    #: The result in a few words for the one-line outcome (``bot.incident_view``): "verified",
+    #: "rolled back: …", "passed: failover 12 ms, 1 ping lost".
+    result_line: str = ""
+    plan_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,78 +281,35 @@ def _confirm_text(offer: Offer, host: str) -> str:
     return _clip(mrkdwn.plain(short), CONFIRM_TEXT_LIMIT)
 
 
-def _fix_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
-    text = f"*Proposed fix: {_escape(offer.title)}*\n"
-    text += "Commands:\n" + _commands_code(offer.commands, 1600, "_(see the export for the rest)_")
-    text += "\nRollback:\n" + (
-        _commands_code(offer.rollback, 1000, "_(see the export for the rest)_")
-        if offer.rollback
-        else "_none needed_"
-    )
-    return [
-        _section(text),
-        _context(
-            f"Needs approval by an approver other than {_requester(card.requester)} · "
-            f"expires {_when(offer.expires_at)}"
-        ),
-    ]
-
-
-def _action_offer_blocks(card: IncidentCard, offer: Offer) -> list[Block]:
-    """A runbook's own action: its title, the exact commands and what undoes them."""
-    text = f"*Offered: {_escape(offer.title)}*\n"
-    text += "Commands:\n" + _commands_code(offer.commands, 1600, "_(see the export for the rest)_")
-    text += "\nUndo:\n" + (_commands_code(offer.rollback, 1000, "_(see the export for the rest)_")
-                             if offer.rollback else "_none needed_")
-    return [
-        _section(text),
-        _context(f"Needs approval by an approver other than {_requester(card.requester)} · expires {_when(offer.expires_at)}"),
-    ]
-
-
-def _failover_offer_blocks(card: IncidentCard, offers: list[Offer]) -> list[Block]:
-    """All failover test offers (one per method) in one section: the shared commands once, then
-    what each method does differently and how it restores the port."""
-    common = [c for c in offers[0].commands if all(c in o.commands for o in offers)]
-    text = f"*Failover test: {_escape(offers[0].title)}*\n"
-    text += "⚠️ Needs a maintenance window (approving it says the host is in one).\n"
-    text += "Commands (every method):\n" + _commands_code(common, 1200, "_(see the export for the rest)_")
-    text += "\nMethods:"
-    for offer in offers:
-        own = [c for c in offer.commands if c not in common]
-        text += f"\n• `{_escape(offer.method_key or '?')}` — {_escape(offer.method.split(': ', 1)[-1])}"
-        if own:
-            text += "\n" + _commands_code(own, 500, "_(more in the export)_")
-        text += "\n  restore: " + (", ".join(f"`{mrkdwn.inline_code(r)}`" for r in offer.rollback) or "_none needed_")
-    return [
-        _section(text),
-        _context(
-            f"Needs approval by an approver other than {_requester(card.requester)} · "
-            f"expires {_when(min(o.expires_at for o in offers))}"
-        ),
-    ]
+def _outcome_label(outcome: Outcome) -> str:
+    return ("Fix" if outcome.action == "fix"
+            else "Failover test" + (f" ({outcome.method})" if outcome.method else "") if outcome.action == "failover_test"
+            else _escape(outcome.action))
 
 
 def _outcome_text(outcome: Outcome) -> str:
-    label = ("Fix" if outcome.action == "fix"
-             else "Failover test" + (f" ({outcome.method})" if outcome.method else "") if outcome.action == "failover_test"
-             else _escape(outcome.action))
+    """One line after a click: who approved, when, and the result (the details are in the thread)."""
+    label = _outcome_label(outcome)
     if outcome.state == "expired":
         return f"⌛ {label}: the approval window closed; run `/bond triage` again for a new plan."
     if outcome.state == "stale":
         return f"⚠️ {label}: not run — {_escape(outcome.summary)}"
     who = f"approved by <@{outcome.approver}> at {_when(outcome.approved_at)}" if outcome.approver and outcome.approved_at else ""
-    ran = _commands_code(outcome.commands, 1400, "_(more in the export)_") if outcome.commands else ""
     if outcome.state == "running":
-        return f"⏳ {label} {who}; running:\n{ran}"
+        return f"⏳ {label} {who}: running…"
     icon = "✅" if outcome.state == "succeeded" else "❌"
-    result = "succeeded" if outcome.state == "succeeded" else "failed"
-    text = f"{icon} {label} {who}; ran:\n{ran}\nResult: {result}"
+    result = outcome.result_line or ("succeeded" if outcome.state == "succeeded" else "failed")
+    return f"{icon} {label} {who}: {_escape(result)}"
+
+
+def outcome_details(outcome: Outcome) -> str:
+    """The thread's account of one decided offer: what ran and the whole report."""
+    text = _outcome_text(outcome)
+    if outcome.commands:
+        text += "\nRan:\n" + _commands_code(outcome.commands, 1400, "_(more in the export)_")
     summary = outcome.summary.strip()
-    if "\n" in summary:  # a report (checks, measurements): keep its lines
+    if summary:
         text += "\n" + _code(summary.splitlines(), 1200, "_(the full report is in the export)_")
-    elif summary:
-        text += f" — {_escape(summary)}"
     return text
 
 
@@ -355,7 +321,7 @@ def _finding_line(finding: Finding) -> str:
 def incident_message(card: IncidentCard) -> Rendered:
     """The one channel message of an incident, in whatever state the incident is in."""
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_clip(mrkdwn.plain(f"Bond triage: {card.host} {card.bond}"), 150))),
+        HeaderBlock(text=PlainTextObject(text=_clip(mrkdwn.plain(f"{card.host} · {card.bond} · {card.status}"), 150))),
         _context(
             f"Incident `{_escape(card.incident_id)}` · requested by {_requester(card.requester)} · "
             f"{_when(card.opened_at)} · status: *{card.status}*"
@@ -395,17 +361,21 @@ def incident_message(card: IncidentCard) -> Rendered:
                 head += f", {len(risks)} risk{'s' if len(risks) != 1 else ''}:\n" + "\n".join(_finding_line(f) for f in risks)
             blocks.append(_section(_clip(head + ".", SECTION_LIMIT, "_(more in the export)_")))
         else:
-            blocks.append(_section(f"*Root cause:* {_escape(root.summary)}  `{mrkdwn.inline_code(root.code)}`"))
-            if root.explanation:
-                blocks.append(_section(f"*Why:* {_escape(root.explanation)}"))
+            # One sentence and at most MAIN_EVIDENCE lines: the why, the other findings and every
+            # command are in the thread (``details_message``).
+            text = f"*Root cause:* {_escape(root.summary)}  `{mrkdwn.inline_code(root.code)}`"
             if root.evidence:
-                ev = [f"{e.source}: {e.line}" for e in root.evidence]
-                blocks.append(_section("*Evidence*\n" + _code(ev, SECTION_LIMIT - 20, "_(more in the thread)_")))
+                ev = [f"{e.source}: {e.line}" for e in root.evidence[:MAIN_EVIDENCE]]
+                text += "\n" + _code(ev, SECTION_LIMIT - len(text) - 40, "_(more in the thread)_")
+                if len(root.evidence) > MAIN_EVIDENCE:
+                    text += f"\n_+{len(root.evidence) - MAIN_EVIDENCE} more evidence lines in the thread_"
+            blocks.append(_section(text))
         shown_risks = diagnosis.risks if diagnosis.healthy else ()
         others = [f for f in diagnosis.findings if (root is None or f.code != root.code) and f not in shown_risks]
         if others:
-            lines = [_finding_line(f) for f in others]
-            blocks.append(_section(_clip("*Other findings*\n" + "\n".join(lines), SECTION_LIMIT, "_(more in the export)_")))
+            blocks.append(_context(f"{len(others)} other finding{'s' if len(others) != 1 else ''}: "
+                                   + ", ".join(f"`{mrkdwn.inline_code(f.code)}`" for f in others[:8])
+                                   + " (details in the thread)"))
 
     for note in card.notes:
         blocks.append(_context(f"ℹ️ {_escape(note)}"))
@@ -414,19 +384,23 @@ def incident_message(card: IncidentCard) -> Rendered:
             f"⚠️ *Interrupted:* {_escape(card.interrupted)}\n"
             f"Re-run `/bond triage {_escape(card.host)} {_escape(card.bond)}` (or the button below)."
         ))
-    for outcome in card.outcomes:
-        blocks.append(DividerBlock())
-        blocks.append(_section(_outcome_text(outcome)))
+    if card.outcomes:
+        blocks.append(_section("\n".join(_outcome_text(o) for o in card.outcomes)))
 
     buttons: list[ButtonElement] = []
     fix_offers = [o for o in card.offers if o.action == "fix"]
     failover_offers = [o for o in card.offers if o.action == "failover_test"]
-    for offer in fix_offers:
-        blocks.append(DividerBlock())
-        blocks.extend(_fix_offer_blocks(card, offer))
+    offer_lines = [f"*Fix:* {_escape(o.line or o.title)}" for o in fix_offers]
     if failover_offers:
-        blocks.append(DividerBlock())
-        blocks.extend(_failover_offer_blocks(card, failover_offers))
+        methods = ", ".join(f"`{mrkdwn.inline_code(o.method_key or '?')}`" for o in failover_offers)
+        offer_lines.append(f"*Failover test:* {_escape(failover_offers[0].line or failover_offers[0].title)} "
+                           f"— ⚠️ needs a maintenance window; methods {methods}")
+    if offer_lines:
+        blocks.append(_section("\n".join(offer_lines)))
+        blocks.append(_context(
+            f"Needs an approver other than {_requester(card.requester)} · expires "
+            f"{_when(min(o.expires_at for o in fix_offers + failover_offers))} · "
+            "every step, its exact commands and the rollback are in the thread"))
     for offer in fix_offers + failover_offers:
         is_fix = offer.action == "fix"
         buttons.append(
@@ -448,8 +422,9 @@ def incident_message(card: IncidentCard) -> Rendered:
             )
         )
     for offer in (o for o in card.offers if o.action not in ("fix", "failover_test")):
-        blocks.append(DividerBlock())
-        blocks.extend(_action_offer_blocks(card, offer))
+        blocks.append(_section(f"*Offered:* {_escape(offer.line or offer.title)}"))
+        blocks.append(_context(f"Needs an approver other than {_requester(card.requester)} · expires "
+                               f"{_when(offer.expires_at)} · its commands and undo are in the thread"))
         buttons.append(ButtonElement(
             text=PlainTextObject(text=_clip(mrkdwn.plain(offer.title), 70)),
             action_id=f"{ACTION_RUN_ACTION}_{offer.action}"[:255],
@@ -499,6 +474,54 @@ def incident_message(card: IncidentCard) -> Rendered:
     else:
         fallback = f"Triage of {card.host} {card.bond} running ({card.status})"
     return _render(f"[{card.incident_id}] {fallback}", blocks)
+
+
+def _steps_text(offer: Offer, limit: int) -> str:
+    """One line per step with its purpose, then its exact shell text."""
+    lines = []
+    for n, (purpose, command) in enumerate(offer.steps or tuple(("", c) for c in offer.commands), 1):
+        shown = command if len(command) <= COMMAND_DISPLAY_LIMIT else (
+            f"{command[:COMMAND_DISPLAY_LIMIT - 40]} …[{len(command) - COMMAND_DISPLAY_LIMIT + 40} more characters in the export]")
+        lines.append(f"{n}. {_escape(purpose) or '_step_'}\n{mrkdwn.code_block([shown])}")
+    return _clip("\n".join(lines), limit, "_(the rest in the export)_")
+
+
+def details_message(card: IncidentCard, offers: tuple[Offer, ...] | None = None) -> Rendered:
+    """The thread post behind the channel message: the explanation, every offered plan's steps
+    (purpose, then the exact commands), its rollback, and the other findings."""
+    blocks: list[Block] = []
+    diagnosis = card.diagnosis
+    root = diagnosis.root_cause if diagnosis else None
+    if root is not None:
+        if root.explanation:
+            blocks.append(_section(f"*Why:* {_escape(root.explanation)}"))
+        if len(root.evidence) > MAIN_EVIDENCE:
+            ev = [f"{e.source}: {e.line}" for e in root.evidence]
+            blocks.append(_section("*All the evidence*\n" + _code(ev, SECTION_LIMIT - 30, "_(more in the export)_")))
+    for offer in card.offers if offers is None else offers:
+        what = {"fix": "Fix", "failover_test": "Failover test"}.get(offer.action, "Offered")
+        method = f" ({_escape(offer.method_key)})" if offer.method_key else ""
+        head = f"*{what}{method}: {_escape(offer.title)}* · plan `{mrkdwn.inline_code(offer.plan_hash[:12])}`\n"
+        blocks.append(_section(head + _steps_text(offer, SECTION_LIMIT - len(head) - 10)))
+        blocks.append(_section("*Rollback:*\n" + (_commands_code(offer.rollback, SECTION_LIMIT - 30, "_(more in the export)_")
+                                                  if offer.rollback else "_none needed_")))
+    if diagnosis is not None:
+        others = [f for f in diagnosis.findings if root is None or f.code != root.code]
+        if others:
+            blocks.append(_section(_clip("*Other findings*\n" + "\n".join(_finding_line(f) for f in others),
+                                         SECTION_LIMIT, "_(more in the export)_")))
+    if not blocks:
+        blocks.append(_context("No details beyond the message."))
+    return _render(f"[{card.incident_id}] details: the why, the exact commands, the rollback", blocks)
+
+
+def outcome_details_message(outcome: Outcome) -> Rendered:
+    """``outcome_details`` as a thread post."""
+    text = outcome_details(outcome)
+    return _render(text, [_section(text)])
+
+
+__all__ += ["details_message", "outcome_details", "outcome_details_message", "MAIN_EVIDENCE"]
 
 
 # ------------------------------------------------------------------ other messages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -41,10 +42,12 @@ async def test_approver_applies_the_fix_and_the_message_shows_who_what_result(wo
     msg = world.slack.message(INCIDENTS, msg.ts)
     assert _buttons(msg) == [FAILOVER_HOST, ACTION_EXPORT], "the used button is gone"
     texts = [b["text"]["text"] for b in msg.blocks if b["type"] == "section"]
+    # One line in the message: who, when, the result; what ran and the report in the thread.
     [outcome] = [t for t in texts if t.startswith("✅ Fix approved by")]
-    assert outcome.startswith(f"✅ Fix approved by <@{BOB}> at ")
-    assert " UTC; ran:\n```" + FIX_COMMANDS[0] in outcome
-    assert outcome.endswith("Result: succeeded — 2 commands ran")
+    assert re.fullmatch(rf"✅ Fix approved by <@{BOB}> at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC: verified", outcome)
+    assert FIX_COMMANDS[0] not in json.dumps(msg.blocks)
+    [ran] = [m for m in world.slack.thread(INCIDENTS, msg.ts) if m.text.startswith("✅ Fix approved by")]
+    assert "Ran:\n```" + FIX_COMMANDS[0] in ran.text and "2 commands ran" in ran.text
     # While it ran, the message said so.
     assert any(
         b.get("text", {}).get("text", "").startswith(f"⏳ Fix approved by <@{BOB}>")

@@ -57,8 +57,8 @@ async def test_two_bonds_two_incidents(edge: tuple[World, RunningBot]) -> None:
     assert set(incidents) == {"uplink0", "uplink1"}
     assert str(getattr(incidents["uplink0"].status, "value", incidents["uplink0"].status)) == "diagnosed"
     messages = {m.blocks[0]["text"]["text"]: m for m in _top(world)}
-    assert set(messages) == {"Bond triage: test-host uplink0", "Bond triage: test-host uplink1"}
-    broken, fine = messages["Bond triage: test-host uplink0"], messages["Bond triage: test-host uplink1"]
+    assert set(messages) == {"test-host · uplink0 · diagnosed", "test-host · uplink1 · open"}
+    broken, fine = messages["test-host · uplink0 · diagnosed"], messages["test-host · uplink1 · open"]
     assert "NO_LINK_MONITORING" in _texts(broken.blocks)
     assert "✅ *Healthy:* `uplink1`" in _texts(fine.blocks)
     # The change is offered on the incident of the bond it changes, nowhere else.

@@ -102,29 +102,40 @@ async def test_triage_posts_one_message_updated_per_step_then_the_summary(
     assert progress and all(b.at - a.at >= 0.9 for a, b in zip(progress, progress[1:], strict=False))
 
     blocks = msg.blocks
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Bond triage: test-host bond0", "emoji": True}} or \
-        blocks[0]["text"]["text"] == "Bond triage: test-host bond0"
+    # One laptop screen: header, context, root cause with <= 5 evidence lines, other findings as a
+    # count, the offers in one line each, their context, the buttons. Nothing else.
+    assert [b["type"] for b in blocks] == ["header", "context", "context", "section", "context", "section", "context",
+                                           "actions"]
+    assert blocks[0]["text"]["text"] == "test-host · bond0 · diagnosed"
     texts = _section_texts(blocks)
     root = incident.root_cause
     assert root and root.startswith("bond0 has no link monitoring (miimon 0, no ARP monitor)")
-    assert texts[0] == f"*Root cause:* {root}  `NO_LINK_MONITORING`"
-    assert texts[1].startswith("*Why:* bond0 runs in mode active-backup with MII link monitoring disabled")
-    assert "cat /proc/net/bonding/bond0: MII Polling Interval (ms): 0" in texts[2]
-    assert "ethtool eno1: \tLink detected: no" in texts[2]
-    assert texts[3].startswith("*Other findings*\n🟠 `ACTIVE_SLAVE_NO_CARRIER`") or "ACTIVE_SLAVE_NO_CARRIER" in texts[3]
-    assert "*Proposed fix: enable MII link monitoring (miimon=100)*" in texts[4]
-    assert 'nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"' in texts[4]
-    assert "Rollback:\n```nmcli con modify bond0 bond.options \"mode=active-backup,miimon=0,primary=eno1\"```" in texts[4]
+    assert texts[0].startswith(f"*Root cause:* {root}  `NO_LINK_MONITORING`\n```")
+    evidence = texts[0].split("```")[1].strip("\n").split("\n")
+    assert 1 <= len(evidence) <= 5 and "cat /proc/net/bonding/bond0: MII Polling Interval (ms): 0" in evidence
+    assert "*Why:*" not in json.dumps(blocks) and "nmcli con" not in json.dumps(blocks)  # no shell text, no essay
+    assert texts[1].startswith("*Fix:* enable MII link monitoring (miimon=100) on bond0\n*Failover test:* ")
+    assert "ACTIVE_SLAVE_NO_CARRIER" in blocks[4]["elements"][0]["text"] and "in the thread" in blocks[4]["elements"][0]["text"]
     assert _buttons(blocks) == [ACTION_APPLY_FIX, FAILOVER_HOST, ACTION_EXPORT]
     fix_button = blocks[-1]["elements"][0]
-    # The dialog says what the change is, from the plan; the exact commands are in the message.
+    # The dialog says what the change is, from the plan.
     assert fix_button["confirm"]["text"]["text"] == (
         "Enable MII link monitoring (miimon=100) on bond0 (test-host). 2 command(s), listed in the message."
     )
     assert msg.text == f"[{incident.id}] test-host bond0: {root}"
 
-    # The raw outputs are in the thread in one post, a section per command.
-    [post] = slack.thread(INCIDENTS, msg.ts)
+    # The thread: the details (why, each step with its purpose then its exact commands, the rollback,
+    # the other findings), then the raw outputs in one post, a section per command.
+    details, post = slack.thread(INCIDENTS, msg.ts)
+    dtexts = _section_texts(details.blocks)
+    assert dtexts[0].startswith("*Why:* bond0 runs in mode active-backup with MII link monitoring disabled")
+    fix = next(t for t in dtexts if t.startswith("*Fix: enable MII link monitoring (miimon=100)*"))
+    assert '1. enable link monitoring\n```nmcli con modify bond0 bond.options "mode=active-backup,miimon=100,primary=eno1"```' in fix
+    assert "2. enable link monitoring\n```nmcli con down bond0 &amp;&amp; nmcli con up bond0```" in fix  # Slack-escaped
+    assert "3. " not in fix  # the rollback steps are the rollback, below
+    rollback = dtexts[dtexts.index(fix) + 1]
+    assert rollback == "*Rollback:*\n```nmcli con modify bond0 bond.options \"mode=active-backup,miimon=0,primary=eno1\"```"
+    assert any(t.startswith("*Other findings*\n") and "ACTIVE_SLAVE_NO_CARRIER" in t for t in dtexts)
     heads = [b["text"]["text"].split("\n", 1)[0] for b in post.blocks]
     assert sorted(heads) == sorted(f"`$ {c}`" for c in SEED_COMMANDS)
     # Only reads ran on the host (the triage, then the planner's re-read): no change unapproved.
@@ -144,4 +155,4 @@ async def test_http_retry_of_a_command_runs_the_triage_once(world: World, http_b
     assert (first.status, retry.status) == (200, 200)
     await http_bot.settle()
     assert len(world.store.list_incidents()) == 1
-    assert len(world.slack.calls_to("chat.postMessage")) == 2  # the message, the raw outputs in one post
+    assert len(world.slack.calls_to("chat.postMessage")) == 3  # the message, its details, the raw outputs in one post

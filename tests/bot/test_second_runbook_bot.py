@@ -8,6 +8,7 @@ incident records its runbook and subject; nothing of the bonding runbook runs or
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ async def test_its_action_is_offered_approved_and_run(bot_world: tuple[World, Ru
     run_sync = f"{ACTION_RUN_ACTION}_sync"
     [button] = [e for b in top().blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == run_sync]
     assert button["text"]["text"] == "Flush the file system buffers (harmless)"
-    assert "sync" in _texts(top().blocks)
+    assert "*Offered:* Flush the file system buffers (harmless)" in _texts(top().blocks)
+    [details] = [m for m in world.slack.thread(INCIDENTS, top().ts) if "*Offered: " in json.dumps(m.blocks)]
+    assert "```sync```" in json.dumps(details.blocks)  # the exact command, in the thread
     assert "sync" not in world.host.server.commands()  # offered, not run
     await bot.click(top(), run_sync, user=ALICE)  # the requester: refused by the two-person rule
     await bot.settle()
