@@ -11,6 +11,7 @@ One scenario reset (the ``lab_env`` fixture), no reboot: the VM runs under TCG o
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,11 @@ async def test_seed_story_from_triage_to_exported_timeline(lab_env: Any, tmp_pat
         await bot.settle(timeout=300)
         fixed = time.monotonic()
         msg = slack.message(CHANNEL, msg.ts)
-        [outcome] = [t for t in _sections(msg) if t.startswith("✅ Fix approved by")]
-        assert outcome.startswith(f"✅ Fix approved by <@{APPROVER}>") and "Result: succeeded" in outcome
-        assert "VERIFIED: MII link monitoring every 100 ms (miimon=100) is on for bond0 and verified" in outcome
+        lines = [line for t in _sections(msg) for line in t.split("\n")]
+        [outcome] = [t for t in lines if t.startswith("✅ Fix approved by")]
+        assert outcome.startswith(f"✅ Fix approved by <@{APPROVER}>") and outcome.endswith(" UTC: verified")
+        report = "\n".join(m.text for m in slack.thread(CHANNEL, msg.ts))  # the whole report: in the thread
+        assert "VERIFIED: MII link monitoring every 100 ms (miimon=100) is on for bond0 and verified" in report
         assert lab_env.ssh("cat /sys/class/net/bond0/bonding/miimon", check=True).stdout.strip() == "100"
         assert store.get(incident.id).status.value == "verified"
         assert _buttons(msg) == [failover_action_id(m) for m in ("lab", "manual", "host")] + [ACTION_EXPORT]
@@ -97,8 +100,9 @@ async def test_seed_story_from_triage_to_exported_timeline(lab_env: Any, tmp_pat
         await bot.settle(timeout=180)
         tested = time.monotonic()
         msg = slack.message(CHANNEL, msg.ts)
-        [outcome] = [t for t in _sections(msg) if t.startswith("✅ Failover test (lab) approved by")]
-        assert "Result: succeeded" in outcome and "PASS:" in outcome, outcome
+        lines = [line for t in _sections(msg) for line in t.split("\n")]
+        [outcome] = [t for t in lines if t.startswith("✅ Failover test (lab) approved by")]
+        assert re.search(r" UTC: passed: failover \d+ ms, \d+ pings? lost$", outcome), outcome
         [measured] = [e.payload["failover_test"] for e in store.events(incident.id)
                       if e.kind == "verification" and "failover_test" in e.payload]
         assert measured["passed"] and measured["failed_over"] and measured["primary_returned"]
