@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from incidents.export.describe import describe, display_ts, outputs
@@ -14,9 +15,21 @@ from incidents.model import Approval, Event, Incident, VerifyResult
 __all__ = ["render_markdown"]
 
 
+def _visible(text: str) -> str:
+    """Control and format characters shown as escapes (``\\x1b``, ``\\u202e``), newlines and tabs
+    kept: a host's ESC/OSC sequence in an exported file must not drive the terminal that ``cat``s
+    it, nor a bidi mark reorder what a reviewer reads."""
+    def one(ch: str) -> str:
+        if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cf"}:
+            return ch
+        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+    return "".join(one(ch) for ch in str(text))
+
+
 def _oneline(text: str) -> str:
     """Whitespace runs (newlines too) become one space; edges are kept, for joining segments."""
-    return re.sub(r"\s+", " ", str(text))
+    return re.sub(r"\s+", " ", _visible(str(text)))
 
 
 def _cell(text: str) -> str:
@@ -31,6 +44,7 @@ def _prose(text: str) -> str:
 
 def _code(text: str) -> str:
     """Inline code that survives backticks in the text."""
+    text = _visible(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -39,6 +53,7 @@ def _code(text: str) -> str:
 
 def _block(text: str, lang: str = "") -> str:
     """A fenced block longer than any backtick run inside ``text``."""
+    text = _visible(text)
     longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
