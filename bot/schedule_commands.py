@@ -145,7 +145,7 @@ async def handle(bot: BondBot, text: str, *, user: str, channel: str, respond: A
         if request.action == "resume":
             needs_approver = (await asyncio.to_thread(service.get, request.schedule_id)).kind == "drill"
         if needs_approver:
-            decision = await bot.deps.policy.approver(user, bot._members_of)
+            decision = await bot.deps.policy.approver(user, bot.members_now)  # fresh: a standing approval
             if not decision:
                 await say(views.refusal_message(
                     "schedule a failover drill" if request.action == "add" else "resume a failover drill",
