@@ -32,22 +32,33 @@ class PlanLike(Protocol):
     ``ip link set eno1 down``"); for the fix it is a short description of the change.
     """
 
-    host: str
-    bond: str
-    commands: Sequence[str]
-    rollback: Sequence[str]
-    title: str
-    method: str
-    #: ``plan.digest``: what the approval refers to.
-    plan_hash: str
+    # Read-only members (properties), so that frozen dataclasses such as bot.wiring.DomainPlan match.
+    @property
+    def host(self) -> str: ...
+    @property
+    def bond(self) -> str: ...
+    @property
+    def commands(self) -> Sequence[str]: ...
+    @property
+    def rollback(self) -> Sequence[str]: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def plan_hash(self) -> str:
+        """``plan.digest``: what the approval refers to."""
+        ...
 
 
 @runtime_checkable
 class ResultLike(Protocol):
     """How an approved action went: ``ok`` only when it ran *and* verified."""
 
-    ok: bool
-    summary: str
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def summary(self) -> str: ...
 
 
 Notify = Callable[[str], Awaitable[None]]

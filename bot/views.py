@@ -559,7 +559,8 @@ def outputs_comment(count: int, size: int) -> str:
 def help_message() -> Rendered:
     lines = [
         "*bondbot* triages Linux bonding failover incidents and offers the fix for approval.",
-        "• `/bond triage HOST [BOND]` — run the triage runbook on HOST: the bond named (or the inventory's), else every bond the host has, one incident each",
+        "• `/bond triage HOST [BOND]` — run the triage runbook on HOST: the bond named (or the inventory's), "
+        "else every bond the host has, one incident each",
         "• `/bond triage HOST [SUBJECT] --runbook NAME` — the same with another runbook (by name: the built-in ones and BONDBOT_RUNBOOKS)",
         "• `/bond status INCIDENT` — where an incident stands",
         "• `/bond export INCIDENT [md|json|html]` — upload the incident's timeline here",

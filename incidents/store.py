@@ -28,7 +28,6 @@ import json
 import os
 import re
 import secrets
-import string
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from incidents.errors import (
 from incidents.model import (
     RESERVED_KINDS,
     TRANSITIONS,
+    WORK_KINDS,
     Approval,
     Break,
     Event,
@@ -55,7 +55,6 @@ from incidents.model import (
     Lease,
     Status,
     VerifyResult,
-    WORK_KINDS,
 )
 
 if TYPE_CHECKING:
@@ -775,7 +774,8 @@ def _cross_check(inc: Row[Any], evs: list[Event], appr: list[Row[Any]]) -> Break
         return Break(1, f"the incident's runbook ({inc.runbook!r}) differs from the opened event's")
     if subject != _parse_payload(inc.subject):
         return Break(1, f"the incident's subject ({inc.subject}) differs from the opened event's")
-    status, status_seq = Status.OPEN.value, 1
+    status: object = Status.OPEN.value
+    status_seq = 1
     root_cause, root_seq = None, 1
     for ev in evs:
         if ev.kind == EventKind.STATUS_CHANGE.value:
@@ -788,8 +788,9 @@ def _cross_check(inc: Row[Any], evs: list[Event], appr: list[Row[Any]]) -> Break
         return Break(root_seq, "the incident's root cause differs from the one the log records")
     logged = {ev.seq: ev for ev in evs if ev.kind == EventKind.APPROVAL.value}
     for a in appr:
-        ev = logged.pop(a.seq, None)
-        if ev is None or ev.actor != a.approver or ev.payload.get("plan_hash") != a.plan_hash or ev.ts != a.approved_at:
+        approval_ev = logged.pop(a.seq, None)
+        if (approval_ev is None or approval_ev.actor != a.approver
+                or approval_ev.payload.get("plan_hash") != a.plan_hash or approval_ev.ts != a.approved_at):
             return Break(a.seq, "an approval record differs from the approval event at this seq")
     if logged:
         seq = min(logged)
@@ -825,7 +826,7 @@ def _incident(row: Row[Any]) -> Incident:
     )
 
 
-def _lease_from(row: Mapping[str, Any]) -> Lease:
+def _lease_from(row: Mapping[Any, Any]) -> Lease:
     return Lease(
         key=row["key"], incident_id=row["incident_id"], work=row["work"], owner=row["owner"],
         started_at=row["started_at"], heartbeat_at=row["heartbeat_at"], expires_at=row["expires_at"],

@@ -397,7 +397,7 @@ def _make_host(name: str, fields: Mapping[str, Any], where: str) -> Host:
 # --- YAML with line numbers ------------------------------------------------------------------------
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A YAML mapping that remembers the line (1-based) of each key."""
 
     lines: dict[Any, int]

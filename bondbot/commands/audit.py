@@ -19,7 +19,7 @@ diagnosis failed); 2 bad input (unknown group, bad inventory, nothing contacted)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -33,7 +33,7 @@ def _failed(row: dict[str, Any]) -> bool:
     return row["status"] in FAILURE_STATUSES or str(row["status"]).endswith("-not-found")
 
 
-class HostSummary(dict):  # type: ignore[type-arg]
+class HostSummary(dict):
     """One row of the audit: host, bond, status, root_cause, severity, summary, risks, error_kind,
     error, duration."""
 
@@ -115,14 +115,16 @@ def audit_exit_status(rows: list[HostSummary]) -> int:
 def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit(
-        groups: Annotated[Optional[list[str]], typer.Argument(help="Inventory groups (default: all hosts).")] = None,
+        groups: Annotated[list[str] | None, typer.Argument(help="Inventory groups (default: all hosts).")] = None,
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=1000, help="Hosts in flight at once.")] = 50,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one line per host.")] = False,
-        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond name for every host (default: the inventory's, else every bond each host has).")] = None,
-        subject: Annotated[Optional[str], typer.Option("--subject", help="What to triage on every host, in the runbook's terms (default: the inventory's, else each one a host has).")] = None,
-        runbook_name: Annotated[Optional[str], typer.Option("--runbook", help="Runbook name or path to its runbook.yaml (default: bonding).")] = None,
-        inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file.")] = None,
+        bond: Annotated[str | None, typer.Option("--bond", help="Bond name for every host (default: the "
+                "inventory's, else every bond each host has).")] = None,
+        subject: Annotated[str | None, typer.Option("--subject", help="What to triage on every host, in the runbook's terms (default: "
+                "the inventory's, else each one a host has).")] = None,
+        runbook_name: Annotated[str | None, typer.Option("--runbook", help="Runbook name or path to its runbook.yaml (default: bonding).")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", help="Inventory file.")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per host.")] = 60.0,
         connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to connect.")] = 10.0,
     ) -> None:

@@ -194,7 +194,8 @@ def fix(
     miimon: Annotated[Optional[int], typer.Option("--miimon", help="MII monitor interval in ms (default 100).")] = None,  # noqa: UP045
     arp_target: Annotated[Optional[list[str]], typer.Option("--arp-target", help="ARP monitoring instead: target IP (repeatable).")] = None,  # noqa: UP045
     arp_interval: Annotated[Optional[int], typer.Option("--arp-interval", help="ARP monitor interval in ms (with --arp-target).")] = None,  # noqa: UP045
-    arp_validate: Annotated[Optional[str], typer.Option("--arp-validate", help="With ARP: none|active|backup|all|filter|filter_active|filter_backup.")] = None,  # noqa: UP045
+    arp_validate: Annotated[Optional[str], typer.Option("--arp-validate", help="With ARP: "  # noqa: UP045
+            "none|active|backup|all|filter|filter_active|filter_backup.")] = None,
     target: TargetOpt = None,
     checkpoint_timeout: Annotated[int, typer.Option("--checkpoint-timeout", help="Seconds before NetworkManager rolls back by itself.")] = 60,
     inventory: InventoryOpt = None,
@@ -267,7 +268,8 @@ def failover_test(
     bond: BondOpt = None,
     target: TargetOpt = None,
     hold: Annotated[float, typer.Option("--hold", help="Seconds the port stays down.")] = 3.0,
-    allow_unmonitored: Annotated[bool, typer.Option("--allow-unmonitored", help="Run even without link monitoring, to demonstrate the outage.")] = False,
+    allow_unmonitored: Annotated[bool, typer.Option("--allow-unmonitored", help="Run even without link monitoring, to "
+            "demonstrate the outage.")] = False,
     lab_instance: Annotated[Optional[str], typer.Option("--lab-instance", help="Lab VM instance directory (method lab).")] = None,  # noqa: UP045
     inventory: InventoryOpt = None,
     incident: IncidentOpt = None,

@@ -24,7 +24,7 @@ Exit status (the worst over the subjects):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -84,16 +84,20 @@ def register(app: typer.Typer) -> None:
     @app.command("triage")
     def triage(
         host: Annotated[str, typer.Argument(help="A host of the inventory.")],
-        bond: Annotated[Optional[str], typer.Option("--bond", help="Bond to triage (bonding runbook; default: the inventory's, else every bond the host has).")] = None,
-        subject: Annotated[Optional[str], typer.Option("--subject", help="What to triage, in the runbook's terms (bonding: a bond); default: the inventory's, else each one the host has.")] = None,
-        runbook_name: Annotated[Optional[str], typer.Option("--runbook", help="Runbook name (built-in or BONDBOT_RUNBOOKS) or path to its runbook.yaml (default: bonding).")] = None,
+        bond: Annotated[str | None, typer.Option("--bond", help="Bond to triage (bonding runbook; default: the "
+                "inventory's, else every bond the host has).")] = None,
+        subject: Annotated[str | None, typer.Option("--subject", help="What to triage, in the runbook's terms (bonding: a bond); "
+                "default: the inventory's, else each one the host has.")] = None,
+        runbook_name: Annotated[str | None, typer.Option("--runbook", help="Runbook name (built-in or BONDBOT_RUNBOOKS) or path to "
+                "its runbook.yaml (default: bonding).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-        inventory: Annotated[Optional[Path], typer.Option("--inventory", help="Inventory file (bondbot YAML, Ansible INI/YAML, ssh_config).")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", help="Inventory file (bondbot YAML, Ansible INI/YAML, ssh_config).")] = None,
         timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the whole triage on the host.")] = 60.0,
         connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to set up the SSH connection.")] = 10.0,
         record: Annotated[bool, typer.Option("--record", help="Record the triage in a new incident per subject (ids on stderr).")] = False,
-        incident: Annotated[Optional[str], typer.Option("--incident", help="Record the triage into this existing incident.")] = None,
-        database_url: Annotated[Optional[str], typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL (with --record/--incident).", show_default=False)] = None,
+        incident: Annotated[str | None, typer.Option("--incident", help="Record the triage into this existing incident.")] = None,
+        database_url: Annotated[str | None, typer.Option("--database-url", envvar="BONDBOT_DATABASE_URL", help="Incident database URL (with "
+                "--record/--incident).", show_default=False)] = None,
     ) -> None:
         """Run a runbook's triage on HOST over SSH (bonding by default): the subject named, else each one the host has."""
         import asyncio
@@ -111,7 +115,14 @@ def register(app: typer.Typer) -> None:
             print_step_table,
         )
         from bondbot.settings import known_hosts_path
-        from runbooks.engine import RunbookError, StepEvent, SubjectNotFound, load_runbook, resolve_subject, run_host_triage
+        from runbooks.engine import (
+            RunbookError,
+            StepEvent,
+            SubjectNotFound,
+            load_runbook,
+            resolve_subject,
+            run_host_triage,
+        )
         from ssh_exec import ExecLimits, HostNotAllowed, InvalidValue, SshExecError, SshPool
 
         inv = load_inventory_or_exit(inventory)
@@ -154,7 +165,7 @@ def register(app: typer.Typer) -> None:
             label = f"{r.subject_text} {r.step}" if r.subject_text else r.step
             err.print(f"{mark} {escape(label):<22} {r.duration:6.3f}s  [dim]{escape(r.command)}[/]", highlight=False)
 
-        async def go():  # type: ignore[no-untyped-def]
+        async def go():
             async with SshPool(inv, known_hosts=known_hosts_path(), limits=limits) as pool:
                 if err is not None:
                     err.print(f"[bold]triage {host}[/] …", highlight=False)
@@ -204,9 +215,7 @@ def register(app: typer.Typer) -> None:
                 elif len(ht.results) > 1:
                     out.print(Text(safe_text(f"{ht.host.name}: {len(ht.results)} {plural}: "
                                              f"{', '.join(r.subject_text for r in ht.results)}"), style="bold"))
-                if ht.discovery and not ht.results:
-                    print_step_table(out, None, ht.discovery, title="Discovery")
-                elif len(ht.results) > 1:
+                if (ht.discovery and not ht.results) or len(ht.results) > 1:
                     print_step_table(out, None, ht.discovery, title="Discovery")
                 for result in ht.results:
                     out.print()

@@ -123,7 +123,7 @@ def diagnose(outputs: TriageOutputs, *, strict: bool = False) -> Diagnosis:
     }
     findings = [_finding(*hits[i], bond, mode, common) for i in order]
     candidates = [
-        (f, r) for f, (r, h) in zip(findings, (hits[i] for i in order))
+        (f, r) for f, (r, _h) in zip(findings, (hits[i] for i in order), strict=True)
         if r.root_rank is not None and f.severity is Severity.CRITICAL
     ]
     reasons, own_unread = _inconclusive_reasons(outputs, ctx)

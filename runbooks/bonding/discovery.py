@@ -123,7 +123,7 @@ class NmProfiles:
         """The device's active connection: the profile NetworkManager has up on ``bond`` now."""
         rows = [r for r in self.rows if r.device == bond]
         bonds = [r for r in rows if r.type == "bond"]
-        return (bonds or rows or [None])[0]
+        return next(iter(bonds or rows), None)
 
     def bond_profiles(self) -> list[NmcliListRow]:
         """Every bond-type profile (candidates when the device has no active connection)."""

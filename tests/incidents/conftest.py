@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg import create_database, fresh_postgres_database, postgres_url  # noqa: F401  (fixtures)
 
 from incidents import IncidentStore
+from pg import create_database, fresh_postgres_database, postgres_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import typer
-from scenario import build_incident
 from typer.testing import CliRunner
 
 from bondbot.commands import incident as incident_cmd
 from incidents import IncidentStore
+from scenario import build_incident
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from scenario import PLAN_HASH, build_incident
 
 from incidents import ExportError, IncidentStore
 from incidents.chain import GENESIS, event_hash
 from incidents.export import export_incident, json_schema_text
+from scenario import PLAN_HASH, build_incident
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -52,7 +53,7 @@ def test_processes_appending_at_once_lose_nothing(db_url: str, store: IncidentSt
     assert Counter(p["tag"] for p in notes) == {"A": per_worker, "B": per_worker, "C": per_worker}
     for tag in "ABC":  # each writer's own events stay in its order
         assert [p["i"] for p in notes if p["tag"] == tag] == list(range(per_worker))
-    switches = sum(1 for a, b in zip(notes, notes[1:]) if a["tag"] != b["tag"])
+    switches = sum(1 for a, b in itertools.pairwise(notes) if a["tag"] != b["tag"])
     # Back-to-back blocks (2 switches) would mean the writers never overlapped: a vacuous test.
     assert switches > 2, f"writers did not actually run at the same time ({switches} switches)"
     result = store.verify(incident_id)

@@ -21,6 +21,7 @@ from ssh_exec import SshPool
 from tests.ssh.fixtures import SshTestHost
 from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES, host_table, nm_list_line, persona_bond
 
+
 def _pool(ssh_host: SshTestHost) -> SshPool:
     return SshPool(ssh_host.inventory(), known_hosts=ssh_host.known_hosts_path)
 

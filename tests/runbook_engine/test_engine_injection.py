@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbooks.engine import load_runbook, render_command, run_triage
-from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES
 from runbooks.validation import InvalidValue
 from ssh_exec import HostNotAllowed, SshPool, load_inventory
 from tests.ssh.fixtures import seed_replay
 from tests.sshd import SshServer
+from tests.triage_replay import BONDING_MASTERS, NM_LIST, SYSFS_SLAVES
 
 SAFE = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
 HOSTILE = ["'", '"', ";", "$(reboot)", "`id`", "\n", "\r", "\x00", "|", "&", ">", "<", " ", "\t", "*", "~",
