@@ -9,6 +9,12 @@ and own hash are made steps and parameters of a Plan, so that its digest covers 
 Proposals written together form a batch; a later batch offering an action replaces the earlier,
 undecided offers of that action (e.g. the failover test, offered again once the fix made it
 possible). The failover test gets one offer per method.
+
+The host is read once for a batch: a remediation with ``read_state(host, bond)`` reads the bond's
+state (and what the failover test needs) once, and that reading plans the fix and every failover
+method (``state=``), so the offers come from one snapshot and cost one round of host commands. A
+click plans again without it (``plan_for`` with no state): the host is read afresh right before
+anything runs, and the digests are compared.
 """
 
 from __future__ import annotations
@@ -51,17 +57,32 @@ def _shown_extra(planned: Any, plan: Plan, method: str, bond: str) -> dict[str, 
     return extra
 
 
-async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str, *, incident: Any = None) -> Any:
+async def plan_for(bot: BondBot, kind: str, host: str, bond: str, method: str, *, incident: Any = None,
+                   state: Any = None) -> Any:
     """Ask the remediation for the plan of ``kind`` on the host as it is now (None: nothing to do).
-    Any other action is one the incident's runbook declares as data: the triage service plans it."""
+    Any other action is one the incident's runbook declares as data: the triage service plans it.
+    ``state``: the remediation's ``read_state`` made for this batch (None: the host is read now)."""
     if kind not in ACTIONS:
         assert incident is not None
         return bot.deps.triage.plan_action(incident.runbook, kind, host, incident.subject)
     remediation = bot.deps.remediation
     assert remediation is not None
+    given = {"state": state} if state is not None else {}
     if kind == "fix":
-        return await remediation.plan_fix(host, bond)
-    return await remediation.plan_failover_test(host, bond, method)
+        return await remediation.plan_fix(host, bond, **given)
+    return await remediation.plan_failover_test(host, bond, method, **given)
+
+
+async def _read_once(bot: BondBot, host: str, bond: str, actions: tuple[str, ...]) -> tuple[Any, Exception | None]:
+    """The batch's one reading of the host (None when the remediation reads per plan), or why it
+    failed: then every remediation action of the batch fails with that reason, without reading again."""
+    read_state = getattr(bot.deps.remediation, "read_state", None)
+    if read_state is None or not any(kind in ACTIONS for kind in actions):
+        return None, None
+    try:
+        return await read_state(host, bond), None
+    except Exception as exc:
+        return None, exc
 
 
 async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions: tuple[str, ...] = ACTIONS) -> None:
@@ -69,6 +90,7 @@ async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions:
     remediation = bot.deps.remediation
     incident = await bot._store("get", incident_id)
     batch = uuid.uuid4().hex[:12]
+    state, read_error = await _read_once(bot, host, bond, actions)
     for kind in actions:
         if kind == "failover_test":
             assert remediation is not None
@@ -77,7 +99,10 @@ async def propose(bot: BondBot, incident_id: str, host: str, bond: str, actions:
         offered = 0
         for method in methods:
             try:
-                planned = await plan_for(bot, kind, host, bond, method, incident=incident)
+                if read_error is not None and kind in ACTIONS:
+                    raise read_error
+                planned = await plan_for(bot, kind, host, bond, method, incident=incident,
+                                         state=state if kind in ACTIONS else None)
             except Exception as exc:
                 log.warning("planning %s %s for %s failed: %s", kind, method, incident_id, exc)
                 errors.append((method, str(exc)[:500]))

@@ -204,6 +204,17 @@ class DomainResult:
     summary: str
 
 
+@dataclass(frozen=True)
+class HostReading:
+    """One reading of a host's bond (``runbooks.bonding.bond_state.BondState``) and of the tools the
+    failover test needs (the command's result): what every offer made together is planned from."""
+
+    host: str
+    bond: str
+    state: Any = field(repr=False)
+    tools: Any = field(repr=False)
+
+
 class FailoverNotReady(Exception):
     """The failover test's preconditions do not hold now (e.g. no link monitoring before the fix);
     the message says which, and is what the channel shows instead of the buttons."""
@@ -251,16 +262,37 @@ class EngineRemediation:
     def failover_methods(self) -> tuple[str, ...]:
         return ("lab", "manual", "host") if self.link_control is not None else ("manual", "host")
 
-    async def plan_fix(self, host: str, bond: str, *, like: Any = None) -> DomainPlan | None:
+    async def read_state(self, host: str, bond: str) -> HostReading:
+        """Read the host once (the bond's state and the failover test's tools, read-only) for every
+        offer made together: pass it as ``state=`` to :meth:`plan_fix` and :meth:`plan_failover_test`.
+        A click plans again without it, so the host is read afresh right before anything runs."""
+        from runbooks.bonding.bond_state import read_bond_state
+        from runbooks.bonding.failover import read_failover_tools
+
+        session = self.pool.session(host)
+        state, tools = await asyncio.gather(read_bond_state(session, bond), read_failover_tools(session))
+        return HostReading(host=host, bond=state.bond, state=state, tools=tools)
+
+    @staticmethod
+    def _reading(state: HostReading | None, host: str, bond: str) -> HostReading | None:
+        if state is not None and (state.host, state.bond) != (host, bond):
+            raise ValueError(f"the reading is of {state.host} {state.bond}, not {host} {bond}")
+        return state
+
+    async def plan_fix(self, host: str, bond: str, *, like: Any = None,
+                       state: HostReading | None = None) -> DomainPlan | None:
         """The fix's plan for the host as it is now. ``like``: a plan shown before (its run id is
-        reused, so an unchanged host gives the same digest); else the one last offered here."""
+        reused, so an unchanged host gives the same digest); else the one last offered here.
+        ``state``: a :meth:`read_state` of this host and bond made just now (else the host is read)."""
         from runbooks.bonding import remediation
 
         key = ("fix", host, bond, "")
+        reading = self._reading(state, host, bond)
         # PlanRefused ("miimon is already 100; nothing to change", "no gateway found") propagates:
         # its message is what the channel shows instead of a button.
         plan = await remediation.plan_fix(self.pool.session(host), bond, host=host,
-                                          run_id=self._token(key, like, "run"))
+                                          run_id=self._token(key, like, "run"),
+                                          state=reading.state if reading is not None else None)
         self._tokens[key] = plan.run_id
         commands = tuple(s.command for s in plan.steps)
         if plan.fallback:
@@ -314,17 +346,21 @@ class EngineRemediation:
                 diffs.append(f"bond.options: was {was!r}, now {is_now!r}")
         return diffs
 
-    async def plan_failover_test(self, host: str, bond: str, method: str, *, like: Any = None) -> DomainPlan | None:
-        """The failover test's plan (see :meth:`plan_fix` for ``like``): the sampler's token, script
-        and deadline (with ``manual_timeout`` for the manual method) are fixed in it."""
+    async def plan_failover_test(self, host: str, bond: str, method: str, *, like: Any = None,
+                                 state: HostReading | None = None) -> DomainPlan | None:
+        """The failover test's plan (see :meth:`plan_fix` for ``like`` and ``state``): the sampler's
+        token, script and deadline (with ``manual_timeout`` for the manual method) are fixed in it."""
         from runbooks.bonding.failover import plan_failover_test
 
         if method not in self.failover_methods():
             raise FailoverNotReady(f"method {method!r} is not available here: one of {', '.join(self.failover_methods())}")
         key = ("failover_test", host, bond, method)
+        reading = self._reading(state, host, bond)
         plan = await plan_failover_test(self.pool.session(host), bond, method, host=host,
                                         hold_seconds=self.hold_seconds, manual_timeout=self.manual_timeout,
-                                        token=self._token(key, like, "token"))
+                                        token=self._token(key, like, "token"),
+                                        state=reading.state if reading is not None else None,
+                                        tools=reading.tools if reading is not None else None)
         self._tokens[key] = plan.token
         if not plan.ready:
             # The detail's advice after " - " is the CLI's (--allow-unmonitored); the bot offers the fix.

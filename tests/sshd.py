@@ -178,16 +178,20 @@ class SshServer:
 
     # --- what the host answers -----------------------------------------------------------------
 
-    def set_replay(self, table: Replay, *, delays: Mapping[str, float] | None = None) -> None:
+    def set_replay(self, table: Replay, *, delays: Mapping[str, float] | None = None, delay: float = 0.0) -> None:
         """Answer from ``table`` from now on (replaces the previous table atomically).
 
         ``delays`` makes the host slow: it waits that many seconds before answering a command
-        (e.g. to stop or kill the bot in the middle of a triage or a change).
+        (e.g. to stop or kill the bot in the middle of a triage or a change). ``delay`` makes every
+        command (known or not) wait that many seconds first, like a slow or distant host.
         """
+        if not 0 <= delay <= 60:
+            raise ValueError(f"delay must be 0-60 seconds, not {delay!r}")
         self._replays += 1
         target = self.workdir / f"replay.{self._replays}"
         target.mkdir(mode=0o755)
-        lines = ['case "$cmd" in']
+        lines = [f"sleep {float(delay):.3f}"] if delay else []
+        lines.append('case "$cmd" in')
         for command, (status, stdout, stderr) in table.items():
             lines.append(f"{_sh_literal(command)})")
             if delays and delays.get(command):

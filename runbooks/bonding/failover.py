@@ -3,7 +3,9 @@
 Public API::
 
     await plan_failover_test(session, bond, method, *, host=None, target=None, hold_seconds=3.0,
-                             allow_unmonitored=False, manual_timeout=300.0, token=None) -> FailoverPlan
+                             allow_unmonitored=False, manual_timeout=300.0, token=None,
+                             state=None, tools=None) -> FailoverPlan
+    await read_failover_tools(session)     # what ``tools=`` takes: one reading for every method
     plan.render_text(); plan.plan (runbooks.plan.Plan); plan.plan_hash (== plan.plan.digest);
     plan.preconditions (list of Check)
     await run_failover_test(plan, *, pool, actor, maintenance_window_confirmed,
@@ -69,7 +71,7 @@ from runbooks.bonding.bond_options import (
     validate_interface,
     validate_ipv4_target,
 )
-from runbooks.bonding.bond_state import read_bond_state, session_host_name
+from runbooks.bonding.bond_state import BondState, read_bond_state, session_host_name
 from runbooks.bonding.failover_parse import (
     KernelLine,
     clock_alignment,
@@ -89,6 +91,7 @@ __all__ = [
     "FailoverPlan",
     "FailoverReport",
     "plan_failover_test",
+    "read_failover_tools",
     "run_failover_test",
     "analyze",
     "tool_checks",
@@ -572,16 +575,26 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
     return report
 
 
+async def read_failover_tools(session: Any) -> Any:
+    """Which tools the test needs are on the host (the command's result; ``tool_checks`` reads it)."""
+    return await session.run(sh_c(render("failover.tools")), timeout=20)
+
+
 async def plan_failover_test(session: Any, bond: str, method: str, *, host: str | None = None,
                              target: str | None = None, hold_seconds: float = 3.0,
                              allow_unmonitored: bool = False, manual_timeout: float = 300.0,
-                             token: str | None = None) -> FailoverPlan:
+                             token: str | None = None, state: BondState | None = None,
+                             tools: Any = None) -> FailoverPlan:
     """Read the bond and the host's tools; say what the test will do and whether it can.
 
     The steps are remediation.yaml's ``failover_test:`` list for ``method``, rendered with every
     value the run uses: the sampler script, the ping deadline (``hold_seconds`` + 40 s, plus
     ``manual_timeout`` for the manual method) and ``token`` (hex; a fresh random one when not
     given: pass a shown plan's token to plan again and compare digests).
+
+    ``state`` (``read_bond_state``) and ``tools`` (:func:`read_failover_tools`): readings made just
+    now, so that one reading serves every method (and the fix) offered together; each one not
+    given is read here. The same readings give the same plan.
     """
     if method not in METHODS:
         raise RemediationError(f"unknown failover test method {method!r}: one of {', '.join(METHODS)}")
@@ -594,8 +607,14 @@ async def plan_failover_test(session: Any, bond: str, method: str, *, host: str 
         raise RemediationError(f"invalid failover test token {token!r}: hex digits")
     bond = validate_interface(bond, "bond")
     name = session_host_name(session, host)
-    state, tools = await asyncio.gather(read_bond_state(session, bond),
-                                        session.run(sh_c(render("failover.tools")), timeout=20))
+    if state is not None and state.bond != bond:
+        raise RemediationError(f"the state given is of {state.bond}, not {bond}")
+    if state is None and tools is None:
+        state, tools = await asyncio.gather(read_bond_state(session, bond), read_failover_tools(session))
+    elif tools is None:
+        tools = await read_failover_tools(session)
+    if state is None:
+        state = await read_bond_state(session, bond)
     target = validate_ipv4_target(target or state.nm_gateway or state.route_gateway or "")
     cut = state.active_slave
     primary = state.runtime.get("primary") or None

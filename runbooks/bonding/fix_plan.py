@@ -369,12 +369,17 @@ def persistence_steps(state: BondState, monitor: Monitor) -> str:
 
 async def plan_fix(session: Session, bond: str, monitor: Monitor | None = None, *, host: str | None = None,
                    target: str | None = None, checkpoint_timeout: int | None = None,
-                   run_id: str | None = None) -> FixPlan:
+                   run_id: str | None = None, state: BondState | None = None) -> FixPlan:
     """Read the host and build the plan that enables ``monitor`` (default: miimon=100).
 
-    ``run_id``: the one of a plan already shown, to plan again and compare digests."""
+    ``run_id``: the one of a plan already shown, to plan again and compare digests.
+    ``state``: a reading of this bond made just now (``read_bond_state``), so that one reading
+    serves the fix and every failover method offered with it; the same state gives the same plan."""
     monitor = monitor or Monitor.mii(remediation_spec()["defaults"]["miimon"])
     name = session_host_name(session, host)
-    state = await read_bond_state(session, bond)
+    if state is None:
+        state = await read_bond_state(session, bond)
+    elif state.bond != validate_interface(bond, "bond"):
+        raise RemediationError(f"the state given is of {state.bond}, not {bond}")
     return build_fix_plan(name, state, monitor, target=target, run_id=run_id,
                           checkpoint_timeout=checkpoint_timeout or remediation_spec()["defaults"]["checkpoint_timeout_seconds"])

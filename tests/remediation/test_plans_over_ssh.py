@@ -88,3 +88,28 @@ async def test_fix_plan_replans_to_the_same_digest_and_shows_what_runs(ssh_host:
     again = await remediation.plan_fix("test-host", "bond0")
     assert again is not None and again.plan_hash == offered.plan_hash
     assert (await EngineRemediation(pool, None).plan_fix("test-host", "bond0", like=plan)).plan_hash == offered.plan_hash
+
+
+async def test_one_reading_plans_the_fix_and_each_method_as_reading_again_would(
+        ssh_host: SshTestHost, pool: SshPool) -> None:  # noqa: F811
+    """``read_state`` once, then every plan from it: nothing more is sent, and each plan (digest,
+    commands, rollback) is the one planning with its own reading gives (the click's re-read)."""
+    ssh_host.server.set_replay(host_table(miimon=0))
+    remediation = EngineRemediation(pool, None)
+    reading = await remediation.read_state("test-host", "bond0")
+    ssh_host.server.clear_log()
+    fix = await remediation.plan_fix("test-host", "bond0", state=reading)
+    assert fix is not None and ssh_host.server.commands() == [], "planned from the reading alone"
+    again = await EngineRemediation(pool, None).plan_fix("test-host", "bond0", like=fix.plan)
+    assert again is not None and ssh_host.server.commands(), "without a reading the host is read"
+    assert (again.plan_hash, again.commands, again.rollback) == (fix.plan_hash, fix.commands, fix.rollback)
+    ssh_host.server.set_replay(host_table(miimon=100))
+    reading = await remediation.read_state("test-host", "bond0")
+    for method in remediation.failover_methods():
+        ssh_host.server.clear_log()
+        test = await remediation.plan_failover_test("test-host", "bond0", method, state=reading)
+        assert test is not None and ssh_host.server.commands() == []
+        again = await EngineRemediation(pool, None).plan_failover_test("test-host", "bond0", method, like=test.plan)
+        assert again is not None and (again.plan_hash, again.commands) == (test.plan_hash, test.commands)
+    with pytest.raises(ValueError, match="not test-host bond1"):
+        await remediation.plan_fix("test-host", "bond1", state=reading)
