@@ -21,6 +21,12 @@ Public API (the CLI ``bondbot fix`` and the Slack bot's approval buttons call ex
                                      host="web-01", target=None, hold_seconds=3.0,
                                      allow_unmonitored=False)            # -> FailoverPlan
     fplan.ready; fplan.preconditions; fplan.render_text(); fplan.plan_hash
+
+    # One reading for several plans (the bot's offers): read once, plan each from it (sends nothing).
+    state = await read_bond_state(pool.session("web-01"), "bond0")
+    tools = await read_failover_tools(pool.session("web-01"))        # runbooks.bonding.failover
+    plan = await plan_fix(session, "bond0", host="web-01", state=state)
+    fplan = await plan_failover_test(session, "bond0", "host", host="web-01", state=state, tools=tools)
     report = await run_failover_test(fplan, pool=pool, actor=..., maintenance_window_confirmed=True,
                                      link_control=None, notify=None,     # notify(text): tell the operator
                                      incident_store=None, incident_id=None)  # -> FailoverReport
