@@ -74,6 +74,10 @@ class Remediation(Protocol):
     plan still applies. ``approved_hash`` is the plan's own ``plan_hash`` as it was shown and
     approved: the domain refuses to run a plan whose hash differs. ``apply_fix`` and
     ``run_failover_test`` write their commands, rollback notes and verification to the incident.
+
+    Optional: ``async read_state(host, bond)``, one reading of the host for every offer made
+    together; then ``plan_fix`` / ``plan_failover_test`` also take ``state=`` (that reading) and
+    plan from it without reading again (``bot.proposals``). A click plans without it.
     """
 
     def failover_methods(self) -> tuple[str, ...]:
