@@ -8,6 +8,7 @@ __all__ = [
     "ImageMissing",
     "BuildError",
     "BootError",
+    "GuestPanic",
     "LabNotRunning",
     "LabAlreadyRunning",
     "InvalidArgument",
@@ -34,6 +35,11 @@ class BuildError(LabError):
 
 class BootError(LabError):
     """The VM did not come up (QEMU refused to start, or SSH never answered)."""
+
+
+class GuestPanic(BootError):
+    """The guest kernel panicked while booting (seen under TCG: an oops while the kernel patches
+    its own text, a race in QEMU's multi-threaded TCG); a fresh boot usually succeeds."""
 
 
 class LabNotRunning(LabError):

@@ -32,6 +32,7 @@ from typing import Any
 from lab.errors import (
     BootError,
     GuestCommandError,
+    GuestPanic,
     ImageMissing,
     InvalidArgument,
     LabAlreadyRunning,
@@ -52,6 +53,8 @@ QEMU = "qemu-system-x86_64"
 KVM_DEVICE = "/dev/kvm"
 # A working KVM guest prints its kernel banner within a second; where KVM is broken it never does.
 KVM_PROBE_SECONDS = 15.0
+_PANIC = b"Kernel panic - not syncing"
+_PANIC_RETRIES = 2  # boots again after a guest panic under TCG, at most this many times
 Progress = Callable[[str], None]
 
 
@@ -387,8 +390,10 @@ class LabVM:
                 note = f"; KVM failed on this host before, see {verdict_file}"
             else:
                 candidates = ["kvm", "tcg"]
-        for choice in candidates:
-            may_fall_back = choice == "kvm" and len(candidates) > 1
+        panics = 0
+        while candidates:
+            choice = candidates.pop(0)
+            may_fall_back = choice == "kvm" and len(candidates) > 0
             started = time.time()
             progress(f"booting the lab VM ({choice}{note if choice == 'tcg' else ''})")
             try:
@@ -411,6 +416,12 @@ class LabVM:
                 self.wait_ssh(timeout=60.0 if may_fall_back else timeout, state=state)
             except BaseException as exc:
                 self.down()
+                if isinstance(exc, GuestPanic) and choice == "tcg" and panics < _PANIC_RETRIES:
+                    # A boot-time oops under TCG is QEMU's race, not the image's fault: boot again.
+                    panics += 1
+                    progress(f"the guest kernel panicked while booting (TCG); booting again ({panics}/{_PANIC_RETRIES})")
+                    candidates.insert(0, choice)
+                    continue
                 if may_fall_back and isinstance(exc, BootError):
                     self._fall_back(verdict_file, str(exc), progress)
                     continue
@@ -556,6 +567,8 @@ class LabVM:
         while time.monotonic() < deadline:
             if not _pid_alive(state.pid):
                 raise BootError(f"QEMU exited while booting the lab VM.\n{self._console_tail()}")
+            if self._panicked():
+                raise GuestPanic(f"the guest kernel panicked while booting.\n{self._console_tail()}")
             try:
                 result = self.ssh("true", timeout=30, port=port)
             except GuestCommandError as exc:
@@ -571,6 +584,12 @@ class LabVM:
             f"SSH on port {port} did not answer within {timeout:.0f} s (last: {last or 'nothing'}).\n"
             f"{self._console_tail()}"
         )
+
+    def _panicked(self) -> bool:
+        try:
+            return _PANIC in self.console_log.read_bytes()
+        except OSError:
+            return False
 
     def _wait_console(self, marker: bytes, *, timeout: float, state: VMState) -> None:
         deadline = time.monotonic() + timeout

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import BootError, QemuMissing
-from lab.fakeqemu import MSR_MESSAGE, REFUSE_MESSAGE, write_wrapper
+from lab.errors import BootError, GuestPanic, QemuMissing
+from lab.fakeqemu import MSR_MESSAGE, PANIC_LINE, REFUSE_MESSAGE, write_wrapper
 from lab.image import Image
 from lab.vm import LabVM, _pid_alive, qemu_binary
 
@@ -130,6 +130,36 @@ def test_hanging_kvm_guest_is_stopped_and_falls_back(
     fallbacks = [m for m in said if "falling back to TCG" in m]
     assert len(fallbacks) == 1 and "printed no 'Linux version' within 2 s" in fallbacks[0], said
     assert (tmp_path / "verdict.json").exists()
+
+
+def test_a_guest_panic_under_tcg_boots_again_then_says_so(
+    tmp_path: Path, fake_image: Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A boot-time kernel panic under TCG (CI saw an int3 oops in sched_clock_cpu) is noticed on
+    the console at once, not after the SSH timeout, and the guest is booted again (twice at most);
+    a guest that keeps panicking is a BootError with the console's panic line."""
+    log = tmp_path / "starts.log"
+    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="abort", tcg="panic", log=log)))
+    vm = LabVM(tmp_path / "vm", image=fake_image, kvm_device=str(tmp_path / "no-kvm"),
+               kvm_verdict=tmp_path / "verdict.json")
+    said: list[str] = []
+    pids: list[int] = []
+    original = vm._start_qemu
+
+    def start_and_note(accel: str) -> tuple[int, int, int]:
+        started = original(accel)
+        pids.append(started[0])
+        return started
+
+    vm._start_qemu = start_and_note  # type: ignore[method-assign]
+    with pytest.raises(GuestPanic, match="panicked while booting") as raised:
+        vm.up(progress=said.append, timeout=120)
+    assert PANIC_LINE in str(raised.value)
+    assert attempts(log) == ["tcg", "tcg", "tcg"]
+    assert [m for m in said if "booting again" in m] == [
+        "the guest kernel panicked while booting (TCG); booting again (1/2)",
+        "the guest kernel panicked while booting (TCG); booting again (2/2)"]
+    assert not any(_pid_alive(p) for p in pids) and not vm.is_running()
 
 
 def test_kvm_absent_goes_straight_to_tcg_and_remembers_nothing(
