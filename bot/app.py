@@ -148,14 +148,7 @@ class BondBot:
         cached = self._groups.members.get(group)
         if cached and time.monotonic() - cached[0] < self._groups.ttl:
             return cached[1]
-        try:
-            resp = await self.client.usergroups_users_list(usergroup=group)
-            members = frozenset(resp.get("users") or [])
-        except Exception as exc:  # a group we cannot read grants nothing
-            log.warning("cannot resolve user group %s: %s", group, exc)
-            return frozenset()
-        self._groups.members[group] = (time.monotonic(), members)
-        return members
+        return await self.members_now(group)
 
     async def pinned_team(self) -> str | None:
         """The workspace this bot serves: configured, else auth.test's ``team_id`` (asked once)."""
