@@ -55,6 +55,20 @@ def attempts(log: Path) -> list[str]:
     return ["kvm" if " -accel kvm " in f" {line} " else "tcg" for line in log.read_text().splitlines()]
 
 
+def note_starts(vm: LabVM) -> list[int]:
+    """The pids of every QEMU ``vm`` starts, to check that none is left running."""
+    pids: list[int] = []
+    original = vm._start_qemu
+
+    def start_and_note(accel: str) -> tuple[int, int, int]:
+        started = original(accel)
+        pids.append(started[0])
+        return started
+
+    vm._start_qemu = start_and_note  # type: ignore[method-assign]
+    return pids
+
+
 def make_vm(tmp_path: Path, image: Image, kvm_device: str) -> LabVM:
     return LabVM(tmp_path / "vm", image=image, kvm_verdict=tmp_path / "verdict.json", kvm_device=kvm_device)
 
@@ -113,15 +127,7 @@ def test_hanging_kvm_guest_is_stopped_and_falls_back(
     monkeypatch.delenv("BONDBOT_LAB_ACCEL", raising=False)
     vm = make_vm(tmp_path, fake_image, kvm_opens)
     said: list[str] = []
-    pids: list[int] = []
-    original = vm._start_qemu
-
-    def start_and_note(accel: str) -> tuple[int, int, int]:
-        started = original(accel)
-        pids.append(started[0])
-        return started
-
-    vm._start_qemu = start_and_note  # type: ignore[method-assign]
+    pids = note_starts(vm)
     with pytest.raises(BootError, match=REFUSE_MESSAGE):
         vm.up(progress=said.append, kvm_probe_seconds=2.0)
 
@@ -143,15 +149,7 @@ def test_a_guest_panic_under_tcg_boots_again_then_says_so(
     vm = LabVM(tmp_path / "vm", image=fake_image, kvm_device=str(tmp_path / "no-kvm"),
                kvm_verdict=tmp_path / "verdict.json")
     said: list[str] = []
-    pids: list[int] = []
-    original = vm._start_qemu
-
-    def start_and_note(accel: str) -> tuple[int, int, int]:
-        started = original(accel)
-        pids.append(started[0])
-        return started
-
-    vm._start_qemu = start_and_note  # type: ignore[method-assign]
+    pids = note_starts(vm)
     with pytest.raises(GuestPanic, match="panicked while booting") as raised:
         vm.up(progress=said.append, timeout=120)
     assert PANIC_LINE in str(raised.value)
