@@ -201,6 +201,8 @@ def _failover_figures(test: dict[str, Any]) -> str:
     parts = []
     if isinstance(test.get("detection_ms"), int | float) and test.get("failed_over"):
         parts.append(f"failover {test['detection_ms']:.0f} ms")
+    elif test.get("failed_over"):
+        parts.append("failover (time not measured)")  # never a bare "0 pings lost" that hides it
     elif test.get("failed_over") is False:
         parts.append("no failover")
     lost = test.get("lost_pings")

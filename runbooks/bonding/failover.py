@@ -371,6 +371,19 @@ def _cut_from_pings(pings: Any, t_netlink: float, interval: float) -> tuple[floa
     return None
 
 
+def _cut_without_loss(pings: Any, t_failover: float) -> tuple[float, float] | None:
+    """Where the cut was when no echo was lost around the failover: after the send time of the last
+    echo sent before it (that echo was answered, so it left through a live port), and before the
+    failover itself. ``None`` unless that echo and the next one were both answered."""
+    before = [seq for seq, t in pings.send_times.items() if t < t_failover]
+    if not before:
+        return None
+    last = max(before, key=lambda seq: pings.send_times[seq])
+    if last + 1 not in pings.send_times or last + 1 in pings.no_answer or last in pings.no_answer:
+        return None  # an echo went unanswered here: the lost-echo bracket applies, or nothing does
+    return pings.send_times[last], t_failover
+
+
 def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str, primary: str | None,
             errors: list[str] | None = None, tag: str | None = None,
             interval: float = PING_INTERVAL) -> FailoverReport:
@@ -440,6 +453,10 @@ def analyze(collected: str, *, host: str, bond: str, method: str, cut_slave: str
         if bracket is not None and bracket[0] < k_active_rt:
             lo, hi = bracket[0], min(bracket[1], k_active_rt)
             t0, report.cut_source = (lo + hi) / 2, "pings (ip read the carrier loss after the failover)"
+            report.cut_uncertainty_ms = round((hi - lo) / 2 * 1000, 1)
+        elif (bracket := _cut_without_loss(pings, k_active_rt)) is not None:
+            lo, hi = bracket
+            t0, report.cut_source = (lo + hi) / 2, "pings (no echo lost: the cut came after the last echo sent)"
             report.cut_uncertainty_ms = round((hi - lo) / 2 * 1000, 1)
         else:
             cut_unknown = True

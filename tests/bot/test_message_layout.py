@@ -118,3 +118,10 @@ def test_after_each_click_one_line_and_the_used_button_gone() -> None:
     assert [e["action_id"] for e in actions["elements"]] == [views.ACTION_EXPORT]  # used and expired buttons gone
     details = views.outcome_details(outcomes[0])
     assert details.startswith("✅ Fix approved by") and "Ran:\n```cmd```" in details and "[ok] monitor on" in details
+
+
+def test_a_failover_whose_time_was_not_measured_says_so_in_its_line() -> None:
+    assert _failover_figures({"failed_over": True, "detection_ms": None, "lost_pings": 0}) \
+        == "failover (time not measured), 0 pings lost"
+    assert _failover_figures({"failed_over": False, "lost_pings": 301}) == "no failover, 301 pings lost"
+    assert _failover_figures({"failed_over": True, "detection_ms": 95.6, "lost_pings": 6}) == "failover 96 ms, 6 pings lost"

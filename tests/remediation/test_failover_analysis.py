@@ -371,3 +371,41 @@ def test_without_echoes_to_bracket_it_a_late_stamp_gives_no_detection_figure() -
     assert report.mii_down_ms is None
     assert any("detection time is not measured" in n for n in report.notes)
     assert "-0." not in report.render_text()
+
+
+def test_no_echo_lost_and_a_late_stamp_bound_the_cut_between_the_last_echo_and_the_failover() -> None:
+    """CI saw this on the seed VM under load: the failover came 4 ms after the cut, between two
+    echoes 10 ms apart (none lost), and ip stamped the carrier loss after the kernel's failover.
+    The outcome read "passed: 0 pings lost", without the failover's time. The last echo sent before
+    the failover was answered, so it left before the cut: the cut lies between that echo and the
+    failover, and the detection is measured with that bound as its uncertainty."""
+    cut_at, failover_at = T0 + 2.0035, T0 + 2.0075  # echoes are sent at T0 + n * 10 ms
+    link = (port(failover_at + 0.0008, "eno1", False, "ACTIVE", "UP")  # ip's stamp: late
+            + port(failover_at + 0.0009, "eno1", False, "BACKUP", "DOWN") + bond(failover_at + 0.001, "eno2")
+            + port(T0 + 5.0, "eno1", True, "BACKUP", "UP") + bond(T0 + 5.09, "eno1"))
+    start_marks, end_marks = MARK_LINES.split("mark 3\n", 1)
+    kernel = (start_marks + "mark 3\n"
+              + kmsg(10, failover_at - 0.0024 - OFFSET, "bond0: (slave eno1): link status definitely down, disabling slave")
+              + kmsg(11, failover_at - OFFSET, "bond0: (slave eno2): making interface the new active one")
+              + kmsg(12, T0 + 5.089 - OFFSET, "bond0: (slave eno1): making interface the new active one")
+              + end_marks)
+    run = collected(link, every_10ms(1, T0, T0 + 8.0), sent=800, kernel=kernel, marks=MARKS)
+    report = analyze(run, host="h", bond="bond0", method="lab", cut_slave="eno1", primary="eno1", tag="abcd")
+    assert report.passed and report.lost_pings == 0, report.render_text()
+    assert report.cut_source.startswith("pings (no echo lost")
+    assert report.detection_ms is not None and report.detection_uncertainty_ms is not None
+    true_ms = (failover_at - cut_at) * 1000
+    assert abs(report.detection_ms - true_ms) <= report.detection_uncertainty_ms
+    assert 0 < report.detection_ms <= 10 and report.detection_uncertainty_ms <= 5 + report.clock_alignment_ms
+
+
+def test_an_unanswered_echo_is_no_no_loss_bracket() -> None:
+    from runbooks.bonding.failover import _cut_without_loss
+    from runbooks.bonding.failover_parse import parse_pings
+
+    lines = [f"[{T0 + n * 0.01 + 0.0004:.6f}] 64 bytes from 10.20.0.1: icmp_seq={n} ttl=64 time=0.400 ms" for n in (1, 2, 4)]
+    lines.append(f"[{T0 + 0.04:.6f}] no answer yet for icmp_seq=3")
+    pings = parse_pings("\n".join(lines))
+    assert _cut_without_loss(pings, T0 + 0.025) is None  # echo 3 (sent at 30 ms) went unanswered
+    assert _cut_without_loss(pings, T0 + 0.015) == pytest.approx((T0 + 0.01, T0 + 0.015))
+    assert _cut_without_loss(pings, T0 - 1.0) is None  # nothing sent before it
