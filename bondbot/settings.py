@@ -54,6 +54,33 @@ def ansible_cache_dir() -> Path:
     return data_dir() / "cache" / "ansible-inventory"
 
 
+def ansible_inventory() -> str:
+    """Which ``ansible-inventory`` reads Ansible inventories (``BONDBOT_ANSIBLE_INVENTORY``): ``auto``
+    (the one on PATH, if any; the default), ``never`` (bondbot's built-in parser only) or a path."""
+    return os.environ.get("BONDBOT_ANSIBLE_INVENTORY", "").strip() or "auto"
+
+
+def runbook_search_path() -> str:
+    """More runbooks beside the built-in ones (``BONDBOT_RUNBOOKS``: ``os.pathsep``-separated
+    runbook files, or folders holding ``<name>/runbook.yaml`` or ``runbook.yaml``)."""
+    return os.environ.get("BONDBOT_RUNBOOKS", "")
+
+
+def lab_qemu() -> str | None:
+    """The QEMU the lab runs (``BONDBOT_QEMU``: a path or a command name), else None: the one on PATH."""
+    return os.environ.get("BONDBOT_QEMU") or None
+
+
+def lab_accel() -> str:
+    """The lab VM's accelerator (``BONDBOT_LAB_ACCEL``: auto, the default; kvm; tcg)."""
+    return (os.environ.get("BONDBOT_LAB_ACCEL") or "auto").strip().lower()
+
+
+def lab_mirror() -> str | None:
+    """The Debian mirror lab images are built from (``BONDBOT_LAB_MIRROR``), else None: apt's own."""
+    return os.environ.get("BONDBOT_LAB_MIRROR") or None
+
+
 def lab_dir() -> Path:
     """The lab's image cache and VMs (``BONDBOT_LAB_DIR``, else ``lab/`` in the data directory)."""
     return _dir_from_env("BONDBOT_LAB_DIR", lambda: data_dir() / "lab")

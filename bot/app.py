@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -61,10 +60,11 @@ class BotDeps:
     #: Leases on running work (owner, heartbeat, recovery of a dead replica's work): bot.recovery.
     leases: LeaseSettings = field(default_factory=LeaseSettings)
     #: Volume limits (repaints per message, triages per user and channel, audit connections): bot.limits.
-    limits: SlackLimits = field(default_factory=SlackLimits.from_env)
-    #: The workspace this bot serves (``BONDBOT_SLACK_TEAM_ID``; else auth.test's ``team_id``):
-    #: requests from any other team are refused (``bot.listeners``).
-    team_id: str | None = field(default_factory=lambda: os.environ.get("BONDBOT_SLACK_TEAM_ID") or None)
+    #: ``serve`` passes ``SlackLimits.from_env(os.environ)``; the defaults otherwise.
+    limits: SlackLimits = field(default_factory=SlackLimits)
+    #: The workspace this bot serves (``serve``: ``BONDBOT_SLACK_TEAM_ID``; None: auth.test's
+    #: ``team_id``): requests from any other team are refused (``bot.listeners``).
+    team_id: str | None = None
 
 
 @dataclass

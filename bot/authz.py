@@ -23,7 +23,6 @@ Environment variables override single keys: ``BONDBOT_TRIAGE_CHANNELS``, ``BONDB
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -136,8 +135,9 @@ def _minutes(value: Any, key: str) -> int:
 def load_policy(
     path: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> AuthzPolicy:
-    """Read the policy from ``path`` (or ``BONDBOT_SLACK_AUTHZ``), then apply env overrides."""
-    env = os.environ if env is None else env
+    """Read the policy from ``path`` (or ``BONDBOT_SLACK_AUTHZ``), then apply ``env``'s overrides.
+    ``env`` is the caller's (``serve`` passes the process environment); None: no overrides."""
+    env = {} if env is None else env
     data: dict[str, Any] = {}
     source = path or env.get("BONDBOT_SLACK_AUTHZ")
     if source:

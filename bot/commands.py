@@ -76,14 +76,14 @@ def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
-def _subject(runbook: str | None, value: str | None) -> str | None:
+def _subject(runbook: str | None, value: str | None, runbooks: str = "") -> str | None:
     """Check ``value`` by the type the runbook declares for its subject (the engine's own rule)."""
     from runbooks.engine import RunbookError, load_runbook
     from runbooks.render import validate_value
     from runbooks.validation import InvalidValue
 
     try:
-        rb = load_runbook(runbook)
+        rb = load_runbook(runbook, search=runbooks)
     except RunbookError as exc:
         raise CommandError(f"{exc}.") from None
     param = rb.subject.param
@@ -122,9 +122,10 @@ def _runbook_option(args: list[str]) -> tuple[str | None, list[str]]:
     return runbook, rest
 
 
-def parse_command(text: str) -> BondCommand:
+def parse_command(text: str, *, runbooks: str = "") -> BondCommand:
     """``"triage web-01 bond0"`` -> ``BondCommand(verb="triage", host="web-01", subject="bond0")``
-    (``bond="bond0"`` too); ``"triage web-01 --runbook loadavg"`` -> ``runbook="loadavg"``."""
+    (``bond="bond0"`` too); ``"triage web-01 --runbook loadavg"`` -> ``runbook="loadavg"``, a name
+    among the built-in runbooks and those on ``runbooks`` (the bot's search path, ``BotDeps.runbooks``)."""
     words = text.split()
     if not words:
         raise CommandError("No subcommand given.")
@@ -135,9 +136,9 @@ def parse_command(text: str) -> BondCommand:
         runbook, args = _runbook_option(args)
     if verb == "triage" and 1 <= len(args) <= 2:
         host = _check(args[0], _HOST_RE, "host name")
-        subject = _subject(runbook, args[1] if len(args) == 2 else None)
+        subject = _subject(runbook, args[1] if len(args) == 2 else None, runbooks)
         if subject is None:
-            _subject(runbook, None)  # an unknown runbook is refused even with no subject named
+            _subject(runbook, None, runbooks)  # an unknown runbook is refused even with no subject named
         return BondCommand("triage", host=host, subject=subject, runbook=runbook)
     if verb == "status" and len(args) == 1:
         return BondCommand("status", incident_id=_check(args[0], _INCIDENT_RE, "incident id"))

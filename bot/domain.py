@@ -92,6 +92,10 @@ OnStep = Callable[[StepProgress], Awaitable[None]]
 
 
 class TriageService(Protocol):
+    #: Where runbook names are found beside the built-in ones (``os.pathsep``-separated; the
+    #: caller's setting, ``BONDBOT_RUNBOOKS`` for ``serve``): ``/bond triage --runbook`` is parsed with it.
+    runbooks: str
+
     def runbook(self, name: str | None = None) -> RunbookInfo:
         """The runbook ``name`` (the service's default when None); ``UnknownTarget`` if unknown."""
         ...

@@ -6,7 +6,7 @@ user could start 1,000 triages, and an audit opened 301 SSH connections at once.
 ``chat.update`` to about one per second per message and a host's sshd drops connections past its
 ``MaxStartups``, so the bot holds itself to these limits instead of being throttled.
 
-Environment (``from_env``): ``BONDBOT_SLACK_UPDATE_INTERVAL`` (seconds between repaints of one
+Settings (``from_env``, given the environment by ``serve``): ``BONDBOT_SLACK_UPDATE_INTERVAL`` (seconds between repaints of one
 message, default 1), ``BONDBOT_TRIAGE_PER_USER`` and ``BONDBOT_TRIAGE_PER_CHANNEL`` (``N/SECONDS``:
 at most N triages started in any SECONDS, defaults ``5/60`` and ``20/60``; ``0`` switches one off),
 ``BONDBOT_AUDIT_CONNECTIONS`` (default 50, like the CLI's audit).
@@ -15,7 +15,6 @@ at most N triages started in any SECONDS, defaults ``5/60`` and ``20/60``; ``0``
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -60,8 +59,8 @@ class SlackLimits:
     audit_connections: int = 50
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SlackLimits:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> SlackLimits:
+        """The limits ``env`` (the caller's: ``serve`` passes the process environment) sets."""
         default = cls()
         try:
             interval = float(env.get("BONDBOT_SLACK_UPDATE_INTERVAL", default.update_interval))

@@ -122,7 +122,7 @@ def register(app: Any, bot: BondBot) -> None:
     async def on_bond(ack: Any, command: dict[str, Any], respond: Any) -> None:
         user, channel = command["user_id"], command["channel_id"]
         try:
-            parsed = parse_command(command.get("text", ""))
+            parsed = parse_command(command.get("text", ""), runbooks=bot.deps.triage.runbooks)
         except CommandError as exc:
             await ack(**_ack_kwargs(views.usage_message(str(exc))))
             return
@@ -195,7 +195,7 @@ def register(app: Any, bot: BondBot) -> None:
         try:  # the value comes back from the client: parsed and validated like typed text
             fields = views.parse_button_value(((action.get("selected_option") or {}).get("value")) or "")
             runbook = f" --runbook {fields['runbook']}" if fields.get("runbook") else ""
-            parsed = parse_command(f"triage {fields['host']} {fields['bond']}{runbook}")
+            parsed = parse_command(f"triage {fields['host']} {fields['bond']}{runbook}", runbooks=bot.deps.triage.runbooks)
         except (ValueError, KeyError, CommandError):
             return
         if not policy.may_triage(user, channel):

@@ -34,7 +34,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +69,8 @@ REREAD_TIMEOUT_S = 20.0
 BOT_ACTOR = "bondbot"
 
 
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -92,9 +92,10 @@ class LeaseSettings:
     replica_id: str | None = None  # default: host:pid:random, new for every process
 
     @classmethod
-    def from_env(cls) -> LeaseSettings:
-        """``BONDBOT_LEASE_SECONDS`` (default 30); heartbeat and scan every third of it."""
-        return cls(ttl_s=_env_seconds("BONDBOT_LEASE_SECONDS", DEFAULT_LEASE_S))
+    def from_env(cls, env: Mapping[str, str]) -> LeaseSettings:
+        """``BONDBOT_LEASE_SECONDS`` in the caller's ``env`` (default 30); heartbeat and scan every
+        third of it."""
+        return cls(ttl_s=_env_seconds(env, "BONDBOT_LEASE_SECONDS", DEFAULT_LEASE_S))
 
     @property
     def heartbeat(self) -> float:

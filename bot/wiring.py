@@ -30,16 +30,18 @@ def _step_status(status: str) -> str:
 class EngineTriage:
     """``TriageService`` over the runbook engine. ``store`` receives a ``triage_step`` per step.
 
-    ``runbook`` is the default runbook (bonding); others are found by name in the registry (the
-    built-in runbooks and ``BONDBOT_RUNBOOKS``), never by a path typed in chat.
+    ``runbook`` is the default runbook (bonding); others are found by name among the built-in
+    runbooks and on ``runbooks``, the caller's search path (``serve`` passes ``BONDBOT_RUNBOOKS``),
+    never by a path typed in chat.
     """
 
-    def __init__(self, pool: Any, store: Any, *, runbook: str | None = None) -> None:
+    def __init__(self, pool: Any, store: Any, *, runbook: str | None = None, runbooks: str = "") -> None:
         from runbooks.engine import load_runbook
 
         self.pool = pool
         self.store = store
-        self.default = load_runbook(runbook)
+        self.runbooks = runbooks
+        self.default = load_runbook(runbook, search=runbooks)
         self._listed: dict[tuple[str, str], tuple[float, Any]] = {}  # (runbook, host) -> (when, the listing read)
 
     def _runbook(self, name: str | None) -> Any:
@@ -50,7 +52,7 @@ class EngineTriage:
         if "/" in name or name.endswith((".yaml", ".yml")) or name.startswith("."):
             raise UnknownTarget(f"`{name[:80]}` is not a runbook name (runbooks are picked by name, not by path)")
         try:
-            return load_runbook(name)
+            return load_runbook(name, search=self.runbooks)
         except RunbookError as exc:
             raise UnknownTarget(str(exc)) from None
 

@@ -1,6 +1,7 @@
 """QEMU wrappers that fail under KVM the way real machines do, for testing ``LabVM.up``'s fallback.
 
-A wrapper is a POSIX shell script put in front of the real QEMU with ``BONDBOT_QEMU``. Under
+A wrapper is a POSIX shell script put in front of the real QEMU with ``LabVM(qemu=...)`` (the
+CLI's ``BONDBOT_QEMU``). Under
 ``-accel kvm`` it fails in one of two ways seen in the field:
 
 - ``abort``: QEMU prints "failed to set MSR 0x10a" and dies of an assertion at once (what

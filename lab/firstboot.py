@@ -43,9 +43,11 @@ def _discover_names(vm: Any, persona: Persona) -> dict[str, str]:
 
 
 def first_boot(image_dir: Path, persona: Persona | str, work: Path,
-               progress: Progress = lambda _msg: None) -> dict[str, Any]:
+               progress: Progress = lambda _msg: None, *, qemu: str | None = None,
+               accel: str = "auto") -> dict[str, Any]:
     """Boot the image in ``image_dir`` once (see the module docstring); returns manifest entries.
-    ``lab.image.build_image(first_boot=first_boot)`` calls it (the image cache does not import the VM)."""
+    ``lab.image.build_image(first_boot=first_boot)`` calls it (the image cache does not import the VM);
+    ``qemu`` and ``accel`` are the entry point's (``functools.partial`` them in), as for ``LabVM``."""
     from lab.network import get_persona
     from lab.scenarios import DEFAULT_SCENARIO
     from lab.vm import LabVM, _pid_alive
@@ -54,7 +56,7 @@ def first_boot(image_dir: Path, persona: Persona | str, work: Path,
         persona = get_persona(persona)
 
     image = Image(image_dir)
-    vm = LabVM(work / "firstboot", image=image, persona=persona)
+    vm = LabVM(work / "firstboot", image=image, persona=persona, qemu=qemu, accel=accel)
     vm.down()
     progress(f"first boot of the {persona.id} image: reading the NIC names udev gives, "
              f"making scenario {DEFAULT_SCENARIO} with nmcli")

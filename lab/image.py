@@ -92,11 +92,11 @@ def find_image(base: Path, recipe: Recipe = RECIPE) -> Image:
     return image
 
 
-def debian_mirror() -> str:
-    """``BONDBOT_LAB_MIRROR``, else the Debian mirror apt on this machine is configured with."""
-    value = os.environ.get("BONDBOT_LAB_MIRROR")
-    if value:
-        return value
+def debian_mirror(override: str | None = None) -> str:
+    """The caller's ``override`` (the CLI's ``BONDBOT_LAB_MIRROR``), else the Debian mirror apt on
+    this machine is configured with."""
+    if override:
+        return override
     candidates: list[Path] = [Path("/etc/apt/sources.list")]
     sources_d = Path("/etc/apt/sources.list.d")
     if sources_d.is_dir():
@@ -232,12 +232,14 @@ def build_image(
     recipe: Recipe = RECIPE,
     progress: Progress = lambda _msg: None,
     first_boot: FirstBoot | None = None,
+    mirror: str | None = None,
 ) -> tuple[Image, bool]:
     """Build the image for ``recipe`` unless it is cached; returns ``(image, built_now)``.
 
     ``first_boot``: how to boot a freshly built image once (``lab.firstboot.first_boot``), for the
     recipes that need it (``extra["first_boot"]``: the NIC names are read from the running guest).
     It is a parameter because booting needs ``lab.vm``, which sits above the image cache.
+    ``mirror``: the Debian mirror to debootstrap from (default: ``debian_mirror()``'s).
 
     Concurrent builds (``./run setup`` in two shells) wait for each other through a lock file;
     the image appears atomically (built in a temporary directory, then renamed), so a half-built
@@ -266,7 +268,7 @@ def build_image(
         log.write_text(f"building lab image {key}\n")
         debs = base / "debs"
         debs.mkdir(exist_ok=True)
-        mirror = debian_mirror()
+        mirror = debian_mirror(mirror)
         try:
             progress(f"debootstrap {recipe.suite} from {mirror} (log: {log})")
             _log_run(

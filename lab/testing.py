@@ -87,14 +87,18 @@ def _unavailable(reason: str) -> None:
 
 
 def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory, lab_directory: Path) -> LabSession:
+    # The suite is this layer's entry point: it reads the settings ``bondbot`` reads for the lab
+    # (BONDBOT_QEMU, BONDBOT_LAB_ACCEL) and hands them to the VM, as the CLI does.
+    qemu = os.environ.get("BONDBOT_QEMU") or None
+    accel = os.environ.get("BONDBOT_LAB_ACCEL") or "auto"
     try:
-        qemu_binary()
+        qemu_binary(qemu)
         image = find_image(lab_directory, recipe=recipe_for(persona))
     except LabError as exc:
         _unavailable(str(exc))
     base = tmp_path_factory.mktemp(f"lab-{persona.id}")
     kwargs: dict[str, Any] = {}
-    if persona.id != SEED.id and not os.environ.get("BONDBOT_QEMU"):
+    if persona.id != SEED.id and qemu is None:
         # The second persona's boot is also the real test of the KVM fallback: QEMU behind a
         # wrapper that aborts under -accel kvm as this project's CI machine does, with a
         # "/dev/kvm" that opens and a verdict file of its own (the developer's stays untouched).
@@ -103,23 +107,15 @@ def _boot(persona: Persona, tmp_path_factory: pytest.TempPathFactory, lab_direct
         kvm_device.write_text("")
         wrapper = write_wrapper(base / "qemu-kvm-aborts", kvm="abort", tcg="exec", real=qemu_binary())
         kwargs = {"kvm_device": str(kvm_device), "kvm_verdict": base / "kvm-verdict.json"}
-    vm = LabVM(base / "vm", image=image, persona=persona, **kwargs)
+        qemu, accel = str(wrapper), "auto"
+    vm = LabVM(base / "vm", image=image, persona=persona, qemu=qemu, accel=accel, **kwargs)
     session = LabSession(vm, base / "inventory.yaml", base / "known_hosts", host_name=vm.inventory_name)
-    previous = os.environ.get("BONDBOT_QEMU")
     try:
-        if kwargs:
-            os.environ["BONDBOT_QEMU"] = str(wrapper)
         vm.up(inventory_path=session.inventory_path, known_hosts_path=session.known_hosts_path,
-              accel="auto" if kwargs else None, progress=session.boot_messages.append)
+              progress=session.boot_messages.append)
     except BaseException:
         vm.down()
         raise
-    finally:
-        if kwargs:
-            if previous is None:
-                os.environ.pop("BONDBOT_QEMU", None)
-            else:
-                os.environ["BONDBOT_QEMU"] = previous
     return session
 
 

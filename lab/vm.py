@@ -92,14 +92,14 @@ class VMState:
     known_hosts: str | None = None
 
 
-def qemu_binary() -> str:
-    """The QEMU executable: ``BONDBOT_QEMU`` (a path or a command name, e.g. a wrapper the tests
-    put in front of the real one), else qemu-system-x86_64 on PATH; a clear error if missing."""
-    override = os.environ.get("BONDBOT_QEMU")
+def qemu_binary(override: str | None = None) -> str:
+    """The QEMU executable: the caller's ``override`` (a path or a command name, e.g. a wrapper the
+    tests put in front of the real one; the CLI's is ``BONDBOT_QEMU``), else qemu-system-x86_64 on
+    PATH; a clear error if missing."""
     if override:
         path = shutil.which(override)
         if path is None:
-            raise QemuMissing(f"BONDBOT_QEMU={override!r} is not an executable")
+            raise QemuMissing(f"the QEMU given ({override!r}; the CLI reads BONDBOT_QEMU=) is not an executable")
         return path
     path = shutil.which(QEMU)
     if path is None:
@@ -149,12 +149,14 @@ class LabVM:
 
     def __init__(self, instance: Path | None = None, *, lab_dir: Path | None = None, image: Image | None = None,
                  kvm_verdict: Path | None = None, kvm_device: str | None = None,
-                 persona: Persona | str | None = None) -> None:
+                 persona: Persona | str | None = None, qemu: str | None = None, accel: str = "auto") -> None:
         """``persona``: which lab host (default: the seed ``bookworm``; a running instance's state
         says which it runs). ``lab_dir``: the lab directory (the entry point's setting), where the
         images are found and, with no ``instance``, the instance lives: ``default`` for the seed, the
         persona's id else, so ``bondbot lab up --persona trixie`` runs next to the seed's VM. Without
-        a ``lab_dir``, give the ``instance`` and the ``image``."""
+        a ``lab_dir``, give the ``instance`` and the ``image``. ``qemu``: the QEMU to run (see
+        ``qemu_binary``); ``accel``: ``up``'s default accelerator. Both are the entry point's
+        settings (the CLI's ``BONDBOT_QEMU`` and ``BONDBOT_LAB_ACCEL``): the lab reads no environment."""
         if isinstance(persona, str):
             persona = get_persona(persona)
         self._persona = persona
@@ -170,6 +172,8 @@ class LabVM:
         # Where a failed KVM start is remembered; tests give their own, so a wrapper that fails
         # under KVM does not teach the developer's lab that KVM is broken.
         self._kvm_verdict = kvm_verdict
+        self._qemu = qemu
+        self._accel = accel
 
     # --- files -----------------------------------------------------------------------------
     @property
@@ -277,7 +281,7 @@ class LabVM:
         image = self.image
         persona = self.base_persona
         argv = [
-            qemu_binary(),
+            qemu_binary(self._qemu),
             "-name", "bondbot-lab,process=bondbot-lab",
             "-machine", "pc",
             "-nodefaults",
@@ -358,7 +362,7 @@ class LabVM:
     ) -> VMState:
         """Boot the VM and wait until SSH answers with the pinned host key.
 
-        ``accel``: ``tcg``, ``kvm`` or ``auto`` (default: ``BONDBOT_LAB_ACCEL`` or ``auto``). With
+        ``accel``: ``tcg``, ``kvm`` or ``auto`` (default: the VM's own, ``auto`` unless given). With
         ``auto``, KVM is tried when /dev/kvm opens, unless it failed before on this host (same
         kernel and QEMU). *Any* failure of that KVM start falls back to TCG: QEMU refusing to
         start or aborting at once (as it does with "failed to set MSR 0x10a" where nested KVM
@@ -368,7 +372,7 @@ class LabVM:
         goes straight to TCG. An explicit ``kvm`` or ``tcg`` never falls back. Then the inventory
         entry and the pinned host key are written (when the paths are given).
         """
-        qemu_binary()
+        qemu_binary(self._qemu)
         if self.is_running():
             raise LabAlreadyRunning(
                 f"the lab VM is already running ({self.dir}); `bondbot lab down` stops it"
@@ -376,7 +380,7 @@ class LabVM:
         image = self.image  # ImageMissing before anything is started
         self.dir.mkdir(parents=True, exist_ok=True)
         pin_known_host(self.known_hosts, "127.0.0.1", 1, image.host_key_line())  # creates the file
-        accel = (accel or os.environ.get("BONDBOT_LAB_ACCEL") or "auto").lower()
+        accel = (accel or self._accel or "auto").lower()
         if accel not in {"auto", "kvm", "tcg"}:
             raise InvalidArgument(f"unknown accelerator {accel!r}: use auto, kvm or tcg")
         verdict_file = self.kvm_verdict_file
@@ -446,10 +450,9 @@ class LabVM:
         progress(f"KVM did not work on this host ({reason}); falling back to TCG "
                  f"(remembered in {verdict_file})")
 
-    @staticmethod
-    def _host_fingerprint() -> str:
+    def _host_fingerprint(self) -> str:
         """Kernel release, QEMU binary and version: a change to any of them may make KVM work."""
-        binary = qemu_binary()
+        binary = qemu_binary(self._qemu)
         qemu = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         return f"{os.uname().release}|{binary}|{qemu}"
 

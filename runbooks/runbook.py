@@ -207,13 +207,14 @@ def builtin_runbooks() -> dict[str, Path]:
     return {p.parent.name: p for p in sorted(BUILTIN_DIR.glob("*/runbook.yaml"))}
 
 
-def _registry(extra: str | None = None) -> dict[str, Path]:
-    """Built-in runbooks, then those in ``BONDBOT_RUNBOOKS`` (``os.pathsep``-separated runbook
-    files or folders holding ``<name>/runbook.yaml`` or ``runbook.yaml``), then ``extra``."""
+def _registry(search: str | None = None) -> dict[str, Path]:
+    """Built-in runbooks, then those on the caller's ``search`` path (``os.pathsep``-separated
+    runbook files or folders holding ``<name>/runbook.yaml`` or ``runbook.yaml``; the CLI and the
+    bot pass ``BONDBOT_RUNBOOKS``). This layer reads no environment of its own."""
     import os
 
     found = builtin_runbooks()
-    for entry in filter(None, ((os.environ.get("BONDBOT_RUNBOOKS") or "") + os.pathsep + (extra or "")).split(os.pathsep)):
+    for entry in filter(None, (search or "").split(os.pathsep)):
         p = Path(os.path.expanduser(entry))
         if p.is_file():
             found[_name_in(p)] = p
@@ -236,8 +237,8 @@ def _name_in(path: Path) -> str:
 
 
 def find_runbook(name_or_path: str | Path | None = None, *, search: str | None = None) -> Path:
-    """The runbook file for a name (built-in, ``BONDBOT_RUNBOOKS``, ``search``) or a path to a
-    runbook file or to a folder holding ``runbook.yaml``. Unknown: ``RunbookError`` listing the names."""
+    """The runbook file for a name (built-in, or on the ``search`` path: see ``_registry``) or a path
+    to a runbook file or to a folder holding ``runbook.yaml``. Unknown: ``RunbookError`` listing the names."""
     if name_or_path is None:
         name_or_path = DEFAULT_RUNBOOK
     text = str(name_or_path)
@@ -258,10 +259,10 @@ def find_runbook(name_or_path: str | Path | None = None, *, search: str | None =
 _LOADED: dict[tuple[str, float], Runbook] = {}
 
 
-def load_runbook(path: str | Path | None = None) -> Runbook:
-    """Read and check a runbook (a name, a path, or the default): unknown keys, types, slots and
-    references are errors here, not at run time."""
-    p = find_runbook(path)
+def load_runbook(path: str | Path | None = None, *, search: str | None = None) -> Runbook:
+    """Read and check a runbook (a name, a path, or the default; names also on ``search``, see
+    ``_registry``): unknown keys, types, slots and references are errors here, not at run time."""
+    p = find_runbook(path, search=search)
     try:
         key = (str(p.resolve()), p.stat().st_mtime)
     except OSError as exc:

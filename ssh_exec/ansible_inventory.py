@@ -9,9 +9,9 @@ Two readers, one meaning:
   mtime of every file it reads (inventory files, group_vars/, host_vars/, ansible.cfg) and the
   ``ANSIBLE_*`` environment: an unchanged inventory costs no ``ansible-inventory`` run at all.
   Plugin configs and scripts are never cached (their output can change by itself).
-  ``BONDBOT_ANSIBLE_INVENTORY=never`` (or ``settings: {ansible_inventory: never}``, or
-  ``--no-ansible-inventory``) turns it off; ``BONDBOT_ANSIBLE_INVENTORY=/path/to/ansible-inventory``
-  names the binary.
+  The caller's ``ansible_inventory`` setting ``never`` (the CLI's ``BONDBOT_ANSIBLE_INVENTORY=never``,
+  ``--no-ansible-inventory``, or the inventory's own ``settings: {ansible_inventory: never}``) turns it
+  off; a path names the binary; ``auto`` (the default) runs the one on PATH.
 - the built-in parser otherwise: INI and YAML, every range form (``[01:20:5]``, ``[a:f]``, several
   ranges in one name), ``host:port``, ``[group:vars]`` with ``key = value``, ``:children``, a
   directory as the inventory, group_vars/ and host_vars/ (files and directories), Ansible's
@@ -699,9 +699,10 @@ def builtin_inventory_from_text(text: str, where: str, kind: str) -> Inventory:
 # --- ansible-inventory ---------------------------------------------------------------------------------
 
 
-def ansible_inventory_binary() -> str | None:
-    """``ansible-inventory`` to use, or None (``BONDBOT_ANSIBLE_INVENTORY``: never | auto | a path)."""
-    setting = os.environ.get("BONDBOT_ANSIBLE_INVENTORY", "auto").strip()
+def ansible_inventory_binary(setting: str = "auto") -> str | None:
+    """``ansible-inventory`` to use, or None, for the caller's setting: never | auto | a path (the
+    CLI's comes from ``BONDBOT_ANSIBLE_INVENTORY``; this layer reads no environment of its own)."""
+    setting = (setting or "auto").strip()
     if setting.lower() in {"never", "off", "no", "false", "0"}:
         return None
     if setting and setting.lower() != "auto":
@@ -812,13 +813,15 @@ def _from_ansible_list(data: dict[str, Any], tree_vars: dict[str, tuple[VarMap, 
     return out
 
 
-def load_ansible(path: Path, *, use_ansible_inventory: bool | None = None, cache_dir: Path | None = None) -> Inventory:
+def load_ansible(path: Path, *, use_ansible_inventory: bool | None = None, cache_dir: Path | None = None,
+                 ansible_inventory: str = "auto") -> Inventory:
     """An Ansible inventory file or directory; see the module docstring for which reader runs.
-    ``cache_dir``: where ``ansible-inventory``'s output for static files is kept (None: not cached)."""
+    ``cache_dir``: where ``ansible-inventory``'s output for static files is kept (None: not cached).
+    ``ansible_inventory``: never | auto (on PATH) | the path of the ``ansible-inventory`` to run."""
     tree, merged = _builtin(path)
     for name in merged:
         merged[name][0]["__where__"] = _Var(None, tree.host_where[name])
-    binary = ansible_inventory_binary() if use_ansible_inventory is not False else None
+    binary = ansible_inventory_binary(ansible_inventory) if use_ansible_inventory is not False else None
     if binary is not None:
         try:
             data, warnings = run_ansible_inventory(binary, path, cache_dir=cache_dir if tree.static else None)

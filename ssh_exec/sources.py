@@ -84,15 +84,16 @@ _FORMAT_ALIASES = {"ansible-ini": "ansible", "ansible-yaml": "ansible", "ssh_con
 
 def load_inventory(path: Path | str, *, fmt: str = "auto", check: bool = True,
                    use_ansible_inventory: bool | None = None, missing_ok: bool = False,
-                   cache_dir: Path | None = None) -> Inventory:
+                   cache_dir: Path | None = None, ansible_inventory: str = "auto") -> Inventory:
     """Read an inventory file or directory.
 
     Where the default inventory lives is the entry point's setting, not this layer's: the CLI
     passes ``bondbot.settings.inventory_path()`` with ``missing_ok=True`` when no ``--inventory``
     was given. A missing file is then an empty inventory (every host refused, with a message saying
     where to add it); a missing file named explicitly is an error. ``use_ansible_inventory``: None =
-    use ``ansible-inventory`` for Ansible sources when it is installed (``BONDBOT_ANSIBLE_INVENTORY``
-    can say ``never`` or give its path), False = the built-in parser only. ``cache_dir``: where
+    use ``ansible-inventory`` for Ansible sources when it is installed, False = the built-in parser
+    only. ``ansible_inventory``: the caller's setting, never | auto | the path of the
+    ``ansible-inventory`` to run (the CLI passes ``BONDBOT_ANSIBLE_INVENTORY``). ``cache_dir``: where
     ``ansible-inventory``'s output for static files is cached (None: not cached).
     """
     p = Path(os.path.expanduser(str(path)))
@@ -109,14 +110,16 @@ def load_inventory(path: Path | str, *, fmt: str = "auto", check: bool = True,
     kind, data = _detect_format(p, text) if fmt == "auto" else (_FORMAT_ALIASES.get(fmt, fmt), None)
     if kind == "bondbot":
         def include(sub: Path, sub_fmt: str, use: bool | None) -> Inventory:
-            return load_inventory(sub, fmt=sub_fmt, check=False, use_ansible_inventory=use, cache_dir=cache_dir)
+            return load_inventory(sub, fmt=sub_fmt, check=False, use_ansible_inventory=use, cache_dir=cache_dir,
+                                  ansible_inventory=ansible_inventory)
 
         inv = parse_bondbot_yaml(text, where=str(p), base=p.parent, use_ansible_inventory=use_ansible_inventory,
                                  data=data, include=include)
     elif kind == "ansible":
         from ssh_exec.ansible_inventory import load_ansible
 
-        inv = load_ansible(p, use_ansible_inventory=use_ansible_inventory, cache_dir=cache_dir)
+        inv = load_ansible(p, use_ansible_inventory=use_ansible_inventory, cache_dir=cache_dir,
+                           ansible_inventory=ansible_inventory)
     elif kind == "ssh-config":
         from ssh_exec.ssh_config_inventory import ssh_config_inventory
 

@@ -36,7 +36,8 @@ def open_inventory(path: Path | str | None, *, use_ansible_inventory: bool | Non
     from ssh_exec import load_inventory
 
     return load_inventory(path if path is not None else settings.inventory_path(), missing_ok=path is None,
-                          use_ansible_inventory=use_ansible_inventory, cache_dir=settings.ansible_cache_dir())
+                          use_ansible_inventory=use_ansible_inventory, cache_dir=settings.ansible_cache_dir(),
+                          ansible_inventory=settings.ansible_inventory())
 
 
 def open_pool(inventory: Any, *, limits: Any = None) -> Any:

@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from bondbot.commands._remote import EXIT_BAD_INPUT, fail, load_inventory_or_exit
-        from bondbot.settings import known_hosts_path
+        from bondbot.settings import known_hosts_path, runbook_search_path
         from ssh_exec import ExecLimits, InvalidValue, InventoryError, SshPool
 
         if as_json and as_csv:
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
 
         inv = load_inventory_or_exit(inventory)
         try:
-            runbook = load_runbook(runbook_name)
+            runbook = load_runbook(runbook_name, search=runbook_search_path())
         except RunbookError as exc:
             fail(f"runbook error: {exc}", EXIT_BAD_INPUT)
         if bond is not None and runbook.subject.param != "bond":

@@ -65,17 +65,18 @@ def _prepare_lab(vm: LabVM | None, say: Any) -> tuple[LabVM, bool]:
     """The running lab VM (or a freshly booted one) in the ``incident`` scenario, and whether the
     demo booted it. The inventory entry ``lab-host`` and its pinned host key are (re)written to
     bondbot's settings paths, as ``bondbot lab up`` does."""
-    from bondbot.settings import inventory_path, known_hosts_path, lab_dir
+    from bondbot.commands.lab import lab_first_boot
+    from bondbot.settings import inventory_path, known_hosts_path, lab_accel, lab_dir, lab_mirror, lab_qemu
     from lab import LabError, LabVM, build_image, find_image
     from lab.errors import ImageMissing
     from lab.hostconfig import pin_known_host, write_inventory_entry
     from lab.vm import INVENTORY_NAME, qemu_binary
 
     try:
-        qemu_binary()
+        qemu_binary(lab_qemu())
     except LabError as exc:
         raise DemoError(str(exc)) from None
-    vm = vm or LabVM(lab_dir=lab_dir())
+    vm = vm or LabVM(lab_dir=lab_dir(), qemu=lab_qemu(), accel=lab_accel())
     started = False
     try:
         if not vm.is_running():
@@ -83,9 +84,7 @@ def _prepare_lab(vm: LabVM | None, say: Any) -> tuple[LabVM, bool]:
                 find_image(lab_dir())
             except ImageMissing:
                 say("the lab image is not built yet: building it (a few minutes, once)")
-                from lab.firstboot import first_boot
-
-                build_image(base=lab_dir(), progress=say, first_boot=first_boot)
+                build_image(base=lab_dir(), progress=say, first_boot=lab_first_boot(), mirror=lab_mirror())
             say("booting the lab VM (reused by later demos if you pass --keep-vm)")
             vm.up(inventory_path=inventory_path(), known_hosts_path=known_hosts_path(), progress=say)
             started = True
@@ -212,7 +211,15 @@ async def run_demo(
 
     from rich.console import Console
 
-    from bondbot.settings import ansible_cache_dir, data_dir, database_url, inventory_path, known_hosts_path
+    from bondbot.settings import (
+        ansible_cache_dir,
+        ansible_inventory,
+        data_dir,
+        database_url,
+        inventory_path,
+        known_hosts_path,
+        runbook_search_path,
+    )
     from bot.app import BotDeps
     from bot.authz import AuthzPolicy
     from bot.testing.harness import start_bot
@@ -231,7 +238,8 @@ async def run_demo(
     console.rule("[bold]bondbot demo: the seed's bonding incident, end to end")
     lab_vm, started_here = await asyncio.to_thread(_prepare_lab, vm, say)
     store = IncidentStore.open(database_url())
-    pool = SshPool(load_inventory(inventory_path(), cache_dir=ansible_cache_dir()), known_hosts=known_hosts_path())
+    pool = SshPool(load_inventory(inventory_path(), cache_dir=ansible_cache_dir(), ansible_inventory=ansible_inventory()),
+                   known_hosts=known_hosts_path())
     slack = SlackStandin(users=USERS, channels={CHANNEL: CHANNEL_NAME})
     running = None
     try:
@@ -241,7 +249,7 @@ async def run_demo(
             approver_users=frozenset({APPROVER}),
         )
         deps = BotDeps(
-            store=store, triage=EngineTriage(pool, store), policy=policy,
+            store=store, triage=EngineTriage(pool, store, runbooks=runbook_search_path()), policy=policy,
             remediation=EngineRemediation(pool, store, link_control=lab_vm.link, hold_seconds=HOLD_SECONDS),
         )
         await slack.start()

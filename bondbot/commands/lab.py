@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -52,11 +52,21 @@ PersonaOption = Annotated[
 
 
 def _vm(persona: str = "bookworm") -> LabVM:
-    from bondbot.settings import lab_dir
+    from bondbot.settings import lab_accel, lab_dir, lab_qemu
     from lab.network import get_persona
     from lab.vm import LabVM
 
-    return LabVM(lab_dir=lab_dir(), persona=get_persona(persona))
+    return LabVM(lab_dir=lab_dir(), persona=get_persona(persona), qemu=lab_qemu(), accel=lab_accel())
+
+
+def lab_first_boot() -> Any:
+    """``lab.firstboot.first_boot`` with the settings' QEMU and accelerator, for ``build_image``."""
+    import functools
+
+    from bondbot.settings import lab_accel, lab_qemu
+    from lab.firstboot import first_boot
+
+    return functools.partial(first_boot, qemu=lab_qemu(), accel=lab_accel())
 
 
 @lab_app.command("build")
@@ -68,8 +78,7 @@ def build(
 ) -> None:
     """Build every persona's lab image (each cached; rebuilt only when its recipe changes)."""
     with _errors():
-        from bondbot.settings import lab_dir
-        from lab.firstboot import first_boot
+        from bondbot.settings import lab_dir, lab_mirror
         from lab.image import build_image
         from lab.network import PERSONAS, get_persona
         from lab.recipe import recipe_for
@@ -77,14 +86,15 @@ def build(
         chosen = [get_persona(p) for p in persona] if persona else list(PERSONAS.values())
         for one in chosen:
             image, built = build_image(base=lab_dir(), force=force, recipe=recipe_for(one), progress=_say,
-                                       first_boot=first_boot)
+                                       first_boot=lab_first_boot(), mirror=lab_mirror())
             if not built:
                 _say(f"lab image {image.recipe_hash} ({one.id}) is up to date ({image.directory})")
 
 
 @lab_app.command("up")
 def up(
-    accel: Annotated[str, typer.Option(help="auto (KVM if it works, else TCG), kvm or tcg.")] = "auto",
+    accel: Annotated[str | None, typer.Option(
+        help="auto (KVM if it works, else TCG), kvm or tcg (default: BONDBOT_LAB_ACCEL, else auto).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for SSH.")] = 300.0,
     persona: PersonaOption = "bookworm",
 ) -> None:
@@ -219,10 +229,11 @@ def record(
         vm = _vm(persona)
         booted_here = False
         if not vm.is_running():
-            from bondbot.settings import lab_dir
+            from bondbot.settings import lab_accel, lab_dir, lab_qemu
             from lab.paths import instance_dir
 
-            vm = type(vm)(instance_dir(f"record-{persona}", lab_dir()), lab_dir=lab_dir(), persona=persona)
+            vm = type(vm)(instance_dir(f"record-{persona}", lab_dir()), lab_dir=lab_dir(), persona=persona,
+                          qemu=lab_qemu(), accel=lab_accel())
             vm.down()
             vm.up(progress=_say)
             booted_here = True

@@ -92,10 +92,12 @@ def serve(
             raise typer.Exit(2)
 
     from bot.authz import AuthzConfigError, load_policy
+    from bot.limits import LimitsConfigError, SlackLimits
 
     try:
-        policy = load_policy(authz)
-    except AuthzConfigError as exc:
+        policy = load_policy(authz, os.environ)
+        limits = SlackLimits.from_env(os.environ)
+    except (AuthzConfigError, LimitsConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -109,7 +111,7 @@ def serve(
 
     asyncio.run(_run(token, app_token, secret, policy, http=http, host=host, port=port,
                      health_host=health_host, health_port=health_port, grace_s=grace_period,
-                     lease_s=lease_seconds, alerts=alerts, schedule_interval_s=schedule_interval))
+                     lease_s=lease_seconds, alerts=alerts, schedule_interval_s=schedule_interval, limits=limits))
 
 
 def alert_settings(channel: str | None) -> Any:
@@ -149,13 +151,14 @@ def alert_settings(channel: str | None) -> Any:
 async def _run(
     token: str, app_token: str | None, secret: str | None, policy: object, *, http: bool, host: str, port: int,
     health_host: str = "127.0.0.1", health_port: int | None = None, grace_s: float = DEFAULT_GRACE_S,
-    lease_s: float = 30.0, alerts: Any = None, schedule_interval_s: float = 30.0,
+    lease_s: float = 30.0, alerts: Any = None, schedule_interval_s: float = 30.0, limits: Any = None,
 ) -> None:
     import logging
 
     from bondbot import settings
     from bondbot.commands._remote import open_inventory, open_pool
     from bot.app import BotDeps
+    from bot.limits import SlackLimits
     from bot.recovery import LeaseSettings
     from bot.wiring import EngineRemediation, EngineTriage
     from incidents import IncidentStore
@@ -165,8 +168,9 @@ async def _run(
     inventory = open_inventory(None)
     pool = open_pool(inventory)
     deps = BotDeps(
-        store=store, triage=EngineTriage(pool, store), policy=policy,  # type: ignore[arg-type]
+        store=store, triage=EngineTriage(pool, store, runbooks=settings.runbook_search_path()), policy=policy,  # type: ignore[arg-type]
         remediation=EngineRemediation(pool, store), leases=LeaseSettings(ttl_s=lease_s),
+        limits=limits if limits is not None else SlackLimits(), team_id=os.environ.get("BONDBOT_SLACK_TEAM_ID") or None,
     )
     try:
         await serve_bot(deps, token, app_token, secret, http=http, host=host, port=port,

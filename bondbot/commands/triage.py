@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
             print_diagnosis,
             print_step_table,
         )
-        from bondbot.settings import known_hosts_path
+        from bondbot.settings import known_hosts_path, runbook_search_path
         from runbooks.engine import (
             RunbookError,
             StepEvent,
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         existing: Any = None
         actor = ""
         try:
-            runbook = load_runbook(runbook_name)
+            runbook = load_runbook(runbook_name, search=runbook_search_path())
         except RunbookError as exc:
             fail(f"runbook error: {exc}", EXIT_BAD_INPUT)
         named_value = _given_subject(runbook, subject, bond)

@@ -89,11 +89,12 @@ class World:
     clock: Clock
 
 
-async def make_world(url: str, host: SshTestHost, policy: AuthzPolicy, clock: Clock) -> World:
+async def make_world(url: str, host: SshTestHost, policy: AuthzPolicy, clock: Clock, *, runbooks: str = "") -> World:
     store = IncidentStore.open(url)
     pool = SshPool(host.inventory(), known_hosts=host.known_hosts_path)
     remediation = HostRemediation(pool)
-    deps = BotDeps(store=store, triage=EngineTriage(pool, store), policy=policy, remediation=remediation, clock=clock)
+    deps = BotDeps(store=store, triage=EngineTriage(pool, store, runbooks=runbooks), policy=policy,
+                   remediation=remediation, clock=clock)
     slack = SlackStandin(
         users={ALICE: "alice", BOB: "bob", CAROL: "carol", MALLORY: "mallory"},
         usergroups={NETOPS: [CAROL]},

@@ -33,8 +33,8 @@ async def main(port: int) -> None:
     store = IncidentStore.open(database_url())
     pool = open_pool(open_inventory(None))
     deps = BotDeps(
-        store=store, triage=EngineTriage(pool, store), policy=load_policy(None),
-        remediation=HostRemediation(pool, store=store), leases=LeaseSettings.from_env(),
+        store=store, triage=EngineTriage(pool, store), policy=load_policy(None, os.environ),
+        remediation=HostRemediation(pool, store=store), leases=LeaseSettings.from_env(os.environ),
     )
     try:
         await serve_bot(deps, os.environ["SLACK_BOT_TOKEN"], None, os.environ["SLACK_SIGNING_SECRET"], http=True,

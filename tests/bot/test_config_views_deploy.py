@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,16 @@ def test_serve_over_http_answers_signed_requests_only(tmp_path: Path) -> None:
     asyncio.run(_serve_http(tmp_path))
 
 
+def test_serve_refuses_malformed_limits_before_it_starts(tmp_path: Path) -> None:
+    env = dict(os.environ, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", BONDBOT_TRIAGE_PER_USER="lots",
+               BONDBOT_DATA_DIR=str(tmp_path / "data"), BONDBOT_CONFIG_DIR=str(tmp_path / "config"))
+    r = subprocess.run([str(Path(sys.executable).parent / "bondbot"), "serve", "--http", "--port", "9"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "error: BONDBOT_TRIAGE_PER_USER: expected N/SECONDS (e.g. 5/60) or 0, got 'lots'" in r.stderr
+    assert not (tmp_path / "data").exists(), "nothing was created"
+
+
 async def _serve_http(tmp_path: Path) -> None:
     import socket
 
@@ -131,6 +142,8 @@ async def _serve_http(tmp_path: Path) -> None:
             SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=slack.signing_secret, SLACK_API_URL=slack.api_url,
             BONDBOT_DATA_DIR=str(tmp_path / "data"), BONDBOT_CONFIG_DIR=str(tmp_path / "config"),
             BONDBOT_INVENTORY=str(tmp_path / "inventory.yaml"),
+            BONDBOT_RUNBOOKS=str(REPO / "tests" / "runbook_engine"),  # holds loadavg/runbook.yaml
+            BONDBOT_TRIAGE_CHANNELS="C0ELSEWHERE",  # a triage is parsed, then refused here: none runs
         )
         (tmp_path / "inventory.yaml").write_text("hosts: {}\n")
         proc = subprocess.Popen(
@@ -150,6 +163,12 @@ async def _serve_http(tmp_path: Path) -> None:
                 raise AssertionError("bondbot serve did not start")
             assert ok.status == 200 and ok.body["text"] == "bondbot help"
             assert (await slack.post_signed(body, url=url, secret="forged")).status == 401
+            # serve hands BONDBOT_RUNBOOKS to the command parser: loadavg is a runbook name there
+            for name, known in (("loadavg", True), ("no-such-runbook", False)):
+                text = urlencode(slack.slash_command_payload(f"triage h1 --runbook {name}", user="U1", channel="C1"))
+                answer = json.dumps((await slack.post_signed(text, url=url)).body)
+                assert ("unknown runbook" not in answer) is known, answer
+                assert ("not allowed" in answer.lower() or "🚫" in answer) is known, answer
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -2,7 +2,8 @@
 
 ``/bond triage HOST --runbook loadavg``: the real Bolt app over signed HTTP, the Slack stand-in, a
 real sshd replaying an overloaded host, a real SQLite incident log. The runbook is found by name
-through ``BONDBOT_RUNBOOKS`` (the bot never loads a runbook from a path typed in chat); the
+on the search path the bot is given (``serve``: ``BONDBOT_RUNBOOKS``; the bot never loads a
+runbook from a path typed in chat); the
 incident records its runbook and subject; nothing of the bonding runbook runs or is offered.
 """
 
@@ -30,11 +31,10 @@ def _texts(blocks: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture
-async def bot_world(ssh_host: SshTestHost, policy: Any, clock: Any, sqlite_url: str,
-                    monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, RunningBot]]:
-    monkeypatch.setenv("BONDBOT_RUNBOOKS", str(RUNBOOKS))  # the folder holding loadavg/runbook.yaml
+async def bot_world(ssh_host: SshTestHost, policy: Any, clock: Any, sqlite_url: str) -> AsyncIterator[tuple[World, RunningBot]]:
     ssh_host.server.set_replay(OVERLOADED)
-    world = await make_world(sqlite_url, ssh_host, policy, clock)
+    # the folder holding loadavg/runbook.yaml, as serve passes BONDBOT_RUNBOOKS
+    world = await make_world(sqlite_url, ssh_host, policy, clock, runbooks=str(RUNBOOKS))
     bot = await start_bot(world.slack, world.deps, mode="http")
     try:
         yield world, bot

@@ -1,6 +1,6 @@
 """``LabVM.up``'s choice of accelerator: any failure of a KVM start falls back to TCG, once.
 
-A wrapper in front of the real QEMU (``BONDBOT_QEMU``, see :mod:`lab.fakeqemu`) fails under
+A wrapper in front of the real QEMU (``LabVM(qemu=...)``, the CLI's ``BONDBOT_QEMU``; see :mod:`lab.fakeqemu`) fails under
 ``-accel kvm`` the way broken KVM hosts do: it aborts at once with "failed to set MSR 0x10a"
 (this project's CI machine), or the guest hangs. Under TCG the wrapper *refuses* to start, so the
 fallback's whole sequence is checked in a second, without a boot; the one real TCG boot through the
@@ -69,17 +69,18 @@ def note_starts(vm: LabVM) -> list[int]:
     return pids
 
 
-def make_vm(tmp_path: Path, image: Image, kvm_device: str) -> LabVM:
-    return LabVM(tmp_path / "vm", image=image, kvm_verdict=tmp_path / "verdict.json", kvm_device=kvm_device)
+def make_vm(tmp_path: Path, image: Image, kvm_device: str, qemu: Path) -> LabVM:
+    return LabVM(tmp_path / "vm", image=image, kvm_verdict=tmp_path / "verdict.json", kvm_device=kvm_device,
+                 qemu=str(qemu))
 
 
 def test_kvm_abort_falls_back_to_tcg_says_why_once_and_is_remembered(
     tmp_path: Path, fake_image: Image, kvm_opens: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = tmp_path / "starts.log"
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log)))
-    monkeypatch.delenv("BONDBOT_LAB_ACCEL", raising=False)
-    vm = make_vm(tmp_path, fake_image, kvm_opens)
+    qemu = write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log)
+    monkeypatch.setenv("BONDBOT_LAB_ACCEL", "kvm")  # the VM's own setting counts, not the environment
+    vm = make_vm(tmp_path, fake_image, kvm_opens, qemu)
     said: list[str] = []
 
     with pytest.raises(BootError, match=REFUSE_MESSAGE):  # the TCG start was reached
@@ -91,7 +92,7 @@ def test_kvm_abort_falls_back_to_tcg_says_why_once_and_is_remembered(
     assert "failed to set MSR 0x10a to 0x69" in fallbacks[0] and "Assertion" in fallbacks[0]
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert "failed to set MSR 0x10a" in verdict["reason"]
-    assert qemu_binary() in verdict["failed_on"]
+    assert qemu_binary(str(qemu)) in verdict["failed_on"]
 
     # Remembered: the next start goes straight to TCG and does not repeat QEMU's message.
     said.clear()
@@ -104,28 +105,22 @@ def test_kvm_abort_falls_back_to_tcg_says_why_once_and_is_remembered(
 
 
 def test_verdict_is_per_host_fingerprint(
-    tmp_path: Path, fake_image: Image, kvm_opens: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_image: Image, kvm_opens: str
 ) -> None:
     """Another QEMU binary (an upgrade, another wrapper) is tried with KVM again."""
     log = tmp_path / "starts.log"
-    monkeypatch.delenv("BONDBOT_LAB_ACCEL", raising=False)
-    vm = make_vm(tmp_path, fake_image, kvm_opens)
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu-a", kvm="abort", tcg="refuse", log=log)))
-    with pytest.raises(BootError):
-        vm.up()
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu-b", kvm="abort", tcg="refuse", log=log)))
-    with pytest.raises(BootError):
-        vm.up()
+    for name in ("qemu-a", "qemu-b"):
+        vm = make_vm(tmp_path, fake_image, kvm_opens, write_wrapper(tmp_path / name, kvm="abort", tcg="refuse", log=log))
+        with pytest.raises(BootError):
+            vm.up()
     assert attempts(log) == ["kvm", "tcg", "kvm", "tcg"]
 
 
 def test_hanging_kvm_guest_is_stopped_and_falls_back(
-    tmp_path: Path, fake_image: Image, kvm_opens: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_image: Image, kvm_opens: str
 ) -> None:
     log = tmp_path / "starts.log"
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="hang", tcg="refuse", log=log)))
-    monkeypatch.delenv("BONDBOT_LAB_ACCEL", raising=False)
-    vm = make_vm(tmp_path, fake_image, kvm_opens)
+    vm = make_vm(tmp_path, fake_image, kvm_opens, write_wrapper(tmp_path / "qemu", kvm="hang", tcg="refuse", log=log))
     said: list[str] = []
     pids = note_starts(vm)
     with pytest.raises(BootError, match=REFUSE_MESSAGE):
@@ -139,15 +134,14 @@ def test_hanging_kvm_guest_is_stopped_and_falls_back(
 
 
 def test_a_guest_panic_under_tcg_boots_again_then_says_so(
-    tmp_path: Path, fake_image: Image, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_image: Image
 ) -> None:
     """A boot-time kernel panic under TCG (CI saw an int3 oops in sched_clock_cpu) is noticed on
     the console at once, not after the SSH timeout, and the guest is booted again (twice at most);
     a guest that keeps panicking is a BootError with the console's panic line."""
     log = tmp_path / "starts.log"
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="abort", tcg="panic", log=log)))
-    vm = LabVM(tmp_path / "vm", image=fake_image, kvm_device=str(tmp_path / "no-kvm"),
-               kvm_verdict=tmp_path / "verdict.json")
+    vm = make_vm(tmp_path, fake_image, str(tmp_path / "no-kvm"),
+                 write_wrapper(tmp_path / "qemu", kvm="abort", tcg="panic", log=log))
     said: list[str] = []
     pids = note_starts(vm)
     with pytest.raises(GuestPanic, match="panicked while booting") as raised:
@@ -161,12 +155,11 @@ def test_a_guest_panic_under_tcg_boots_again_then_says_so(
 
 
 def test_kvm_absent_goes_straight_to_tcg_and_remembers_nothing(
-    tmp_path: Path, fake_image: Image, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_image: Image
 ) -> None:
     log = tmp_path / "starts.log"
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log)))
-    monkeypatch.delenv("BONDBOT_LAB_ACCEL", raising=False)
-    vm = make_vm(tmp_path, fake_image, str(tmp_path / "no-such-kvm"))
+    vm = make_vm(tmp_path, fake_image, str(tmp_path / "no-such-kvm"),
+                 write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log))
     said: list[str] = []
     with pytest.raises(BootError, match=REFUSE_MESSAGE):
         vm.up(progress=said.append)
@@ -176,21 +169,19 @@ def test_kvm_absent_goes_straight_to_tcg_and_remembers_nothing(
 
 
 def test_explicit_kvm_never_falls_back(
-    tmp_path: Path, fake_image: Image, kvm_opens: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_image: Image, kvm_opens: str
 ) -> None:
     log = tmp_path / "starts.log"
-    monkeypatch.setenv("BONDBOT_QEMU", str(write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log)))
-    vm = make_vm(tmp_path, fake_image, kvm_opens)
+    vm = make_vm(tmp_path, fake_image, kvm_opens, write_wrapper(tmp_path / "qemu", kvm="abort", tcg="refuse", log=log))
     with pytest.raises(BootError, match="failed to set MSR 0x10a"):
         vm.up(accel="kvm")
     assert attempts(log) == ["kvm"]
     assert not (tmp_path / "verdict.json").exists()
 
 
-def test_bondbot_qemu_must_be_executable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BONDBOT_QEMU", str(tmp_path / "missing-qemu"))
+def test_bondbot_qemu_must_be_executable(tmp_path: Path) -> None:
     with pytest.raises(QemuMissing, match="BONDBOT_QEMU="):
-        qemu_binary()
+        qemu_binary(str(tmp_path / "missing-qemu"))
 
 
 def test_wrapper_aborts_like_the_real_broken_kvm(tmp_path: Path) -> None:

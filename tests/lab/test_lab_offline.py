@@ -140,11 +140,14 @@ def test_pinning_replaces_only_the_same_host_and_port(tmp_path: Path) -> None:
     ]
 
 
-def test_mirror_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirror_comes_from_the_settings_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bondbot.settings import lab_mirror
+
     monkeypatch.setenv("BONDBOT_LAB_MIRROR", "http://mirror.example/debian")
-    assert debian_mirror() == "http://mirror.example/debian"
+    assert debian_mirror(lab_mirror()) == "http://mirror.example/debian"
+    assert debian_mirror() != "http://mirror.example/debian"  # the lab itself reads no environment
     monkeypatch.delenv("BONDBOT_LAB_MIRROR")
-    assert debian_mirror().startswith("http")
+    assert lab_mirror() is None and debian_mirror(lab_mirror()).startswith("http")
 
 
 def test_triage_command_strings() -> None:

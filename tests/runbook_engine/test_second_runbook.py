@@ -107,8 +107,10 @@ async def test_cli_triage_json_and_text(ssh_host: SshTestHost) -> None:
 def test_found_by_name_through_bondbot_runbooks(ssh_host: SshTestHost, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RunbookError, match="unknown runbook 'loadavg'; known: bonding"):
         find_runbook("loadavg")
-    monkeypatch.setenv("BONDBOT_RUNBOOKS", str(LOADAVG.parent))  # a folder of <name>/runbook.yaml
-    assert find_runbook("loadavg") == LOADAVG / "runbook.yaml"
+    assert find_runbook("loadavg", search=str(LOADAVG.parent)) == LOADAVG / "runbook.yaml"  # a folder of <name>/runbook.yaml
+    with pytest.raises(RunbookError, match="unknown runbook 'loadavg'"):
+        monkeypatch.setenv("BONDBOT_RUNBOOKS", str(LOADAVG.parent))
+        find_runbook("loadavg")  # the engine reads no environment: the CLI (below) and the bot pass it
     ssh_host.server.set_replay(CALM)
     r = _cli("triage", "test-host", "--runbook", "loadavg", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["runbook"] == "loadavg"

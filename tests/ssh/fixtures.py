@@ -10,13 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ssh_exec import Inventory, load_inventory
+from bondbot import settings
+from ssh_exec import Inventory
+from ssh_exec import load_inventory as _load_inventory
 from tests.sshd import SshServer, sshd_available, start_sshd
 
-__all__ = ["sshd_server", "ssh_host", "SshTestHost", "seed_replay", "WRITTEN_FIXTURES"]
+__all__ = ["sshd_server", "ssh_host", "SshTestHost", "seed_replay", "WRITTEN_FIXTURES", "load_inventory"]
+
+
+def load_inventory(path: Path | str, **kwargs: Any) -> Inventory:
+    """``ssh_exec.load_inventory`` given the CLI's ``ansible-inventory`` setting, as ``bondbot`` passes
+    it (``BONDBOT_ANSIBLE_INVENTORY``: conftest makes it ``never``; tests that want it set it)."""
+    kwargs.setdefault("ansible_inventory", settings.ansible_inventory())
+    return _load_inventory(path, **kwargs)
 
 WRITTEN_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "written"
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bondbot import __version__
 from bondbot.cli import app
-from ssh_exec import load_inventory
+from tests.ssh.fixtures import load_inventory
 from tests.ssh.oracles import ansible_inventory_path
 
 BONDBOT = Path(sys.executable).parent / "bondbot"

@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ssh_exec import HostNotAllowed, HostSkipped, Inventory, load_inventory
+from ssh_exec import HostNotAllowed, HostSkipped, Inventory
 from ssh_exec.ssh_config import DEFAULT_IDENTITY_FILES, expand_tilde
+from tests.ssh.fixtures import load_inventory
 from tests.ssh.oracles import (
     ansible_hosts,
     ansible_inventory_list,

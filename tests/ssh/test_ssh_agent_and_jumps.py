@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ssh_exec import AuthenticationFailed, HostKeyUnknown, SshPool, load_inventory
-from tests.ssh.fixtures import SshTestHost
+from ssh_exec import AuthenticationFailed, HostKeyUnknown, SshPool
+from tests.ssh.fixtures import SshTestHost, load_inventory
 
 needs_agent = pytest.mark.skipif(shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None,
                                  reason="openssh-client (ssh-agent, ssh-add) not installed")

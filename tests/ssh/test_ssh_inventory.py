@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ssh_exec import HostNotAllowed, HostSkipped, InventoryError, load_inventory
+from ssh_exec import HostNotAllowed, HostSkipped, InventoryError
 from ssh_exec.inventory import parse_bondbot_yaml
 from ssh_exec.sources import parse_ansible_ini, parse_ansible_yaml, parse_ssh_config
+from tests.ssh.fixtures import load_inventory
 
 LAB = """\
 hosts:
