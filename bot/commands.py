@@ -26,7 +26,7 @@ EXPORT_FORMATS = ("md", "json", "html")
 
 USAGE = (
     "Usage: `/bond triage HOST [SUBJECT] [--runbook NAME]` · `/bond status INCIDENT` · "
-    "`/bond export INCIDENT [md|json|html]` · `/bond audit [GROUP]` · `/bond schedule list|add|pause|resume|remove` · "
+    "`/bond export INCIDENT [md|json|html]` · `/bond audit [GROUP]` · `/bond schedule list|add|pause|resume|remove|history` · "
     "`/bond help`"
 )
 

@@ -1,4 +1,4 @@
-"""``/bond schedule list|add|pause|resume|remove``: parsing and handling, after the listener's ack.
+"""``/bond schedule list|add|pause|resume|remove|history``: parsing and handling, after the listener's ack.
 
 ::
 
@@ -8,13 +8,15 @@
     /bond schedule pause SCH-XXXXXX [reason words]
     /bond schedule resume SCH-XXXXXX
     /bond schedule remove SCH-XXXXXX
+    /bond schedule history SCH-XXXXXX
 
 The schedule posts to the channel it was added in. Adding a drill is a standing approval, so only
 an approver (the authorization policy's) may add one or resume one; anyone who may triage in the
 channel may list, add an audit, pause or remove (stopping is always allowed). Every value is
 checked before anything is stored: hosts and groups against the inventory, the bond as an
 interface name, the method against the bot's failover methods (never ``manual``: it needs a person
-at the switch), the expression, zone and window by ``runbooks.schedules``.
+at the switch), the expression, zone and window by ``runbooks.schedules``. Every change, and a
+refused resume, is on the schedule's hash-chained log (``history`` shows it and whether it verifies).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["ScheduleRequest", "ScheduleUsage", "handle", "parse_schedule"]
 
 USAGE = ("Usage: `/bond schedule list` · `/bond schedule add audit|drill hosts=H1,H2|group=G [bond=B] "
-         "[method=M] cron=\"0 2 * * SAT\" tz=Europe/Berlin window=2h` · `/bond schedule pause|resume|remove ID`")
+         "[method=M] cron=\"0 2 * * SAT\" tz=Europe/Berlin window=2h` · `/bond schedule pause|resume|remove|history ID`")
 _ID_RE = re.compile(r"^SCH-[0-9A-Z]{4,12}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _KEYS = {"hosts", "group", "bond", "method", "cron", "tz", "window"}
@@ -49,7 +51,7 @@ class ScheduleUsage(ValueError):
 
 @dataclass(frozen=True)
 class ScheduleRequest:
-    action: str  # list | add | pause | resume | remove
+    action: str  # list | add | pause | resume | remove | history
     kind: str = ""
     schedule_id: str = ""
     options: dict[str, str] = field(default_factory=dict)
@@ -64,11 +66,11 @@ def parse_schedule(text: str) -> ScheduleRequest:
     except ValueError as exc:
         raise ScheduleUsage(f"Cannot read the arguments: {exc}.") from None
     if not words:
-        raise ScheduleUsage("Name what to do: list, add, pause, resume or remove.")
+        raise ScheduleUsage("Name what to do: list, add, pause, resume, remove or history.")
     action, args = words[0].lower(), words[1:]
     if action == "list" and not args:
         return ScheduleRequest("list")
-    if action in ("pause", "resume", "remove") and args:
+    if action in ("pause", "resume", "remove", "history") and args:
         sid = args[0].upper()
         if not _ID_RE.match(sid):
             raise ScheduleUsage(f"`{args[0][:40]}` is not a schedule id (SCH-...).")
@@ -147,6 +149,9 @@ async def handle(bot: BondBot, text: str, *, user: str, channel: str, respond: A
         if needs_approver:
             decision = await bot.deps.policy.approver(user, bot.members_now)  # fresh: a standing approval
             if not decision:
+                if request.action == "resume":
+                    await asyncio.to_thread(service.refused, request.schedule_id, actor=user, action="resume",
+                                            reason=decision.reason)
                 await say(views.refusal_message(
                     "schedule a failover drill" if request.action == "add" else "resume a failover drill",
                     f"{decision.reason} (a drill is a standing approval: approvers only)"))
@@ -155,6 +160,13 @@ async def handle(bot: BondBot, text: str, *, user: str, channel: str, respond: A
             from bot.schedule_views import schedule_list
 
             await say(schedule_list(await asyncio.to_thread(service.schedules)))
+            return
+        if request.action == "history":
+            from bot.schedule_views import schedule_history
+
+            events = await asyncio.to_thread(service.history, request.schedule_id)
+            verified = await asyncio.to_thread(service.verify, request.schedule_id)
+            await say(schedule_history(request.schedule_id, events, verified))
             return
         if request.action == "add":
             triage = bot.deps.triage

@@ -13,7 +13,7 @@ from bot.views import Rendered, _escape
 if TYPE_CHECKING:
     from runbooks.schedules import Schedule
 
-__all__ = ["AUDIT_STATES", "HostState", "audit_summary", "schedule_list"]
+__all__ = ["AUDIT_STATES", "HostState", "audit_summary", "schedule_list", "schedule_history"]
 
 #: The audit's summary, in this order.
 AUDIT_STATES = ("broken", "at risk", "inconclusive", "healthy")
@@ -80,3 +80,18 @@ def schedule_list(schedules: list[Schedule]) -> Rendered:
         state = s.state + (f" ({s.paused_reason})" if s.state == "paused" and s.paused_reason else "")
         lines.append(f"`{_escape(s.id)}` {_escape(s.describe())} · channel <#{_escape(s.channel)}> · *{_escape(state)}*")
     return Rendered(text=f"Schedules ({len(schedules)})", blocks=[b.to_dict() for b in _sections(lines)])
+
+
+def schedule_history(schedule_id: str, events: list[object], verified: tuple[int, str, object]) -> Rendered:
+    """``/bond schedule history ID``: the log, newest last, and whether it verifies."""
+    from runbooks.scheduler import describe_event
+
+    count, head, broken = verified
+    status = (f"✅ log intact: {count} events, head `{_escape(head[:12])}`" if broken is None else
+              f"❌ log broken at event {getattr(broken, 'seq', '?')}: {_escape(str(getattr(broken, 'reason', broken)))}")
+    lines = [f"*History of `{_escape(schedule_id)}`*", status]
+    for e in events:
+        ts, actor, kind, payload = (getattr(e, "ts", ""), getattr(e, "actor", ""), getattr(e, "kind", ""),
+                                    getattr(e, "payload", {}))
+        lines.append(f"{_escape(str(ts))} · {_escape(describe_event(str(kind), str(actor), dict(payload)))}")
+    return Rendered(text=f"History of {schedule_id}", blocks=[b.to_dict() for b in _sections(lines)])

@@ -7,6 +7,11 @@ replica run an occurrence of a schedule (primary key schedule + occurrence). Sch
 they survive restarts; their definition is ``runbooks.schedules.Schedule.to_dict()`` as canonical
 JSON, which this layer stores without interpreting.
 
+Every change of a schedule is also an event of its own hash-chained log (migration 0005), written
+in the same transaction as the row: a drill schedule is a standing approval, and the row alone
+keeps only its latest definition. ``schedule_log`` reads the log, ``verify_schedule_log`` checks
+it as ``IncidentStore.verify`` checks an incident's (``incidents.chain``).
+
 Functions take an ``IncidentStore`` and use its transactions; they keep no state.
 """
 
@@ -18,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from incidents.chain import canonical_json
+from incidents.chain import GENESIS, canonical_json, event_hash, find_first_break
 from incidents.errors import InvalidInput
+from incidents.model import Break, Event
 
 if TYPE_CHECKING:
     from incidents.store import IncidentStore
@@ -39,6 +45,9 @@ __all__ = [
     "claim_occurrence",
     "finish_occurrence",
     "schedule_runs",
+    "log_schedule_event",
+    "schedule_log",
+    "verify_schedule_log",
 ]
 
 
@@ -164,24 +173,105 @@ class ScheduleRun:
 
 
 def save_schedule(store: IncidentStore, schedule_id: str, kind: str, definition: Mapping[str, Any],
-                  *, create: bool = False) -> None:
-    """Insert (``create``: fails with InvalidInput if the id exists) or replace a schedule's row."""
+                  *, actor: str, change: str, detail: Mapping[str, Any] | None = None,
+                  create: bool = False) -> None:
+    """Insert (``create``: fails with InvalidInput if the id exists) or replace a schedule's row,
+    and append the ``change`` by ``actor`` to its log (payload: the new state and definition, and
+    ``detail``), in one transaction: no change without its event, no event without its change."""
     from sqlalchemy.exc import IntegrityError
 
     from incidents.tables import schedules
 
     state = str(definition.get("state", "active"))
     values = {"kind": kind, "definition": canonical_json(dict(definition)), "state": state, "updated_at": _now()}
+    payload = {"state": state, "definition": dict(definition), **dict(detail or {})}
     try:
         with store._write() as conn:
             if create:
-                conn.execute(schedules.insert().values(id=schedule_id, **values))
+                conn.execute(schedules.insert().values(id=schedule_id, head_seq=0, head_hash=GENESIS, **values))
             else:
                 done = conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(**values))
                 if done.rowcount == 0:
                     raise InvalidInput(f"no schedule {schedule_id!r}")
+            _append(conn, schedule_id, actor, change, payload)
     except IntegrityError:
         raise InvalidInput(f"schedule {schedule_id!r} exists") from None
+
+
+def log_schedule_event(store: IncidentStore, schedule_id: str, *, actor: str, kind: str,
+                       payload: Mapping[str, Any]) -> None:
+    """An event that changes no definition (a refused change, say) on the schedule's log."""
+    with store._write() as conn:
+        _append(conn, schedule_id, actor, kind, dict(payload))
+
+
+def _append(conn: Any, schedule_id: str, actor: str, kind: str, payload: Mapping[str, Any]) -> Event:
+    """The next event of a schedule's log, inside the caller's write transaction (the row is locked
+    on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    from sqlalchemy import select
+
+    from incidents.tables import schedule_events, schedules
+
+    head = conn.execute(select(schedules.c.head_seq, schedules.c.head_hash)
+                        .where(schedules.c.id == schedule_id).with_for_update()).first()
+    if head is None:
+        raise InvalidInput(f"no schedule {schedule_id!r}")
+    seq, prev, ts = int(head.head_seq) + 1, str(head.head_hash), _now()
+    digest = event_hash(incident_id=schedule_id, seq=seq, ts=ts, actor=actor, kind=kind, payload=payload,
+                        prev_hash=prev)
+    conn.execute(schedule_events.insert().values(schedule_id=schedule_id, seq=seq, ts=ts, actor=actor, kind=kind,
+                                                 payload=canonical_json(dict(payload)), prev_hash=prev, hash=digest))
+    conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(head_seq=seq, head_hash=digest))
+    return Event(schedule_id, seq, ts, actor, kind, dict(payload), prev, digest)
+
+
+def schedule_log(store: IncidentStore, schedule_id: str) -> list[Event]:
+    """A schedule's log, oldest first (``Event.incident_id`` holds the schedule id)."""
+    from sqlalchemy import select
+
+    from incidents.tables import schedule_events as t
+
+    with store._read() as conn:
+        rows = conn.execute(select(t).where(t.c.schedule_id == schedule_id).order_by(t.c.seq)).all()
+    return [Event(r.schedule_id, r.seq, r.ts, r.actor, r.kind, json.loads(r.payload), r.prev_hash, r.hash)
+            for r in rows]
+
+
+def verify_schedule_log(store: IncidentStore, schedule_id: str) -> tuple[int, str, Break | None]:
+    """``(events, head hash, the first break or None)``: the log against its own hashes and the
+    row's head (which catches a removed tail), and the row's definition against the last one the
+    log recorded (which catches a row changed outside bondbot). ``InvalidInput`` for an unknown
+    schedule."""
+    from sqlalchemy import select
+
+    from incidents.tables import schedule_events as t
+    from incidents.tables import schedules
+
+    with store._read() as conn:
+        head = conn.execute(select(schedules.c.head_seq, schedules.c.head_hash, schedules.c.definition)
+                            .where(schedules.c.id == schedule_id)).first()
+        if head is None:
+            raise InvalidInput(f"no schedule {schedule_id!r}")
+        rows = conn.execute(select(t).where(t.c.schedule_id == schedule_id).order_by(t.c.seq)).all()
+    events = []
+    for r in rows:
+        try:
+            payload = json.loads(r.payload)
+        except ValueError:
+            return len(rows), str(head.head_hash), Break(r.seq, "payload is not JSON")
+        events.append(Event(r.schedule_id, r.seq, r.ts, r.actor, r.kind, payload, r.prev_hash, r.hash))
+    found = find_first_break(schedule_id, events, head_seq=int(head.head_seq), head_hash=str(head.head_hash))
+    if found is None:
+        recorded = next((e for e in reversed(events) if "definition" in e.payload), None)
+        try:
+            row_definition = canonical_json(json.loads(head.definition))
+        except ValueError:
+            row_definition = None
+        if recorded is None or row_definition != canonical_json(recorded.payload["definition"]):
+            found = Break(recorded.seq if recorded else 0,
+                          "the schedule's row differs from the definition its log recorded last "
+                          "(changed outside bondbot)")
+    return len(events), str(head.head_hash), found
 
 
 def get_schedule(store: IncidentStore, schedule_id: str) -> ScheduleRow | None:
@@ -223,12 +313,23 @@ def claim_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *,
 
 
 def finish_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, outcome: str,
-                      result: Mapping[str, Any]) -> None:
+                      result: Mapping[str, Any], definition: Mapping[str, Any], actor: str,
+                      detail: Mapping[str, Any] | None = None) -> None:
+    """The occurrence's outcome, the schedule's new ``definition`` (moved past it, maybe paused)
+    and a ``run`` event saying both (with the result's SHA-256), in one transaction."""
     from incidents.tables import schedule_runs as t
+    from incidents.tables import schedules
 
+    text = canonical_json(dict(result))
+    state = str(definition.get("state", "active"))
     with store._write() as conn:
         conn.execute(t.update().where((t.c.schedule_id == schedule_id) & (t.c.occurrence == occurrence)).values(
-            finished_at=_now(), outcome=outcome, result=canonical_json(dict(result))))
+            finished_at=_now(), outcome=outcome, result=text))
+        conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(
+            definition=canonical_json(dict(definition)), state=state, updated_at=_now()))
+        _append(conn, schedule_id, actor, "run", {
+            "occurrence": occurrence, "outcome": outcome, "state": state, "definition": dict(definition),
+            "result_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), **dict(detail or {})})
 
 
 def schedule_runs(store: IncidentStore, schedule_id: str | None = None) -> list[ScheduleRun]:

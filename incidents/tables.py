@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "incidents", "events", "claims", "approvals", "leases", "alert_notifications",
-           "alert_incidents", "schedules", "schedule_runs", "VERSION_TABLE"]
+           "alert_incidents", "schedules", "schedule_runs", "schedule_events", "VERSION_TABLE"]
 
 #: Alembic's bookkeeping table, named so that other parts of bondbot can share the database.
 VERSION_TABLE = "incidents_alembic_version"
@@ -140,6 +140,24 @@ schedules = Table(
     Column("definition", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("updated_at", String(24), nullable=False),
+    Column("head_seq", Integer, nullable=False),  # migration 0005: the schedule log's last event
+    Column("head_hash", String(64), nullable=False),
+)
+
+#: A schedule's hash-chained log (migration 0005): hashed as ``incident_events`` are, the schedule
+#: id in the incident id's place (``incidents.chain``).
+schedule_events = Table(
+    "schedule_events",
+    metadata,
+    Column("schedule_id", String(32), ForeignKey("schedules.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", String(24), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    PrimaryKeyConstraint("schedule_id", "seq", name="pk_schedule_events"),
 )
 
 #: One row per occurrence handled; the primary key makes it run exactly once across replicas.

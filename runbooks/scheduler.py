@@ -11,6 +11,10 @@ failover test of exactly its scope (``Schedule.scope()``: hosts or group, bond, 
 window, channel, approver). Its ``scope_digest`` is recorded when it is made
 (``extra["scope_digest"]``); a run whose stored scope no longer has that digest (an edited row)
 does not run. Revoking it is ``pause`` (until ``resume``) or ``remove`` (for good).
+
+Every change is an event of the schedule's hash-chained log, with who made it (``history``,
+``verify``): ``added`` (with the standing approval's digest), ``paused``, ``resumed``, ``removed``,
+``run`` (each occurrence handled: its outcome, and a pause it caused) and ``refusal``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from typing import Any
 from incidents import automation
 from runbooks.schedules import Schedule, ScheduleError, due_occurrence, missed_occurrence, parse_window
 
-__all__ = ["ScheduleService", "ScheduleError", "occurrence_key"]
+__all__ = ["ScheduleService", "ScheduleError", "occurrence_key", "describe_event", "RUNNER_ACTOR"]
+
+#: Who the schedule log names for what the scheduler itself does (runs, the pause after a failure).
+RUNNER_ACTOR = "bondbot:scheduler"
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -32,6 +39,27 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def occurrence_key(moment: datetime) -> str:
     """An occurrence as stored: ISO UTC to the second (``2026-12-05T01:00:00Z``)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_event(kind: str, actor: str, payload: Mapping[str, Any]) -> str:
+    """One event of a schedule's log in words (plain text: the caller escapes it for where it goes)."""
+    if kind == "added":
+        approval = payload.get("standing_approval")
+        if isinstance(approval, dict):
+            return (f"added by {actor}: standing approval of this scope "
+                    f"(digest {str(approval.get('scope_digest', ''))[:12]})")
+        return f"added by {actor}"
+    if kind in ("paused", "resumed", "removed"):
+        reason = payload.get("reason")
+        return f"{kind} by {actor}" + (f": {reason}" if reason and kind == "paused" else "")
+    if kind == "run":
+        line = f"occurrence {payload.get('occurrence', '?')}: {payload.get('outcome', '?')}"
+        return line + (f"; series paused: {payload['paused']}" if payload.get("paused") else "")
+    if kind == "refusal":
+        return f"refused to {payload.get('action', '?')} for {actor}: {payload.get('reason', '')}"
+    if kind == "recorded":
+        return f"recorded by {actor}: {payload.get('note', '')}"
+    return f"{kind} by {actor}"
 
 
 def _iso(moment: datetime) -> str:
@@ -60,9 +88,13 @@ class ScheduleService:
             method=method if kind == "drill" else None, approved_by=created_by if kind == "drill" else None,
             last_occurrence=_iso(self.clock()),  # nothing before it was made is due or missed
         )
+        detail: dict[str, Any] = {}
         if kind == "drill":
             schedule = replace(schedule, extra={"scope_digest": schedule.scope_digest()})
-        automation.save_schedule(self.store, schedule.id, schedule.kind, schedule.to_dict(), create=True)
+            detail = {"standing_approval": {"approved_by": created_by, "scope_digest": schedule.scope_digest(),
+                                            "scope": schedule.scope()}}
+        automation.save_schedule(self.store, schedule.id, schedule.kind, schedule.to_dict(), create=True,
+                                 actor=created_by, change="added", detail=detail)
         return schedule
 
     def get(self, schedule_id: str) -> Schedule:
@@ -75,14 +107,37 @@ class ScheduleService:
         return [Schedule.from_dict(r.definition)
                 for r in automation.list_schedules(self.store, include_removed=include_removed)]
 
-    def _save(self, schedule: Schedule) -> Schedule:
-        automation.save_schedule(self.store, schedule.id, schedule.kind, schedule.to_dict())
+    def _save(self, schedule: Schedule, *, actor: str, change: str, **detail: Any) -> Schedule:
+        automation.save_schedule(self.store, schedule.id, schedule.kind, schedule.to_dict(), actor=actor,
+                                 change=change, detail=detail)
         return schedule
+
+    def history(self, schedule_id: str) -> list[Any]:
+        """The schedule's log, oldest first (``incidents.Event``; removed schedules included)."""
+        row = automation.get_schedule(self.store, schedule_id.strip().upper())
+        if row is None:
+            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
+        return automation.schedule_log(self.store, row.id)
+
+    def verify(self, schedule_id: str) -> tuple[int, str, Any]:
+        """``(events, head hash, first break or None)`` of the schedule's log."""
+        row = automation.get_schedule(self.store, schedule_id.strip().upper())
+        if row is None:
+            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
+        return automation.verify_schedule_log(self.store, row.id)
+
+    def refused(self, schedule_id: str, *, actor: str, action: str, reason: str) -> None:
+        """A refused change of an existing schedule, on its log (nothing else changes)."""
+        row = automation.get_schedule(self.store, schedule_id.strip().upper())
+        if row is not None:
+            automation.log_schedule_event(self.store, row.id, actor=actor, kind="refusal",
+                                          payload={"action": action, "reason": reason})
 
     def pause(self, schedule_id: str, *, actor: str, reason: str = "") -> Schedule:
         schedule = self.get(schedule_id)
         why = reason or f"paused by {actor}"
-        return self._save(replace(schedule.with_state("paused", why), extra={**schedule.extra, "changed_by": actor}))
+        return self._save(replace(schedule.with_state("paused", why), extra={**schedule.extra, "changed_by": actor}),
+                          actor=actor, change="paused", reason=why)
 
     def resume(self, schedule_id: str, *, actor: str) -> Schedule:
         """Active again. The occurrences missed while paused are not run (their windows are theirs)."""
@@ -93,13 +148,13 @@ class ScheduleService:
         start = max(last, _iso(self.clock())) if last else _iso(self.clock())
         resumed = replace(schedule.with_state("active"), last_occurrence=start,
                           extra={**schedule.extra, "changed_by": actor, "resumed_at": now})
-        return self._save(resumed)
+        return self._save(resumed, actor=actor, change="resumed")
 
     def remove(self, schedule_id: str, *, actor: str) -> Schedule:
         """For good (the row stays, marked removed, so its runs keep their context)."""
         schedule = self.get(schedule_id)
         return self._save(replace(schedule.with_state("removed", f"removed by {actor}"),
-                                  extra={**schedule.extra, "changed_by": actor}))
+                                  extra={**schedule.extra, "changed_by": actor}), actor=actor, change="removed")
 
     # ------------------------------------------------------------------ running
 
@@ -132,16 +187,22 @@ class ScheduleService:
 
     def handled(self, schedule: Schedule, occurrence: datetime, *, outcome: str, result: Mapping[str, Any],
                 pause_reason: str | None = None) -> Schedule:
-        """Record the occurrence's outcome; move the schedule past it (and pause it after a failure)."""
-        automation.finish_occurrence(self.store, schedule.id, occurrence_key(occurrence), outcome=outcome,
-                                     result=result)
-        current = self.get(schedule.id)
+        """Record the occurrence's outcome; move the schedule past it (and pause it after a failure),
+        with a ``run`` event on its log, in one transaction (a schedule removed meanwhile included)."""
+        row = automation.get_schedule(self.store, schedule.id)
+        if row is None:
+            raise ScheduleError(f"no schedule {schedule.id!r}")
+        current = Schedule.from_dict(row.definition)
         last = current.last_occurrence
         if last is None or datetime.fromisoformat(last) < occurrence:
             current = replace(current, last_occurrence=_iso(occurrence))
-        if pause_reason is not None and current.state == "active":
+        paused = pause_reason is not None and current.state == "active"
+        if pause_reason is not None and paused:
             current = current.with_state("paused", pause_reason)
-        return self._save(current)
+        automation.finish_occurrence(self.store, schedule.id, occurrence_key(occurrence), outcome=outcome,
+                                     result=result, definition=current.to_dict(), actor=RUNNER_ACTOR,
+                                     detail={"paused": pause_reason} if paused else None)
+        return current
 
     def runs(self, schedule_id: str | None = None) -> list[automation.ScheduleRun]:
         return automation.schedule_runs(self.store, schedule_id)

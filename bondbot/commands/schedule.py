@@ -141,6 +141,40 @@ def register(app: typer.Typer) -> None:
         """Remove a schedule for good (revokes a drill's standing approval)."""
         _change("remove", schedule_id, database)
 
+    @sched.command("history")
+    def history(schedule_id: Annotated[str, typer.Argument(help="SCH-...")], database: Db = None,
+                as_json: Annotated[bool, typer.Option("--json", help="The events and the check as JSON.")] = False,
+                ) -> None:
+        """A schedule's hash-chained log (who added, paused, resumed, removed it; each run) and its
+        check; exit 1 if the log does not verify."""
+        import json
+
+        from bondbot.commands._remote import EXIT_BAD_INPUT, fail
+        from runbooks.scheduler import ScheduleService, describe_event
+        from runbooks.schedules import ScheduleError
+
+        with service(database) as store:
+            svc = ScheduleService(store)
+            try:
+                events = svc.history(schedule_id)
+                count, head, broken = svc.verify(schedule_id)
+            except ScheduleError as exc:
+                fail(str(exc), EXIT_BAD_INPUT)
+        if as_json:
+            typer.echo(json.dumps({"schedule": schedule_id.upper(), "events": [e.to_json() for e in events],
+                                   "verified": broken is None, "head_hash": head,
+                                   "break": None if broken is None else {"seq": broken.seq, "reason": broken.reason}},
+                                  indent=2, ensure_ascii=False))
+        else:
+            from ssh_exec.inventory import safe_text  # control characters made visible
+
+            for e in events:
+                typer.echo(f"{e.seq:>3}  {e.ts}  {safe_text(describe_event(e.kind, e.actor, e.payload))}")
+            typer.echo(f"log intact: {count} events, head {head[:12]}" if broken is None else
+                       f"LOG BROKEN at event {broken.seq}: {broken.reason}")
+        if broken is not None:
+            raise typer.Exit(1)
+
     @sched.command("runs")
     def runs(schedule_id: Annotated[str | None, typer.Argument(help="SCH-... (default: all)")] = None,
              database: Db = None) -> None:

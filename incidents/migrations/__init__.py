@@ -13,7 +13,7 @@ from sqlalchemy import Connection, text
 __all__ = ["SCHEMA_HEAD", "upgrade"]
 
 #: The newest revision; lets ``open`` skip loading Alembic when the database is already current.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 _LOCK_KEY = 0x626F6E64  # "bond": PostgreSQL advisory lock serialising concurrent upgrades
 

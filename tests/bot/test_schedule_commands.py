@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.schedule_commands import ScheduleUsage, parse_schedule
+from bot.schedule_commands import ScheduleRequest, ScheduleUsage, parse_schedule
 from bot.testing.harness import RunningBot
 from runbooks.scheduler import ScheduleService
 from tests.bot.conftest import BOB, INCIDENTS, MALLORY, RANDOM, World
@@ -49,6 +49,12 @@ async def test_only_an_approver_adds_a_drill_and_it_is_a_standing_approval(world
     await _answer(world, http_bot, f"remove {drill.id}", MALLORY)
     assert service.schedules() == [] and service.schedules(include_removed=True)[0].state == "removed"
     assert world.host.server.commands() == []
+    # Every decision, the refused resume included, is on the schedule's log, with its Slack user.
+    assert [(e.kind, e.actor) for e in service.history(drill.id)] == [
+        ("added", BOB), ("paused", MALLORY), ("refusal", MALLORY), ("resumed", BOB), ("removed", MALLORY)]
+    answer = await _answer(world, http_bot, f"history {drill.id}", MALLORY)
+    assert "log intact: 5 events" in answer and "refused to resume for " + MALLORY in answer
+    assert "paused by " + MALLORY + ": switch maintenance" in answer
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -74,10 +80,21 @@ async def test_schedule_outside_the_triage_channels_is_refused(world: World, htt
     assert ScheduleService(world.store).schedules() == []
 
 
+async def test_a_reason_in_the_history_stays_text(world: World, http_bot: RunningBot) -> None:
+    await _answer(world, http_bot, DRILL, BOB)
+    [drill] = ScheduleService(world.store).schedules()
+    await _answer(world, http_bot, f"pause {drill.id} <!channel> see <https://evil.example|docs> *now*", BOB)
+    answer = await _answer(world, http_bot, f"history {drill.id}", BOB)
+    assert "paused by" in answer and "&lt;!channel&gt;" in answer
+    assert "<!channel>" not in answer and "<https://evil.example" not in answer
+
+
 def test_parse_schedule() -> None:
     r = parse_schedule("add drill group=web method=host cron=\u201c0 2 * * SAT\u201d tz=UTC window=90m")
     assert r.kind == "drill" and r.options["cron"] == "0 2 * * SAT" and r.options["group"] == "web"
     assert parse_schedule("pause sch-abc123 a reason").schedule_id == "SCH-ABC123"
-    for bad in ("", "add", "add drill cron", "remove x", "pause", "add audit hosts=a hosts=b", "resume SCH-AAAA x"):
+    assert parse_schedule("history SCH-ABC123") == ScheduleRequest("history", schedule_id="SCH-ABC123")
+    for bad in ("", "add", "add drill cron", "remove x", "pause", "add audit hosts=a hosts=b", "resume SCH-AAAA x",
+                "history", "history SCH-AAAA more"):
         with pytest.raises(ScheduleUsage):
             parse_schedule(bad)

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from bot.schedule_flow import ScheduleRunner
 from bot.testing.harness import RunningBot, start_bot
 from incidents import IncidentStore, automation
+from incidents.chain import canonical_json
+from incidents.tables import schedules
 from runbooks.scheduler import ScheduleService
 from tests.bot.conftest import BOB, INCIDENTS, World, seed_table
 from tests.bot.host_remediation import TEST_COMMANDS
@@ -182,12 +185,20 @@ async def test_a_tampered_scope_is_not_covered_by_the_standing_approval(world: W
                         created_by=BOB, hosts=("test-host",), bond="bond0", method="host")
     row = automation.get_schedule(world.store, drill.id)
     assert row is not None
-    automation.save_schedule(world.store, drill.id, "drill", {**row.definition, "window_minutes": 600})
+    with world.store._write() as conn:  # the row edited outside bondbot: no event on its log
+        conn.execute(sa.update(schedules).where(schedules.c.id == drill.id).values(
+            definition=canonical_json({**row.definition, "window_minutes": 600})))
+    events, _, broken = service.verify(drill.id)
+    assert events == 1 and broken is not None and "changed outside bondbot" in broken.reason
     at(world, datetime(2031, 7, 1, 2, 5, tzinfo=UTC))
     assert len(await _tick_all(*two)) == 1
     assert world.remediation.applied == [] and world.store.list_incidents() == []
     assert service.get(drill.id).state == "paused"
     assert any("scope digest mismatch" in m.text for m in _top(world))
+    [added, run] = service.history(drill.id)
+    assert (added.kind, added.actor, run.kind, run.actor) == ("added", BOB, "run", "bondbot:scheduler")
+    assert added.payload["standing_approval"]["scope"]["window_minutes"] == 60
+    assert "scope digest mismatch" in run.payload["paused"] and run.payload["state"] == "paused"
 
 
 async def test_a_restart_loses_nothing(world: World, sqlite_url: str) -> None:

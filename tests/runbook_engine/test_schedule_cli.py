@@ -40,6 +40,27 @@ def test_cli_add_list_pause_resume_remove(tmp_path: Path) -> None:
     assert runner.invoke(app, ["schedule", "remove", drill.id, *base]).exit_code == 0
     assert runner.invoke(app, ["schedule", "list", *base]).output.strip() == "no schedules"
     assert runner.invoke(app, ["schedule", "pause", drill.id, *base]).exit_code == 2
+    # Every change is on the schedule's own log, with who made it; the log verifies.
+    r = runner.invoke(app, ["schedule", "history", drill.id, *base])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert [ln.split()[2] for ln in lines[:4]] == ["added", "paused", "resumed", "removed"]  # seq, ts, what
+    assert f"standing approval of this scope (digest {drill.scope_digest()[:12]})" in lines[0]
+    assert "paused by cli:" in lines[1] and lines[1].endswith(": change freeze")
+    assert lines[-1].startswith("log intact: 4 events, head ")
+    doc = json.loads(runner.invoke(app, ["schedule", "history", drill.id, "--json", *base]).output)
+    assert doc["verified"] is True and [e["kind"] for e in doc["events"]] == ["added", "paused", "resumed", "removed"]
+    # A log edited outside bondbot: exit 1 and where.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE schedule_events SET actor = 'someone-else' WHERE schedule_id = :id AND seq = 2"),
+                     {"id": drill.id})
+    engine.dispose()
+    r = runner.invoke(app, ["schedule", "history", drill.id, *base])
+    assert r.exit_code == 1 and "LOG BROKEN at event 2: hash does not match" in r.output
+    assert runner.invoke(app, ["schedule", "history", "SCH-NOSUCH", *base]).exit_code == 2
 
 
 def test_cli_refuses_bad_schedules_and_stores_nothing(tmp_path: Path) -> None:
