@@ -31,7 +31,6 @@ USAGE = (
 )
 
 # An inventory name or a DNS name; no shell metacharacters, no leading dash (option injection).
-_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$")
 _INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # A runbook's name in the registry (never a path: the bot loads no file a chat message names).
@@ -68,6 +67,17 @@ class BondCommand:
             object.__setattr__(self, "subject", self.bond)
         elif self.bond is None and self.subject is not None:
             object.__setattr__(self, "bond", self.subject)
+
+
+def _host(value: str) -> str:
+    """A host name as the inventory spells it, by the inventory's own rule (``ssh_exec``): one rule
+    for the chat, the CLI and the inventory, so every listed host can be named here."""
+    from ssh_exec import InvalidValue, validate_host_name
+
+    try:
+        return validate_host_name(value)
+    except InvalidValue:
+        raise CommandError(f"`{value[:80]}` is not a valid host name.") from None
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -135,7 +145,7 @@ def parse_command(text: str, *, runbooks: str = "") -> BondCommand:
     if verb == "triage":
         runbook, args = _runbook_option(args)
     if verb == "triage" and 1 <= len(args) <= 2:
-        host = _check(args[0], _HOST_RE, "host name")
+        host = _host(args[0])
         subject = _subject(runbook, args[1] if len(args) == 2 else None, runbooks)
         if subject is None:
             _subject(runbook, None, runbooks)  # an unknown runbook is refused even with no subject named

@@ -32,6 +32,7 @@ from bot.domain import UnknownTarget
 from runbooks.scheduler import ScheduleService
 from runbooks.schedules import ScheduleError
 from runbooks.validation import InvalidValue, validate_interface_name
+from ssh_exec import validate_host_name
 
 if TYPE_CHECKING:
     from bot.app import BondBot
@@ -102,8 +103,10 @@ def check_add(request: ScheduleRequest, *, failover_methods: tuple[str, ...], re
     if bool(hosts) == bool(group):
         raise ScheduleUsage("Name `hosts=H1,H2` or `group=G` (one of them).")
     for h in hosts:
-        if not _NAME_RE.match(h):
-            raise ScheduleUsage(f"`{h[:60]}` is not a valid host name.")
+        try:
+            validate_host_name(h)  # the inventory's own rule, as for /bond triage
+        except InvalidValue:
+            raise ScheduleUsage(f"`{h[:60]}` is not a valid host name.") from None
     if group is not None and not _NAME_RE.match(group):
         raise ScheduleUsage(f"`{group[:60]}` is not a valid group name.")
     try:

@@ -30,7 +30,7 @@ from ssh_exec.errors import (
     SshExecError,
 )
 from ssh_exec.fanout import Outcome, fan_out
-from ssh_exec.inventory import Host, Inventory, InventoryWarning
+from ssh_exec.inventory import Host, Inventory, InventoryWarning, validate_host_name
 from ssh_exec.known_hosts import fingerprint, record_host_key, trusted_keys
 from ssh_exec.pool import HostSession, SshPool
 from ssh_exec.result import CommandResult, ExecLimits
@@ -58,6 +58,7 @@ __all__ = [
     "Outcome",
     "SshExecError",
     "SshPool",
+    "validate_host_name",
     "fan_out",
     "fingerprint",
     "load_inventory",

@@ -172,3 +172,32 @@ async def _serve_http(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_chat_and_inventory_share_one_host_name_rule() -> None:
+    """Every name the inventory accepts can be triaged from chat, and nothing else can (the
+    inventory's own rule, ``ssh_exec.validate_host_name``, is the only one)."""
+    from bot.schedule_commands import ScheduleRequest, ScheduleUsage, check_add
+    from ssh_exec import InvalidValue, validate_host_name
+
+    names = ["web-01", "_edge07", "db.example.com", "x" * 253, "x" * 254, "-oProxyCommand=x", ".hidden",
+             "a;b", "h\u200bost", "web_01", "0"]
+    for name in names:
+        try:
+            validate_host_name(name)
+            inventory_ok = True
+        except InvalidValue:
+            inventory_ok = False
+        try:
+            assert parse_command(f"triage {name}").host == name
+            chat_ok = True
+        except CommandError:
+            chat_ok = False
+        request = ScheduleRequest("add", kind="audit", options={"hosts": name, "cron": "0 6 * * *", "tz": "UTC",
+                                                               "window": "1h"})
+        try:
+            check_add(request, failover_methods=(), resolve_host=lambda h: h, group_exists=lambda g: None)
+            schedule_ok = True
+        except ScheduleUsage:
+            schedule_ok = False
+        assert chat_ok == schedule_ok == inventory_ok, name
