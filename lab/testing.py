@@ -70,9 +70,10 @@ class LabSession:
         """Put the host into a named scenario (links up first); updates the inventory file."""
         self.vm.scenario(name)
 
-    def reboot(self) -> float:
-        """Reboot the guest and wait for SSH; returns the seconds it took."""
-        return self.vm.reboot()
+    def reboot(self, *, crash: bool = False) -> float:
+        """Reboot the guest and wait for SSH; returns the seconds it took (``crash``: see
+        ``LabVM.reboot``; what it did is in ``boot_messages``)."""
+        return self.vm.reboot(crash=crash, progress=self.boot_messages.append)
 
     @property
     def entry(self) -> dict[str, Any]:
