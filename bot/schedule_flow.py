@@ -55,6 +55,8 @@ class ScheduleRunner:
         self.bot = bot
         self.service = ScheduleService(bot.deps.store, bot.deps.clock)
         self.interval_s = interval_s
+        #: A run whose replica has not renewed it for this long is recorded interrupted by another.
+        self.stale_after_s = max(4 * interval_s, 120.0)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -82,9 +84,19 @@ class ScheduleRunner:
             self._task = None
 
     async def tick(self) -> list[tuple[str, str]]:
-        """Claim and start what is due; returns the (schedule id, occurrence) this replica took."""
+        """Renew this replica's running occurrences, record those of a replica that stopped, then
+        claim and start what is due; returns the (schedule id, occurrence) this replica took."""
+        await asyncio.to_thread(self.service.heartbeat, self.runner_id)  # while draining too
         if self.bot.supervisor.draining:
             return []
+        for schedule, occurrence, dead in await asyncio.to_thread(
+                self.service.recover_stale, runner=self.runner_id, stale_after_s=self.stale_after_s):
+            tail = (f" The series is paused: check the incidents of this drill (a port may still be down), "
+                    f"then resume it with /bond schedule resume {schedule.id}." if schedule.kind == "drill" else "")
+            self.bot.spawn(self._post(schedule, f"⚠️ Schedule {schedule.id} ({schedule.describe()}): the occurrence "
+                                                f"{occurrence_key(occurrence)} was interrupted: the bondbot replica "
+                                                f"running it ({dead}) stopped before recording its result.{tail}"),
+                           f"schedule {schedule.id} interrupted")
         now = self.bot.deps.clock()
         taken: list[tuple[str, str]] = []
         for schedule, occurrence, inside in await asyncio.to_thread(self.service.due, now):

@@ -43,6 +43,9 @@ __all__ = [
     "get_schedule",
     "list_schedules",
     "claim_occurrence",
+    "heartbeat_runs",
+    "stale_runs",
+    "take_over_run",
     "finish_occurrence",
     "schedule_runs",
     "log_schedule_event",
@@ -170,6 +173,7 @@ class ScheduleRun:
     finished_at: str | None
     outcome: str | None
     result: dict[str, Any] | None
+    heartbeat_at: str | None = None
 
 
 def save_schedule(store: IncidentStore, schedule_id: str, kind: str, definition: Mapping[str, Any],
@@ -297,8 +301,10 @@ def list_schedules(store: IncidentStore, *, include_removed: bool = False) -> li
     return [ScheduleRow(r.id, r.kind, json.loads(r.definition), r.state, r.updated_at) for r in rows]
 
 
-def claim_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, runner: str) -> bool:
-    """True for the one caller (any replica, any restart) that is to run this occurrence."""
+def claim_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, runner: str,
+                     now: str | None = None) -> bool:
+    """True for the one caller (any replica, any restart) that is to run this occurrence.
+    ``now``: the caller's clock for the run's heartbeat (``heartbeat_runs``, ``stale_runs``)."""
     from sqlalchemy.exc import IntegrityError
 
     from incidents.tables import schedule_runs
@@ -306,10 +312,46 @@ def claim_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *,
     try:
         with store._write() as conn:
             conn.execute(schedule_runs.insert().values(schedule_id=schedule_id, occurrence=occurrence,
-                                                       runner=runner, started_at=_now()))
+                                                       runner=runner, started_at=_now(), heartbeat_at=now or _now()))
     except IntegrityError:
         return False
     return True
+
+
+def heartbeat_runs(store: IncidentStore, runner: str, *, now: str) -> int:
+    """Renew the heartbeat of every unfinished run of ``runner``; returns how many."""
+    from incidents.tables import schedule_runs as t
+
+    with store._write() as conn:
+        done = conn.execute(t.update().where((t.c.runner == runner) & t.c.finished_at.is_(None))
+                            .values(heartbeat_at=now))
+    return int(done.rowcount or 0)
+
+
+def stale_runs(store: IncidentStore, *, before: str) -> list[ScheduleRun]:
+    """Unfinished runs whose heartbeat is older than ``before`` (their replica stopped), oldest first."""
+    from sqlalchemy import or_, select
+
+    from incidents.tables import schedule_runs as t
+
+    query = select(t).where(t.c.finished_at.is_(None) & or_(t.c.heartbeat_at < before, t.c.heartbeat_at.is_(None)))
+    with store._read() as conn:
+        rows = conn.execute(query.order_by(t.c.occurrence, t.c.schedule_id)).all()
+    return [ScheduleRun(r.schedule_id, r.occurrence, r.runner, r.started_at, r.finished_at, r.outcome, None,
+                        r.heartbeat_at) for r in rows]
+
+
+def take_over_run(store: IncidentStore, run: ScheduleRun, *, runner: str, now: str) -> bool:
+    """Compare-and-set: ``runner`` takes the stale ``run`` (to record it) only if it is still as
+    ``run`` shows it (same runner and heartbeat, unfinished); of several replicas one wins."""
+    from incidents.tables import schedule_runs as t
+
+    same_beat = t.c.heartbeat_at.is_(None) if run.heartbeat_at is None else t.c.heartbeat_at == run.heartbeat_at
+    with store._write() as conn:
+        done = conn.execute(t.update().where(
+            (t.c.schedule_id == run.schedule_id) & (t.c.occurrence == run.occurrence) & (t.c.runner == run.runner)
+            & t.c.finished_at.is_(None) & same_beat).values(runner=runner, heartbeat_at=now))
+    return bool(done.rowcount)
 
 
 def finish_occurrence(store: IncidentStore, schedule_id: str, occurrence: str, *, outcome: str,
@@ -344,4 +386,4 @@ def schedule_runs(store: IncidentStore, schedule_id: str | None = None) -> list[
     with store._read() as conn:
         rows = conn.execute(query).all()
     return [ScheduleRun(r.schedule_id, r.occurrence, r.runner, r.started_at, r.finished_at, r.outcome,
-                        json.loads(r.result) if r.result else None) for r in rows]
+                        json.loads(r.result) if r.result else None, r.heartbeat_at) for r in rows]

@@ -171,5 +171,6 @@ schedule_runs = Table(
     Column("finished_at", String(24), nullable=True),
     Column("outcome", String(16), nullable=True),
     Column("result", Text, nullable=True),
+    Column("heartbeat_at", String(24), nullable=True),  # migration 0005: renewed while it runs
     PrimaryKeyConstraint("schedule_id", "occurrence", name="pk_schedule_runs"),
 )

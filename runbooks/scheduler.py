@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from incidents import automation
@@ -60,6 +60,12 @@ def describe_event(kind: str, actor: str, payload: Mapping[str, Any]) -> str:
     if kind == "recorded":
         return f"recorded by {actor}: {payload.get('note', '')}"
     return f"{kind} by {actor}"
+
+
+def _stamp(moment: datetime) -> str:
+    """A heartbeat as the store writes its own times (``2031-07-01T02:05:00.000Z``: sorts as text)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _iso(moment: datetime) -> str:
@@ -183,7 +189,36 @@ class ScheduleService:
 
     def claim(self, schedule: Schedule, occurrence: datetime, *, runner: str) -> bool:
         """True for the one replica (in any number, across restarts) that handles this occurrence."""
-        return automation.claim_occurrence(self.store, schedule.id, occurrence_key(occurrence), runner=runner)
+        return automation.claim_occurrence(self.store, schedule.id, occurrence_key(occurrence), runner=runner,
+                                           now=_stamp(self.clock()))
+
+    def heartbeat(self, runner: str) -> int:
+        """``runner`` is alive: renew its unfinished runs (a replica does it on every tick)."""
+        return automation.heartbeat_runs(self.store, runner, now=_stamp(self.clock()))
+
+    def recover_stale(self, *, runner: str, stale_after_s: float) -> list[tuple[Schedule, datetime, str]]:
+        """Runs whose replica stopped renewing them for ``stale_after_s``: each is taken over (one
+        replica wins) and recorded ``interrupted``; a drill's series pauses, since a drill cut off
+        may have left a port down. Returns (schedule, occurrence, the replica that stopped)."""
+        now = self.clock()
+        before = _stamp(now - timedelta(seconds=stale_after_s))
+        out: list[tuple[Schedule, datetime, str]] = []
+        for run in automation.stale_runs(self.store, before=before):
+            if not automation.take_over_run(self.store, run, runner=runner, now=_stamp(now)):
+                continue
+            row = automation.get_schedule(self.store, run.schedule_id)
+            if row is None:
+                continue
+            schedule = Schedule.from_dict(row.definition)
+            occurrence = datetime.strptime(run.occurrence, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            why = (f"the bondbot replica running it ({run.runner}) stopped: no heartbeat since "
+                   f"{run.heartbeat_at or run.started_at}")
+            pause = (f"paused: the drill of {run.occurrence} was interrupted ({why}); check its incidents "
+                     f"before resuming") if schedule.kind == "drill" else None
+            self.handled(schedule, occurrence, outcome="interrupted", result={"reason": why, "runner": run.runner},
+                         pause_reason=pause)
+            out.append((schedule, occurrence, run.runner))
+        return out
 
     def handled(self, schedule: Schedule, occurrence: datetime, *, outcome: str, result: Mapping[str, Any],
                 pause_reason: str | None = None) -> Schedule:

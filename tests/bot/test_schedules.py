@@ -236,3 +236,50 @@ async def test_a_restart_loses_nothing(world: World, sqlite_url: str) -> None:
             await again.stop()
     finally:
         world.store = store
+
+
+async def test_a_run_whose_replica_died_is_recorded_interrupted_once_and_pauses_the_drill(
+        world: World, two: tuple[RunningBot, RunningBot]) -> None:
+    """A replica claimed tonight's drill and died (it renews no heartbeat). The live replicas go on
+    renewing their own runs; once the dead one's heartbeat is older than the staleness limit, one of
+    them (one only) records the occurrence interrupted, pauses the series and says so."""
+    world.host.server.set_replay(healthy_table())
+    at(world, START)
+    service = ScheduleService(world.store, world.clock)
+    drill = service.add(kind="drill", cron="0 2 * * *", tz="UTC", window="1h", channel=INCIDENTS,
+                        created_by=BOB, hosts=("test-host",), bond="bond0", method="host")
+    night = datetime(2031, 7, 1, 2, 0, tzinfo=UTC)
+    at(world, night + timedelta(minutes=1))
+    assert service.claim(drill, night, runner="replica-dead:4242:abc")  # ... and it died at once
+    assert await _tick_all(*two) == []  # claimed: nobody else runs it; its heartbeat is still fresh
+    assert [r.outcome for r in automation.schedule_runs(world.store, drill.id)] == [None]
+    at(world, night + timedelta(minutes=2))
+    assert await _tick_all(*two) == []  # 60 s without a heartbeat: not yet stale (120 s)
+    at(world, night + timedelta(minutes=4))
+    assert await _tick_all(*two) == []
+    [run] = automation.schedule_runs(world.store, drill.id)
+    assert run.outcome == "interrupted" and run.result is not None and "replica-dead:4242:abc" in run.result["reason"]
+    assert service.get(drill.id).state == "paused" and "interrupted" in service.get(drill.id).paused_reason
+    said = [m.text for m in _top(world) if "was interrupted" in m.text]
+    assert len(said) == 1 and "replica-dead:4242:abc" in said[0] and f"/bond schedule resume {drill.id}" in said[0]
+    assert world.remediation.applied == []  # nothing was run again
+    [_, event] = service.history(drill.id)
+    assert (event.kind, event.payload["outcome"], event.payload["state"]) == ("run", "interrupted", "paused")
+    assert service.verify(drill.id)[2] is None
+
+
+async def test_a_live_replica_keeps_its_long_run(world: World, two: tuple[RunningBot, RunningBot]) -> None:
+    a, b = two
+    at(world, START)
+    service = ScheduleService(world.store, world.clock)
+    audit = service.add(kind="audit", cron="0 6 * * *", tz="UTC", window="2h", channel=INCIDENTS, created_by=BOB,
+                        hosts=("test-host",))
+    morning = datetime(2031, 7, 1, 6, 0, tzinfo=UTC)
+    at(world, morning)
+    runner_a = ScheduleRunner(a.bot)
+    assert service.claim(audit, morning, runner=runner_a.runner_id)  # a long audit of replica a, still running
+    for minutes in (3, 6, 9):
+        at(world, morning + timedelta(minutes=minutes))
+        await runner_a.tick()  # a renews its run on every tick
+        assert await ScheduleRunner(b.bot).tick() == []
+        assert [r.outcome for r in automation.schedule_runs(world.store, audit.id)] == [None]

@@ -6,8 +6,9 @@ definition, so who approved it, who paused, resumed or removed it and when, were
 the next change. Adds ``schedule_events`` (hashed exactly like ``incident_events``, the schedule id
 in the incident id's place) and ``head_seq``/``head_hash`` on ``schedules``, which catch a removed
 tail. A schedule made before this migration gets one first event, ``recorded``, holding its
-definition as found, so every schedule's log starts somewhere and verifies. Incidents, their
-events and hashes are untouched.
+definition as found, so every schedule's log starts somewhere and verifies. ``schedule_runs`` gets
+``heartbeat_at``: the replica running an occurrence renews it, so a run whose replica died is
+found and recorded interrupted by another. Incidents, their events and hashes are untouched.
 
 Revision ID: 0005
 Revises: 0004
@@ -43,6 +44,7 @@ def _hash(doc: dict[str, object]) -> str:
 def upgrade() -> None:
     op.add_column("schedules", sa.Column("head_seq", sa.Integer, nullable=False, server_default="0"))
     op.add_column("schedules", sa.Column("head_hash", sa.String(64), nullable=False, server_default=GENESIS))
+    op.add_column("schedule_runs", sa.Column("heartbeat_at", sa.String(24), nullable=True))
     op.create_table(
         "schedule_events",
         sa.Column("schedule_id", sa.String(32), sa.ForeignKey("schedules.id"), nullable=False),
@@ -73,6 +75,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("schedule_events")
+    with op.batch_alter_table("schedule_runs") as batch:
+        batch.drop_column("heartbeat_at")
     with op.batch_alter_table("schedules") as batch:
         batch.drop_column("head_hash")
         batch.drop_column("head_seq")
