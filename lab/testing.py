@@ -22,6 +22,7 @@ The images are looked up in the ``lab_directory`` fixture, which the test suite'
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from lab import LabError, LabVM, find_image
 from lab.fakeqemu import write_wrapper
 from lab.network import SEED, TRIXIE, Persona
 from lab.recipe import recipe_for
-from lab.vm import INVENTORY_NAME, CommandResult, qemu_binary
+from lab.vm import INVENTORY_NAME, CommandResult, _pid_alive, qemu_binary
 
 __all__ = ["LabSession", "lab_vm", "lab_host", "lab_env", "lab_vm2", "lab_host2", "lab_env2"]
 
@@ -67,8 +68,37 @@ class LabSession:
         self.vm.link(name, up)
 
     def scenario(self, name: str) -> None:
-        """Put the host into a named scenario (links up first); updates the inventory file."""
+        """Put the host into a named scenario (links up first); updates the inventory file.
+
+        A guest that no longer answers at all (its QEMU gone, or SSH refused on the management
+        port: a kernel that panicked between two tests) is booted again first, with a warning, so
+        that one dead guest fails the test that met it, not every later test of the session."""
+        try:
+            self.vm.scenario(name)
+            return
+        except LabError as exc:
+            if self._answers():
+                raise
+            reason = str(exc).splitlines()[0][:300]
+        warnings.warn(f"the lab VM ({self.vm.persona.id}) stopped answering ({reason}); booting it again",
+                      stacklevel=2)
+        self.boot_messages.append(f"booted again: {reason}")
+        self.vm.down()
+        self.vm.up(inventory_path=self.inventory_path, known_hosts_path=self.known_hosts_path,
+                   progress=self.boot_messages.append)
         self.vm.scenario(name)
+
+    def _answers(self) -> bool:
+        try:
+            state = self.vm.state()
+        except LabError:
+            return False
+        if not _pid_alive(state.pid):
+            return False
+        try:
+            return self.vm.ssh("true", timeout=30, port=state.ssh_port).exit_status == 0
+        except LabError:
+            return False
 
     def reboot(self, *, crash: bool = False) -> float:
         """Reboot the guest and wait for SSH; returns the seconds it took (``crash``: see

@@ -144,6 +144,15 @@ def _pid_alive(pid: int) -> bool:
     return b"qemu-system" in cmdline and b"bondbot-lab" in cmdline
 
 
+def _exited(pid: int) -> bool:
+    """The process has exited (gone, or a zombie: its files, and their locks, are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
 class LabVM:
     """A lab VM instance. Construction touches nothing; ``up()`` boots, ``down()`` stops."""
 
@@ -677,9 +686,12 @@ class LabVM:
         """Stop a panicked guest's QEMU and start a new one on its disk, ports and link states."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _pid_alive(state.pid) and time.monotonic() < deadline:
+        # Gone, not just no longer QEMU-looking: a dying process keeps its disk and pid-file locks
+        # (CI: "cannot create PID file: Cannot lock pid file") until the kernel has reaped it.
+        deadline = time.monotonic() + 20
+        while not _exited(state.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+        (self.dir / "qemu.pid").unlink(missing_ok=True)
         pid, _, _ = self._start_qemu(state.accel, ports=(state.ssh_port, state.bond_ssh_port))
         state.pid = pid
         self._write_state(state)

@@ -273,3 +273,60 @@ def test_trixie_recordings_are_named_by_persona() -> None:
 
     assert [r.name for r in recordings_for("trixie")] == [f"trixie-{s}" for s in EDGE_SCENARIOS]
     assert recordings_for("bookworm") == RECORDINGS
+
+
+def test_a_session_whose_guest_died_boots_it_again_before_the_next_scenario(tmp_path: Path) -> None:
+    """lab/testing.py's own fallback, without a boot: the VM's QEMU is gone (a real dead pid), so
+    the next test's scenario boots the guest again, with a warning, instead of erroring; a guest
+    that answers but whose scenario fails is that test's error, not booted again."""
+    import subprocess
+    from typing import Any
+
+    from lab.errors import GuestCommandError
+    from lab.network import SEED
+    from lab.testing import LabSession
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # A live process that _pid_alive takes for the lab's QEMU (its argv[0] says so).
+    qemu_like = subprocess.Popen(["bash", "-c", 'exec -a "qemu-system-x86_64 -name bondbot-lab" sleep 60'])
+
+    class Guest:
+        def __init__(self, alive: bool) -> None:
+            self.calls: list[str] = []
+            self.alive = alive
+            self.persona = SEED
+
+        def scenario(self, name: str) -> None:
+            self.calls.append(f"scenario {name}")
+            if len([c for c in self.calls if c.startswith("scenario")]) == 1:
+                raise GuestCommandError("'sh -s' failed in the lab VM (exit 255): Connection timed out")
+
+        def state(self) -> Any:
+            return type("S", (), {"pid": qemu_like.pid if self.alive else dead.pid, "ssh_port": 1})()
+
+        def ssh(self, command: str, **kwargs: Any) -> Any:
+            return type("R", (), {"exit_status": 0})()
+
+        def down(self) -> bool:
+            self.calls.append("down")
+            return True
+
+        def up(self, **kwargs: Any) -> None:
+            self.calls.append("up")
+
+    guest = Guest(alive=False)
+    session = LabSession(guest, tmp_path / "inventory.yaml", tmp_path / "known_hosts")  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="stopped answering"):
+        session.scenario("incident")
+    assert guest.calls == ["scenario incident", "down", "up", "scenario incident"]
+    assert session.boot_messages[0].startswith("booted again: 'sh -s' failed")
+
+    alive = Guest(alive=True)
+    try:
+        with pytest.raises(GuestCommandError):
+            LabSession(alive, tmp_path / "i.yaml", tmp_path / "kh").scenario("incident")  # type: ignore[arg-type]
+    finally:
+        qemu_like.kill()
+        qemu_like.wait()
+    assert alive.calls == ["scenario incident"]
