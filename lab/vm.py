@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -47,6 +48,8 @@ from lab.qmp import qmp_command
 from lab.scenarios import DEFAULT_SCENARIO, get_scenario, script_for
 
 __all__ = ["LabVM", "VMState", "CommandResult", "INVENTORY_NAME", "qemu_binary", "kvm_usable"]
+
+log = logging.getLogger(__name__)
 
 INVENTORY_NAME = "lab-host"
 QEMU = "qemu-system-x86_64"
@@ -701,6 +704,30 @@ class LabVM:
                 qmp_command(self.qmp_socket, "set_link", {"name": nic.qemu_id, "up": False})
         return state
 
+    def _ensure_network_manager(self, progress: Progress) -> None:
+        """Every scenario is made with nmcli. A NetworkManager found stopped in the guest (CI saw
+        "NetworkManager is not running" at three tests' set-up, on trixie, after scenario resets
+        restarted it) is started again, and what its journal said is logged, so the lab's own
+        trouble is one warning and not every later test's error."""
+        script = (
+            "systemctl is-active --quiet NetworkManager && exit 0\n"
+            "systemctl is-enabled --quiet NetworkManager || exit 0\n"
+            "echo 'NetworkManager was not running:'\n"
+            "systemctl status NetworkManager --no-pager -n 0 2>&1 | head -n 5\n"
+            "journalctl -u NetworkManager --no-pager -n 15 2>&1\n"
+            "systemctl reset-failed NetworkManager; systemctl start NetworkManager\n"
+            "i=0; until nmcli -t -f RUNNING general 2>/dev/null | grep -qx running; do "
+            "i=$((i+1)); [ $i -lt 150 ] || { echo 'and it did not start again'; exit 1; }; sleep 0.2; done\n"
+        )
+        result = self.ssh("sh -s", input=script, timeout=90)
+        if result.stdout.strip():
+            log.warning("lab VM %s: %s", self.dir, result.stdout.strip()[-3000:])
+            progress(result.stdout.strip().splitlines()[0])
+        if result.exit_status != 0:
+            raise GuestCommandError(f"NetworkManager is not running in the lab VM and did not start: "
+                                    f"{(result.stdout + result.stderr).strip()[-800:]}",
+                                    exit_status=result.exit_status, stderr=result.stderr)
+
     def _wait_network_manager(self, *, deadline: float) -> None:
         """After a reboot sshd answers before NetworkManager does; scenario resets use nmcli, so
         wait (bounded) until NetworkManager is active, or is not enabled at all."""
@@ -747,6 +774,7 @@ class LabVM:
         progress(f"applying scenario {scenario.name}: {scenario.summary}")
         state.fingerprint = ""
         self._write_state(state)
+        self._ensure_network_manager(progress)
         self.ssh("sh -s", input=script_for(persona, scenario), timeout=120, check=True)
         state.scenario = scenario.name
         if fast:

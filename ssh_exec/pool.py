@@ -399,8 +399,18 @@ class HostSession:
         entry = pool._entries[self.host.name]
         entry.users += 1
         try:
-            async with entry.channels:
-                return await self._exec(conn, command, timeout)
+            delay = 0.05
+            while True:
+                async with entry.channels:
+                    result = await self._exec(conn, command, timeout)
+                # sshd refuses a session past its MaxSessions ("open failed"), and it frees a slot
+                # a moment after the client saw that channel close: under load, or on a host set
+                # below our 8, a refusal is transient while other channels run. Wait and retry
+                # (within the budget); nothing ran on the host for a refused channel.
+                if not result.open_refused or self.remaining() <= delay:
+                    return result
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         finally:
             entry.users -= 1
             pool._release(self.host)
@@ -418,6 +428,7 @@ class HostSession:
         collector: _Collector | None = None
         chan: asyncssh.SSHClientChannel[bytes] | None = None
         timed_out = False
+        refused = False
         error: str | None = None
         try:
             async with asyncio.timeout(budget):
@@ -428,6 +439,10 @@ class HostSession:
             timed_out = True
             if chan is not None:
                 chan.close()
+        except asyncssh.ChannelOpenError as exc:
+            refused = True
+            error = (f"could not run the command: the host refused a new SSH session ({exc.reason or exc}); "
+                     f"its sshd MaxSessions may be below the {_MAX_CHANNELS} sessions bondbot opens at once")
         except (asyncssh.Error, OSError) as exc:
             error = f"could not run the command: {exc}"
         duration = time.monotonic() - start
@@ -451,4 +466,5 @@ class HostSession:
             truncated=truncated,
             timed_out=timed_out,
             sudo=sudo,
+            open_refused=refused,
         )

@@ -40,6 +40,8 @@ class CommandResult:
     truncated: bool = False
     timed_out: bool = False
     sudo: bool = False
+    #: The host refused the SSH session ("open failed", past its MaxSessions): nothing ran.
+    open_refused: bool = False
 
     @property
     def ok(self) -> bool:

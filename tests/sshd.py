@@ -255,8 +255,9 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, deadline: f
 
 
 def start_sshd(*, user: str | None = None, replay: Replay | None = None, exec_mode: bool = False,
-               extra_config: str = "") -> SshServer:
-    """Start sshd on 127.0.0.1 on a free port; returns once it answers. Caller must ``stop()``."""
+               extra_config: str = "", max_sessions: int = 32) -> SshServer:
+    """Start sshd on 127.0.0.1 on a free port; returns once it answers. Caller must ``stop()``.
+    ``max_sessions``: sshd's MaxSessions (channels per connection; OpenSSH's default is 10)."""
     reason = sshd_available()
     if reason:
         raise RuntimeError(reason)
@@ -292,7 +293,7 @@ PermitRootLogin prohibit-password
 AllowUsers {user}
 ForceCommand {script}
 MaxStartups 1000
-MaxSessions 32
+MaxSessions {max_sessions}
 PrintMotd no
 PrintLastLog no
 UseDNS no

@@ -113,3 +113,50 @@ async def test_jump_host(ssh_host: SshTestHost) -> None:
         r = await pool.run("behind", "echo through")
         assert r.stdout == "through\n"
         assert {"test-host", "behind"} <= set(pool._entries)
+
+
+async def test_a_host_with_fewer_sessions_than_we_open_still_runs_every_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A hardened sshd (MaxSessions 2) refuses our 3rd..8th concurrent channel with "open failed";
+    nothing ran for those, so each is retried when a slot frees: all 8 commands run, once each.
+    (Seen in the lab too: under load sshd frees a session a moment after the client saw it close.)"""
+    from tests.sshd import sshd_available, start_sshd
+
+    if sshd_available():
+        pytest.skip(sshd_available())
+    server = start_sshd(max_sessions=2)
+    try:
+        server.set_exec()
+        inventory = server.write_inventory(tmp_path / "inventory.yaml")
+        known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+        from ssh_exec import load_inventory
+
+        async with SshPool(load_inventory(inventory), known_hosts=known_hosts) as pool:
+            results = await pool.session("test-host").run_many([f"sleep 0.2; echo {n}" for n in range(8)])
+        assert [r.stdout.strip() for r in results] == [str(n) for n in range(8)]
+        assert all(r.ok and not r.open_refused for r in results), [r.stderr for r in results]
+        assert sorted(server.commands()) == sorted(f"sleep 0.2; echo {n}" for n in range(8))  # each ran once
+    finally:
+        server.stop()
+
+
+async def test_a_refusal_that_lasts_the_whole_budget_says_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.sshd import sshd_available, start_sshd
+
+    if sshd_available():
+        pytest.skip(sshd_available())
+    server = start_sshd(max_sessions=1)
+    try:
+        server.set_exec()
+        inventory = server.write_inventory(tmp_path / "inventory.yaml")
+        known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+        from ssh_exec import load_inventory
+
+        async with SshPool(load_inventory(inventory), known_hosts=known_hosts,
+                           limits=ExecLimits(host_timeout=2.0)) as pool:
+            session = pool.session("test-host")
+            hold, refused = await asyncio.gather(session.run("sleep 5"), session.run("echo never"))
+        assert refused.open_refused and refused.exit_status is None
+        assert "the host refused a new SSH session" in refused.stderr and "MaxSessions" in refused.stderr
+        assert "echo never" not in server.commands()
+    finally:
+        server.stop()
