@@ -150,9 +150,26 @@ class _Narrator:
                     text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
                     if text.startswith("*Triage steps*"):
                         for line in text.splitlines()[1:]:
-                            if line[:1] in ("✅", "❌", "➖") and line not in self.step_lines:
-                                self.step_lines.add(line)
+                            if line[:1] in ("✅", "❌", "➖") and line.split(" — ")[0] not in self.step_lines:
+                                self.step_lines.add(line.split(" — ")[0])
                                 self.console.print(f"  {line.replace('`', '')}", highlight=False)
+
+    def steps_from_log(self, store: Any, incident_id: str) -> None:
+        """The triage steps the live message did not show: a triage that finishes within one
+        repaint interval (1 s) only ever shows "N/N triage steps ran", so the steps are read from
+        the incident log, as the message's own step list is."""
+        from datetime import UTC, datetime
+
+        from bot.incident_view import card_from_log
+        from bot.views import _STEP_ICONS
+        from ssh_exec.inventory import safe_text  # the detail may quote the host: no terminal escapes
+
+        card = card_from_log(store.get(incident_id), store.events(incident_id), now=datetime.now(UTC))
+        for step in card.steps:
+            line = f"{_STEP_ICONS[step.status]} `{step.name}`" + (f" — {safe_text(step.detail)}" if step.detail else "")
+            if line[:1] in ("✅", "❌", "➖") and line.split(" — ")[0] not in self.step_lines:
+                self.step_lines.add(line.split(" — ")[0])
+                self.console.print(f"  {line.replace('`', '')}", highlight=False)
 
     def show_incident(self, title: str, *, from_first_divider: bool = False) -> None:
         """The incident message as it reads now; ``from_first_divider`` leaves out the diagnosis
@@ -261,10 +278,10 @@ async def run_demo(
         narrator.user("alice", f"/bond triage {HOST}")
         narrator.ack(await running.command(f"triage {HOST}", user=ONCALL, channel=CHANNEL))
         await _settle(running, narrator, 240)
-        narrator.show_incident("root cause")
         msg = _incident_message(slack, narrator.incident_ts)
         incident_id = msg.text[1:].split("]", 1)[0]  # the fallback text starts with "[INC-XXXX]"
-        store.get(incident_id)
+        narrator.steps_from_log(store, incident_id)
+        narrator.show_incident("root cause")
 
         fix_ok = failover_passed = False
         if _has_button(msg, ACTION_APPLY_FIX):
