@@ -28,7 +28,7 @@ from incidents.errors import (
     UnknownIncident,
 )
 from incidents.model import Approval, Break, Event, EventKind, Incident, Lease, Status, VerifyResult
-from incidents.store import IncidentStore, utc_now
+from incidents.store import IncidentStore, stamp, utc_now
 
 __all__ = [
     "IncidentStore",
@@ -47,4 +47,5 @@ __all__ = [
     "InvalidTransition",
     "ExportError",
     "utc_now",
+    "stamp",
 ]

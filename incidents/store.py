@@ -60,7 +60,7 @@ from incidents.model import (
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row
 
-__all__ = ["IncidentStore", "Snapshot", "ExportedDocument", "utc_now"]
+__all__ = ["IncidentStore", "Snapshot", "ExportedDocument", "utc_now", "stamp"]
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _ID_RE = re.compile(r"^INC-[0-9A-HJKMNP-TV-Z]{4,8}$")
@@ -74,10 +74,11 @@ _BUSY_TIMEOUT_S = 30.0
 
 def utc_now() -> str:
     """The current UTC time as stored and hashed: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-    return _iso(datetime.now(UTC))
+    return stamp(datetime.now(UTC))
 
 
-def _iso(moment: datetime) -> str:
+def stamp(moment: datetime) -> str:
+    """``moment`` as the store writes and hashes times: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (sorts as text)."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -516,8 +517,8 @@ class IncidentStore:
         text = _payload_text(detail or {})
         now = datetime.now(UTC)
         row = {
-            "key": key, "incident_id": norm, "work": work, "owner": owner, "started_at": _iso(now),
-            "heartbeat_at": _iso(now), "expires_at": _iso(now + timedelta(seconds=ttl)), "detail": text,
+            "key": key, "incident_id": norm, "work": work, "owner": owner, "started_at": stamp(now),
+            "heartbeat_at": stamp(now), "expires_at": stamp(now + timedelta(seconds=ttl)), "detail": text,
             "taken_over_from": None,
         }
         try:
@@ -542,7 +543,7 @@ class IncidentStore:
         with self._write() as conn:
             result = conn.execute(
                 leases.update().where(leases.c.owner == owner)
-                .values(heartbeat_at=_iso(now), expires_at=_iso(now + timedelta(seconds=ttl)))
+                .values(heartbeat_at=stamp(now), expires_at=stamp(now + timedelta(seconds=ttl)))
             )
             return int(result.rowcount or 0)
 
@@ -583,17 +584,17 @@ class IncidentStore:
         _text("owner", owner)
         ttl = _ttl(ttl_s)
         now = datetime.now(UTC)
-        if lease.expires_at >= _iso(now):
+        if lease.expires_at >= stamp(now):
             return None
         values = {
-            "owner": owner, "heartbeat_at": _iso(now), "expires_at": _iso(now + timedelta(seconds=ttl)),
+            "owner": owner, "heartbeat_at": stamp(now), "expires_at": stamp(now + timedelta(seconds=ttl)),
             "taken_over_from": lease.taken_over_from or lease.owner,
         }
         with self._write() as conn:
             result = conn.execute(
                 leases.update()
                 .where(leases.c.key == lease.key, leases.c.owner == lease.owner,
-                       leases.c.expires_at == lease.expires_at, leases.c.expires_at < _iso(now))
+                       leases.c.expires_at == lease.expires_at, leases.c.expires_at < stamp(now))
                 .values(**values)
             )
             if result.rowcount != 1:

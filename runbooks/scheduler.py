@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from incidents import automation
+from incidents import stamp as _stamp  # heartbeats in the store's own time format
 from runbooks.schedules import Schedule, ScheduleError, due_occurrence, missed_occurrence, parse_window
 
 __all__ = ["ScheduleService", "ScheduleError", "occurrence_key", "describe_event", "RUNNER_ACTOR"]
@@ -60,12 +61,6 @@ def describe_event(kind: str, actor: str, payload: Mapping[str, Any]) -> str:
     if kind == "recorded":
         return f"recorded by {actor}: {payload.get('note', '')}"
     return f"{kind} by {actor}"
-
-
-def _stamp(moment: datetime) -> str:
-    """A heartbeat as the store writes its own times (``2031-07-01T02:05:00.000Z``: sorts as text)."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _iso(moment: datetime) -> str:
@@ -104,10 +99,7 @@ class ScheduleService:
         return schedule
 
     def get(self, schedule_id: str) -> Schedule:
-        row = automation.get_schedule(self.store, schedule_id.strip().upper())
-        if row is None or row.state == "removed":
-            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
-        return Schedule.from_dict(row.definition)
+        return Schedule.from_dict(self._row(schedule_id, removed=False).definition)
 
     def schedules(self, *, include_removed: bool = False) -> list[Schedule]:
         return [Schedule.from_dict(r.definition)
@@ -118,26 +110,30 @@ class ScheduleService:
                                  change=change, detail=detail)
         return schedule
 
+    def _row(self, schedule_id: str, *, removed: bool) -> automation.ScheduleRow:
+        """The stored row of ``schedule_id`` (as typed: any case, spaces); ``ScheduleError`` if
+        there is none, or if it is removed and ``removed`` is False."""
+        row = automation.get_schedule(self.store, schedule_id.strip().upper())
+        if row is None or (row.state == "removed" and not removed):
+            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
+        return row
+
     def history(self, schedule_id: str) -> list[Any]:
         """The schedule's log, oldest first (``incidents.Event``; removed schedules included)."""
-        row = automation.get_schedule(self.store, schedule_id.strip().upper())
-        if row is None:
-            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
-        return automation.schedule_log(self.store, row.id)
+        return automation.schedule_log(self.store, self._row(schedule_id, removed=True).id)
 
     def verify(self, schedule_id: str) -> tuple[int, str, Any]:
         """``(events, head hash, first break or None)`` of the schedule's log."""
-        row = automation.get_schedule(self.store, schedule_id.strip().upper())
-        if row is None:
-            raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
-        return automation.verify_schedule_log(self.store, row.id)
+        return automation.verify_schedule_log(self.store, self._row(schedule_id, removed=True).id)
 
     def refused(self, schedule_id: str, *, actor: str, action: str, reason: str) -> None:
         """A refused change of an existing schedule, on its log (nothing else changes)."""
-        row = automation.get_schedule(self.store, schedule_id.strip().upper())
-        if row is not None:
-            automation.log_schedule_event(self.store, row.id, actor=actor, kind="refusal",
-                                          payload={"action": action, "reason": reason})
+        try:
+            row = self._row(schedule_id, removed=True)
+        except ScheduleError:
+            return
+        automation.log_schedule_event(self.store, row.id, actor=actor, kind="refusal",
+                                      payload={"action": action, "reason": reason})
 
     def pause(self, schedule_id: str, *, actor: str, reason: str = "") -> Schedule:
         schedule = self.get(schedule_id)
@@ -224,10 +220,7 @@ class ScheduleService:
                 pause_reason: str | None = None) -> Schedule:
         """Record the occurrence's outcome; move the schedule past it (and pause it after a failure),
         with a ``run`` event on its log, in one transaction (a schedule removed meanwhile included)."""
-        row = automation.get_schedule(self.store, schedule.id)
-        if row is None:
-            raise ScheduleError(f"no schedule {schedule.id!r}")
-        current = Schedule.from_dict(row.definition)
+        current = Schedule.from_dict(self._row(schedule.id, removed=True).definition)
         last = current.last_occurrence
         if last is None or datetime.fromisoformat(last) < occurrence:
             current = replace(current, last_occurrence=_iso(occurrence))
