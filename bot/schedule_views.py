@@ -11,6 +11,9 @@ from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from bot.views import Rendered, _escape
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from incidents.model import Break, Event
     from runbooks.schedules import Schedule
 
 __all__ = ["AUDIT_STATES", "HostState", "audit_summary", "schedule_list", "schedule_history"]
@@ -82,16 +85,14 @@ def schedule_list(schedules: list[Schedule]) -> Rendered:
     return Rendered(text=f"Schedules ({len(schedules)})", blocks=[b.to_dict() for b in _sections(lines)])
 
 
-def schedule_history(schedule_id: str, events: list[object], verified: tuple[int, str, object]) -> Rendered:
+def schedule_history(schedule_id: str, events: Sequence[Event], verified: tuple[int, str, Break | None]) -> Rendered:
     """``/bond schedule history ID``: the log, newest last, and whether it verifies."""
     from runbooks.scheduler import describe_event
 
     count, head, broken = verified
     status = (f"✅ log intact: {count} events, head `{_escape(head[:12])}`" if broken is None else
-              f"❌ log broken at event {getattr(broken, 'seq', '?')}: {_escape(str(getattr(broken, 'reason', broken)))}")
+              f"❌ log broken at event {broken.seq}: {_escape(broken.reason)}")
     lines = [f"*History of `{_escape(schedule_id)}`*", status]
     for e in events:
-        ts, actor, kind, payload = (getattr(e, "ts", ""), getattr(e, "actor", ""), getattr(e, "kind", ""),
-                                    getattr(e, "payload", {}))
-        lines.append(f"{_escape(str(ts))} · {_escape(describe_event(str(kind), str(actor), dict(payload)))}")
+        lines.append(f"{_escape(e.ts)} · {_escape(describe_event(e.kind, e.actor, e.payload))}")
     return Rendered(text=f"History of {schedule_id}", blocks=[b.to_dict() for b in _sections(lines)])

@@ -237,8 +237,13 @@ def schedule_log(store: IncidentStore, schedule_id: str) -> list[Event]:
 
     with store._read() as conn:
         rows = conn.execute(select(t).where(t.c.schedule_id == schedule_id).order_by(t.c.seq)).all()
-    return [Event(r.schedule_id, r.seq, r.ts, r.actor, r.kind, json.loads(r.payload), r.prev_hash, r.hash)
-            for r in rows]
+    return [_event(r) for r in rows]
+
+
+def _event(row: Any) -> Event:
+    """A ``schedule_events`` row as an ``Event``; ValueError if its payload is not JSON."""
+    return Event(row.schedule_id, row.seq, row.ts, row.actor, row.kind, json.loads(row.payload), row.prev_hash,
+                 row.hash)
 
 
 def verify_schedule_log(store: IncidentStore, schedule_id: str) -> tuple[int, str, Break | None]:
@@ -260,10 +265,9 @@ def verify_schedule_log(store: IncidentStore, schedule_id: str) -> tuple[int, st
     events = []
     for r in rows:
         try:
-            payload = json.loads(r.payload)
+            events.append(_event(r))
         except ValueError:
             return len(rows), str(head.head_hash), Break(r.seq, "payload is not JSON")
-        events.append(Event(r.schedule_id, r.seq, r.ts, r.actor, r.kind, payload, r.prev_hash, r.hash))
     found = find_first_break(schedule_id, events, head_seq=int(head.head_seq), head_hash=str(head.head_hash))
     if found is None:
         recorded = next((e for e in reversed(events) if "definition" in e.payload), None)

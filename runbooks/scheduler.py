@@ -27,6 +27,7 @@ from typing import Any
 
 from incidents import automation
 from incidents import stamp as _stamp  # heartbeats in the store's own time format
+from incidents.model import Break, Event
 from runbooks.schedules import Schedule, ScheduleError, due_occurrence, missed_occurrence, parse_window
 
 __all__ = ["ScheduleService", "ScheduleError", "occurrence_key", "describe_event", "RUNNER_ACTOR"]
@@ -118,11 +119,11 @@ class ScheduleService:
             raise ScheduleError(f"no schedule {schedule_id!r} (see the list)")
         return row
 
-    def history(self, schedule_id: str) -> list[Any]:
+    def history(self, schedule_id: str) -> list[Event]:
         """The schedule's log, oldest first (``incidents.Event``; removed schedules included)."""
         return automation.schedule_log(self.store, self._row(schedule_id, removed=True).id)
 
-    def verify(self, schedule_id: str) -> tuple[int, str, Any]:
+    def verify(self, schedule_id: str) -> tuple[int, str, Break | None]:
         """``(events, head hash, first break or None)`` of the schedule's log."""
         return automation.verify_schedule_log(self.store, self._row(schedule_id, removed=True).id)
 
