@@ -318,6 +318,11 @@ def _finding_line(finding: Finding) -> str:
     return f"{icon} `{mrkdwn.inline_code(finding.code)}` {_escape(finding.summary)}"
 
 
+def step_line(step: StepProgress) -> str:
+    """One triage step in the incident message (mrkdwn): ``✅ `cat /proc/net/bonding/bond0` — detail``."""
+    return f"{_STEP_ICONS[step.status]} `{_escape(step.name)}`" + (f" — {_escape(step.detail)}" if step.detail else "")
+
+
 def incident_message(card: IncidentCard) -> Rendered:
     """The one channel message of an incident, in whatever state the incident is in."""
     blocks: list[Block] = [
@@ -329,11 +334,7 @@ def incident_message(card: IncidentCard) -> Rendered:
     ]
     diagnosis = card.diagnosis
     if card.steps and diagnosis is None:
-        lines = [
-            f"{_STEP_ICONS[s.status]} `{_escape(s.name)}`" + (f" — {_escape(s.detail)}" if s.detail else "")
-            for s in card.steps
-        ]
-        blocks.append(_section("*Triage steps*\n" + "\n".join(lines)))
+        blocks.append(_section("*Triage steps*\n" + "\n".join(step_line(s) for s in card.steps)))
     elif card.steps:
         ran = sum(1 for s in card.steps if s.status == "ok")
         failed = [s for s in card.steps if s.status == "failed"]
@@ -521,7 +522,7 @@ def outcome_details_message(outcome: Outcome) -> Rendered:
     return _render(text, [_section(text)])
 
 
-__all__ += ["details_message", "outcome_details", "outcome_details_message", "MAIN_EVIDENCE"]
+__all__ += ["details_message", "outcome_details", "outcome_details_message", "MAIN_EVIDENCE", "step_line"]
 
 
 # ------------------------------------------------------------------ other messages

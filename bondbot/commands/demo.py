@@ -18,6 +18,7 @@ the command.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -149,10 +150,7 @@ class _Narrator:
                 for block in msg.blocks:
                     text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
                     if text.startswith("*Triage steps*"):
-                        for line in text.splitlines()[1:]:
-                            if line[:1] in ("✅", "❌", "➖") and line.split(" — ")[0] not in self.step_lines:
-                                self.step_lines.add(line.split(" — ")[0])
-                                self.console.print(f"  {line.replace('`', '')}", highlight=False)
+                        self._print_steps(text.splitlines()[1:])
 
     def steps_from_log(self, store: Any, incident_id: str) -> None:
         """The triage steps the live message did not show: a triage that finishes within one
@@ -161,14 +159,16 @@ class _Narrator:
         from datetime import UTC, datetime
 
         from bot.incident_view import card_from_log
-        from bot.views import _STEP_ICONS
-        from ssh_exec.inventory import safe_text  # the detail may quote the host: no terminal escapes
+        from bot.views import step_line
 
         card = card_from_log(store.get(incident_id), store.events(incident_id), now=datetime.now(UTC))
-        for step in card.steps:
-            line = f"{_STEP_ICONS[step.status]} `{step.name}`" + (f" — {safe_text(step.detail)}" if step.detail else "")
-            if line[:1] in ("✅", "❌", "➖") and line.split(" — ")[0] not in self.step_lines:
-                self.step_lines.add(line.split(" — ")[0])
+        self._print_steps(step_line(step) for step in card.steps)  # exactly as the message writes them
+
+    def _print_steps(self, lines: Iterable[str]) -> None:
+        """Finished steps (✅ ❌ ➖) not printed yet, once each."""
+        for line in lines:
+            if line[:1] in ("✅", "❌", "➖") and line not in self.step_lines:
+                self.step_lines.add(line)
                 self.console.print(f"  {line.replace('`', '')}", highlight=False)
 
     def show_incident(self, title: str, *, from_first_divider: bool = False) -> None:
