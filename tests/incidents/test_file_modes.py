@@ -9,11 +9,10 @@ import stat
 from pathlib import Path
 
 import pytest
-import typer
+from cli_app import incident_cli
 from typer.testing import CliRunner
 
 from bondbot import settings
-from bondbot.commands import incident as incident_cmd
 from incidents import IncidentStore
 from incidents.errors import StoreUnavailable
 
@@ -31,15 +30,6 @@ def _open_umask() -> object:
         os.umask(old)
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    incident_cmd.register(app)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
-    return app
 
 
 def test_default_data_dir_database_and_export_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +50,7 @@ def test_default_data_dir_database_and_export_are_private(tmp_path: Path, monkey
         if extra.exists():
             assert _mode(extra) == 0o600, extra
     out = tmp_path / "timeline.md"
-    result = CliRunner().invoke(_app(), ["incident", "export", incident.id, "-o", str(out)], env={})
+    result = CliRunner().invoke(incident_cli(), ["incident", "export", incident.id, "-o", str(out)], env={})
     assert result.exit_code == 0, result.output
     assert _mode(out) == 0o600, "export -o no longer forces 0644"
 
@@ -90,11 +80,11 @@ def test_another_mode_is_chosen_explicitly(tmp_path: Path, monkeypatch: pytest.M
     assert (_mode(data), _mode(data / "incidents.sqlite3")) == (0o750, 0o640)
     out = tmp_path / "t.json"
     env = {"BONDBOT_DATABASE_URL": f"sqlite:///{data / 'incidents.sqlite3'}"}
-    result = CliRunner().invoke(_app(), ["incident", "export", incident.id, "-f", "json", "-o", str(out),
+    result = CliRunner().invoke(incident_cli(), ["incident", "export", incident.id, "-f", "json", "-o", str(out),
                                          "--mode", "644"], env=env)
     assert result.exit_code == 0, result.output
     assert _mode(out) == 0o644
-    bad = CliRunner().invoke(_app(), ["incident", "export", incident.id, "-o", str(tmp_path / "x"), "--mode", "755"],
+    bad = CliRunner().invoke(incident_cli(), ["incident", "export", incident.id, "-o", str(tmp_path / "x"), "--mode", "755"],
                              env=env)
     assert bad.exit_code == 2 and not (tmp_path / "x").exists()
     # A URL may carry its own mode; a malformed one is refused before anything is created.

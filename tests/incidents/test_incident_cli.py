@@ -11,24 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import typer
+from cli_app import incident_cli
 from typer.testing import CliRunner
 
-from bondbot.commands import incident as incident_cmd
 from incidents import IncidentStore
 from scenario import build_incident
 
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    # Only this command group: the test does not depend on the other groups being importable.
-    app = typer.Typer()
-    incident_cmd.register(app)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
-    return app
+    return incident_cli()
 
 
 @pytest.fixture

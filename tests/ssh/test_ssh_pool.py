@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ssh_exec import ExecLimits, SshPool
-from tests.ssh.fixtures import SshTestHost
+from tests.ssh.fixtures import SshTestHost, load_inventory
+from tests.sshd import SshServer, sshd_available, start_sshd
 
 
 def _pool(ssh_host: SshTestHost, **limits: float) -> SshPool:
@@ -115,48 +119,39 @@ async def test_jump_host(ssh_host: SshTestHost) -> None:
         assert {"test-host", "behind"} <= set(pool._entries)
 
 
-async def test_a_host_with_fewer_sessions_than_we_open_still_runs_every_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A hardened sshd (MaxSessions 2) refuses our 3rd..8th concurrent channel with "open failed";
-    nothing ran for those, so each is retried when a slot frees: all 8 commands run, once each.
-    (Seen in the lab too: under load sshd frees a session a moment after the client saw it close.)"""
-    from tests.sshd import sshd_available, start_sshd
-
+@contextlib.contextmanager
+def _sshd_with_max_sessions(tmp_path: Path, max_sessions: int,
+                            limits: ExecLimits | None = None) -> Iterator[tuple[SshServer, SshPool]]:
+    """A test sshd of its own with ``max_sessions`` (the shared one allows 32), and a pool on it."""
     if sshd_available():
         pytest.skip(sshd_available())
-    server = start_sshd(max_sessions=2)
+    server = start_sshd(max_sessions=max_sessions)
     try:
         server.set_exec()
-        inventory = server.write_inventory(tmp_path / "inventory.yaml")
-        known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
-        from ssh_exec import load_inventory
-
-        async with SshPool(load_inventory(inventory), known_hosts=known_hosts) as pool:
-            results = await pool.session("test-host").run_many([f"sleep 0.2; echo {n}" for n in range(8)])
-        assert [r.stdout.strip() for r in results] == [str(n) for n in range(8)]
-        assert all(r.ok and not r.open_refused for r in results), [r.stderr for r in results]
-        assert sorted(server.commands()) == sorted(f"sleep 0.2; echo {n}" for n in range(8))  # each ran once
+        inventory = load_inventory(server.write_inventory(tmp_path / "inventory.yaml"))
+        yield server, SshPool(inventory, known_hosts=server.write_known_hosts(tmp_path / "known_hosts"),
+                              limits=limits)
     finally:
         server.stop()
 
 
-async def test_a_refusal_that_lasts_the_whole_budget_says_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.sshd import sshd_available, start_sshd
+async def test_a_host_with_fewer_sessions_than_we_open_still_runs_every_command(tmp_path: Path) -> None:
+    """A hardened sshd (MaxSessions 2) refuses our 3rd..8th concurrent channel with "open failed";
+    nothing ran for those, so each is retried when a slot frees: all 8 commands run, once each.
+    (Seen in the lab too: under load sshd frees a session a moment after the client saw it close.)"""
+    with _sshd_with_max_sessions(tmp_path, 2) as (server, pool):
+        async with pool:
+            results = await pool.session("test-host").run_many([f"sleep 0.2; echo {n}" for n in range(8)])
+        assert [r.stdout.strip() for r in results] == [str(n) for n in range(8)]
+        assert all(r.ok and not r.open_refused for r in results), [r.stderr for r in results]
+        assert sorted(server.commands()) == sorted(f"sleep 0.2; echo {n}" for n in range(8))  # each ran once
 
-    if sshd_available():
-        pytest.skip(sshd_available())
-    server = start_sshd(max_sessions=1)
-    try:
-        server.set_exec()
-        inventory = server.write_inventory(tmp_path / "inventory.yaml")
-        known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
-        from ssh_exec import load_inventory
 
-        async with SshPool(load_inventory(inventory), known_hosts=known_hosts,
-                           limits=ExecLimits(host_timeout=2.0)) as pool:
+async def test_a_refusal_that_lasts_the_whole_budget_says_why(tmp_path: Path) -> None:
+    with _sshd_with_max_sessions(tmp_path, 1, ExecLimits(host_timeout=2.0)) as (server, pool):
+        async with pool:
             session = pool.session("test-host")
             hold, refused = await asyncio.gather(session.run("sleep 5"), session.run("echo never"))
         assert refused.open_refused and refused.exit_status is None
         assert "the host refused a new SSH session" in refused.stderr and "MaxSessions" in refused.stderr
         assert "echo never" not in server.commands()
-    finally:
-        server.stop()
