@@ -699,10 +699,9 @@ class LabVM:
         state.pid = pid
         self._write_state(state)
         for nic in self.persona.nics:  # a new QEMU starts with every link up
-            name = nic.name or nic.qemu_id
-            if not state.links.get(name, True):
-                qmp_command(self.qmp_socket, "set_link", {"name": nic.qemu_id, "up": False})
-        return state
+            if not state.links.get(nic.name, True):
+                self.link(nic.name, False)
+        return self.state()
 
     def _ensure_network_manager(self, progress: Progress) -> None:
         """Every scenario is made with nmcli. A NetworkManager found stopped in the guest (CI saw
