@@ -34,7 +34,7 @@ from lab import LabError, LabVM, find_image
 from lab.fakeqemu import write_wrapper
 from lab.network import SEED, TRIXIE, Persona
 from lab.recipe import recipe_for
-from lab.vm import INVENTORY_NAME, CommandResult, _pid_alive, qemu_binary
+from lab.vm import INVENTORY_NAME, CommandResult, qemu_binary
 
 __all__ = ["LabSession", "lab_vm", "lab_host", "lab_env", "lab_vm2", "lab_host2", "lab_env2"]
 
@@ -89,14 +89,10 @@ class LabSession:
         self.vm.scenario(name)
 
     def _answers(self) -> bool:
-        try:
-            state = self.vm.state()
-        except LabError:
-            return False
-        if not _pid_alive(state.pid):
+        if not self.vm.is_running():
             return False
         try:
-            return self.vm.ssh("true", timeout=30, port=state.ssh_port).exit_status == 0
+            return self.vm.ssh("true", timeout=30, port=self.vm.state().ssh_port).exit_status == 0
         except LabError:
             return False
 

@@ -285,6 +285,7 @@ def test_a_session_whose_guest_died_boots_it_again_before_the_next_scenario(tmp_
     from lab.errors import GuestCommandError
     from lab.network import SEED
     from lab.testing import LabSession
+    from lab.vm import _pid_alive
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -304,6 +305,9 @@ def test_a_session_whose_guest_died_boots_it_again_before_the_next_scenario(tmp_
 
         def state(self) -> Any:
             return type("S", (), {"pid": qemu_like.pid if self.alive else dead.pid, "ssh_port": 1})()
+
+        def is_running(self) -> bool:  # LabVM's own check, on this guest's (real) process
+            return _pid_alive(self.state().pid)
 
         def ssh(self, command: str, **kwargs: Any) -> Any:
             return type("R", (), {"exit_status": 0})()
